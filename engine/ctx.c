@@ -1,0 +1,162 @@
+/* Inference context: a backend's state plus the position in the KV cache
+ * and the host logits buffer. Splits long inputs into max_batch chunks. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "ctx.h"
+#include "errors.h"
+#include "model.h"
+
+#define LOGIT_ROWS 32 /* rows per call when every position's logits are wanted */
+
+struct gpt2_ctx {
+    const gpt2_model *m;
+    const gpt2_backend_ops *be;
+    void *st;
+    int pos;
+    int max_batch;
+    float *logits; /* [LOGIT_ROWS][n_vocab] */
+};
+
+static const gpt2_backend_ops *find_backend(const char *name, gpt2_error *err)
+{
+    if (!name || !*name || strcmp(name, "cpu") == 0)
+        return &gpt2_backend_cpu;
+    if (strcmp(name, "cuda") == 0)
+        gpt2_seterr(err, GPT2_ERR_UNSUPPORTED,
+                    "backend 'cuda': this build of gpt2c has no CUDA backend (use --backend cpu)");
+    else
+        gpt2_seterr(err, GPT2_ERR_INVALID, "backend '%s': expected cpu or cuda", name);
+    return NULL;
+}
+
+gpt2_ctx *gpt2_ctx_create(const gpt2_model *m, const gpt2_ctx_opts *opts, gpt2_error *err)
+{
+    gpt2_ctx_opts defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    if (opts->n_threads < 0 || opts->n_threads > 1024) {
+        gpt2_seterr(err, GPT2_ERR_INVALID, "threads %d: expected 0 (all cores) .. 1024",
+                    opts->n_threads);
+        return NULL;
+    }
+    if (opts->max_batch < 0) {
+        gpt2_seterr(err, GPT2_ERR_INVALID, "max_batch %d: expected >= 0", opts->max_batch);
+        return NULL;
+    }
+    const gpt2_backend_ops *be = find_backend(opts->backend, err);
+    if (!be)
+        return NULL;
+    gpt2_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory creating a context");
+        return NULL;
+    }
+    c->m = m;
+    c->be = be;
+    c->max_batch = opts->max_batch ? opts->max_batch : 512;
+    if (c->max_batch > m->cfg.n_ctx)
+        c->max_batch = m->cfg.n_ctx;
+    int threads = opts->n_threads;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (int)n : 1;
+    }
+    gpt2_backend_opts bo = {
+        .n_threads = threads,
+        .isa = opts->isa,
+        .max_batch = c->max_batch,
+        .max_logit_rows = LOGIT_ROWS < c->max_batch ? LOGIT_ROWS : c->max_batch,
+    };
+    c->logits = malloc(sizeof(float) * (size_t)LOGIT_ROWS * m->cfg.n_vocab);
+    if (!c->logits) {
+        gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory for the logits buffer");
+        free(c);
+        return NULL;
+    }
+    c->st = be->create(m, &bo, err);
+    if (!c->st) {
+        free(c->logits);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void gpt2_ctx_free(gpt2_ctx *c)
+{
+    if (!c)
+        return;
+    c->be->destroy(c->st);
+    free(c->logits);
+    free(c);
+}
+
+int gpt2_ctx_threads(const gpt2_ctx *c) { return c->be->threads(c->st); }
+const char *gpt2_ctx_isa(const gpt2_ctx *c) { return c->be->isa_name(c->st); }
+const char *gpt2_ctx_backend(const gpt2_ctx *c) { return c->be->name; }
+size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c) { return c->be->kv_bytes(c->st); }
+size_t gpt2_ctx_kv_bytes_per_token(const gpt2_ctx *c)
+{
+    return c->be->kv_bytes(c->st) / (size_t)c->m->cfg.n_ctx;
+}
+size_t gpt2_ctx_arena_bytes(const gpt2_ctx *c)
+{
+    return c->be->arena_bytes(c->st) + sizeof(float) * (size_t)LOGIT_ROWS * c->m->cfg.n_vocab;
+}
+int gpt2_ctx_pos(const gpt2_ctx *c) { return c->pos; }
+const gpt2_model *gpt2_ctx_model(const gpt2_ctx *c) { return c->m; }
+void gpt2_ctx_reset(gpt2_ctx *c) { c->pos = 0; }
+
+static int check_room(const gpt2_ctx *c, int n, gpt2_error *err)
+{
+    if (n < 1)
+        return gpt2_seterr(err, GPT2_ERR_INVALID, "eval: %d tokens: expected at least 1", n);
+    if (n > c->m->cfg.n_ctx - c->pos)
+        return gpt2_seterr(err, GPT2_ERR_CONTEXT,
+                           "%d tokens at position %d exceed the context window of %d positions",
+                           n, c->pos, c->m->cfg.n_ctx);
+    return 0;
+}
+
+int gpt2_eval(gpt2_ctx *c, const int *ids, int n, const float **logits, gpt2_error *err)
+{
+    int rc = check_room(c, n, err);
+    if (rc)
+        return rc;
+    for (int done = 0; done < n;) {
+        int T = n - done < c->max_batch ? n - done : c->max_batch;
+        int last = done + T == n;
+        rc = c->be->forward(c->st, ids + done, T, c->pos, last ? T - 1 : T, c->logits, err);
+        if (rc)
+            return rc;
+        c->pos += T;
+        done += T;
+    }
+    if (logits)
+        *logits = c->logits;
+    return 0;
+}
+
+int gpt2_eval_all_logits(gpt2_ctx *c, const int *ids, int n, gpt2_logits_fn cb, void *user,
+                         gpt2_error *err)
+{
+    int rc = check_room(c, n, err);
+    if (rc)
+        return rc;
+    const int rows = LOGIT_ROWS < c->max_batch ? LOGIT_ROWS : c->max_batch;
+    for (int done = 0; done < n;) {
+        int T = n - done < rows ? n - done : rows;
+        rc = c->be->forward(c->st, ids + done, T, c->pos, 0, c->logits, err);
+        if (rc)
+            return rc;
+        if (cb && cb(c->logits, c->pos, T, c->m->cfg.n_vocab, user))
+            return gpt2_seterr(err, GPT2_ERR_IO, "eval_all_logits: the consumer stopped at position %d",
+                               c->pos);
+        c->pos += T;
+        done += T;
+    }
+    return 0;
+}

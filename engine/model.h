@@ -1,0 +1,52 @@
+/* A loaded GPT-2 model: config, pointers to the weights inside the mmapped
+ * GGUF file, and the tokenizer. Everything is validated at load: names,
+ * types, shapes against the config, and (unless skipped) CRC-32s. */
+#ifndef GPT2C_MODEL_H
+#define GPT2C_MODEL_H
+
+#include <stddef.h>
+
+#include "gguf.h"
+#include "gpt2.h"
+#include "tokenizer.h"
+
+/* A weight matrix W[N][K] (GGUF ne = [K, N]) as stored in the file. */
+typedef struct gpt2_wmat {
+    const void *data;
+    uint32_t type; /* ggml_type: F32, F16 (Q8_0 once its kernels exist) */
+    int K, N;
+} gpt2_wmat;
+
+typedef struct gpt2_layer {
+    const float *ln1_g, *ln1_b;  /* attn_norm */
+    gpt2_wmat qkv;               /* attn_qkv: [3C][C] */
+    const float *qkv_b;
+    gpt2_wmat proj;              /* attn_output: [C][C] */
+    const float *proj_b;
+    const float *ln2_g, *ln2_b;  /* ffn_norm */
+    gpt2_wmat up;                /* ffn_up: [FF][C] */
+    const float *up_b;
+    gpt2_wmat down;              /* ffn_down: [C][FF] */
+    const float *down_b;
+} gpt2_layer;
+
+struct gpt2_model {
+    char *path;
+    gguf_file *file;
+    gpt2_config cfg;
+    gpt2_wmat tok_embd;  /* [V][C] */
+    gpt2_wmat pos_embd;  /* [n_ctx][C] */
+    gpt2_wmat lm_head;   /* output.weight if present, else tok_embd */
+    const float *lnf_g, *lnf_b;
+    gpt2_layer *layers;  /* n_layer */
+    gpt2_tokenizer *tok;
+    size_t weight_bytes; /* bytes of all tensors in the file */
+    double load_ms;
+    int crc_checked;     /* tensors whose CRC-32 was verified */
+    char dtype[8];       /* "f32" "f16" "q8_0" "mixed" */
+};
+
+/* Row r of an embedding matrix as fp32 (converting F16 rows). */
+void gpt2_embd_row(const gpt2_wmat *w, int r, float *out);
+
+#endif

@@ -1,0 +1,177 @@
+/* Token sampling: greedy, or temperature -> top-k -> top-p -> draw, with a
+ * seeded xoshiro256** generator. Buffers are sized once at create, so
+ * sampling allocates nothing. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "gpt2.h"
+
+struct gpt2_sampler {
+    gpt2_sampling p;
+    int n_vocab;
+    uint64_t s[4];  /* xoshiro256** state */
+    int *heap;      /* candidate ids, a max-heap on prob */
+    float *prob;    /* softmax over the vocabulary */
+};
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t next_u64(gpt2_sampler *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+/* uniform in [0, 1) with 53 random bits */
+static double next_unit(gpt2_sampler *r) { return (next_u64(r) >> 11) * 0x1.0p-53; }
+
+void gpt2_sampling_default(gpt2_sampling *s)
+{
+    memset(s, 0, sizeof *s);
+    s->temperature = 1.0f;
+    s->top_p = 1.0f;
+}
+
+gpt2_sampler *gpt2_sampler_create(const gpt2_sampling *p, int n_vocab, gpt2_error *err)
+{
+    if (n_vocab < 1) {
+        gpt2_seterr(err, GPT2_ERR_INVALID, "sampler: n_vocab %d: expected >= 1", n_vocab);
+        return NULL;
+    }
+    if (!p->greedy) {
+        if (!(p->temperature > 0.0f) || !isfinite(p->temperature)) {
+            gpt2_seterr(err, GPT2_ERR_INVALID, "temperature %g: expected > 0 (use greedy for 0)",
+                        (double)p->temperature);
+            return NULL;
+        }
+        if (p->top_k < 0) {
+            gpt2_seterr(err, GPT2_ERR_INVALID, "top-k %d: expected >= 0 (0 = off)", p->top_k);
+            return NULL;
+        }
+        if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) {
+            gpt2_seterr(err, GPT2_ERR_INVALID, "top-p %g: expected a value in (0, 1]",
+                        (double)p->top_p);
+            return NULL;
+        }
+    }
+    gpt2_sampler *s = calloc(1, sizeof *s);
+    if (s) {
+        s->heap = malloc(sizeof(int) * (size_t)n_vocab);
+        s->prob = malloc(sizeof(float) * (size_t)n_vocab);
+    }
+    if (!s || !s->heap || !s->prob) {
+        gpt2_sampler_free(s);
+        gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory for the sampler");
+        return NULL;
+    }
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    uint64_t x = p->seed;
+    for (int i = 0; i < 4; i++)
+        s->s[i] = splitmix64(&x);
+    return s;
+}
+
+void gpt2_sampler_free(gpt2_sampler *s)
+{
+    if (!s)
+        return;
+    free(s->heap);
+    free(s->prob);
+    free(s);
+}
+
+static int argmax(const float *x, int n)
+{
+    int best = 0; /* the lowest index wins ties, so greedy is deterministic */
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+/* max-heap of ids ordered by prob (ties: lower id first, for determinism) */
+static int above(const float *prob, int a, int b)
+{
+    return prob[a] > prob[b] || (prob[a] == prob[b] && a < b);
+}
+
+static void sift_down(int *h, int n, int i, const float *prob)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && above(prob, h[l], h[m]))
+            m = l;
+        if (r < n && above(prob, h[r], h[m]))
+            m = r;
+        if (m == i)
+            return;
+        int t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+int gpt2_sampler_sample(gpt2_sampler *s, const float *logits)
+{
+    const int V = s->n_vocab;
+    if (s->p.greedy)
+        return argmax(logits, V);
+    /* softmax(logits / T) */
+    const float inv_t = 1.0f / s->p.temperature;
+    float mx = logits[argmax(logits, V)];
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) {
+        s->prob[i] = expf((logits[i] - mx) * inv_t);
+        sum += s->prob[i];
+    }
+    /* Pop candidates in descending probability until top-k is reached or the
+     * kept mass reaches top-p: O(V + k log V), never a full sort. */
+    for (int i = 0; i < V; i++)
+        s->heap[i] = i;
+    for (int i = V / 2 - 1; i >= 0; i--)
+        sift_down(s->heap, V, i, s->prob);
+    int k_max = s->p.top_k > 0 && s->p.top_k < V ? s->p.top_k : V;
+    double mass_max = s->p.top_p < 1.0f ? s->p.top_p * sum : sum;
+    int n = V, kept = 0;
+    double kept_mass = 0.0;
+    /* popped ids go to the tail of the heap array: heap[V-1], heap[V-2], ... */
+    while (kept < k_max && n > 0) {
+        int top = s->heap[0];
+        s->heap[0] = s->heap[n - 1];
+        s->heap[n - 1] = top;
+        n--;
+        sift_down(s->heap, n, 0, s->prob);
+        kept++;
+        kept_mass += s->prob[top];
+        if (kept_mass >= mass_max)
+            break;
+    }
+    /* draw among the kept candidates, most probable first */
+    double u = next_unit(s) * kept_mass, acc = 0.0;
+    for (int j = 0; j < kept; j++) {
+        int id = s->heap[V - 1 - j];
+        acc += s->prob[id];
+        if (u < acc)
+            return id;
+    }
+    return s->heap[V - kept]; /* rounding: the least probable kept one */
+}

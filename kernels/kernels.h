@@ -1,0 +1,114 @@
+/* CPU kernels: plain C references, AVX2 and AVX-512 variants, run-time dispatch.
+ *
+ * Kernels know nothing of models: they take plain pointers and named shapes.
+ * Shape letters used throughout:
+ *   M  rows of activations (tokens in a batch)
+ *   K  inner (reduction) dimension
+ *   N  output columns (rows of a weight matrix)
+ *   C  channels (embedding width), HD head dimension
+ *
+ * Weight matrices are stored as in GGUF: W[N][K], row-major, each output
+ * column's weights contiguous over K. So out[m][n] = sum_k in[m][k] * W[n][k].
+ *
+ * Each op exists as a single-threaded slice function in a per-ISA table
+ * (gpt2k_ops) and as a parallel driver (gpt2k_* in parallel.c) that splits the
+ * work over a thread pool. */
+#ifndef GPT2C_KERNELS_H
+#define GPT2C_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { GPT2K_ISA_SCALAR = 0, GPT2K_ISA_AVX2 = 1, GPT2K_ISA_AVX512 = 2 } gpt2k_isa;
+#define GPT2K_ISA_COUNT 3
+
+const char *gpt2k_isa_name(gpt2k_isa isa);
+/* "scalar" | "avx2" | "avx512" | "auto" -> isa; auto -> best supported. -1 if unknown. */
+int gpt2k_isa_parse(const char *s);
+/* 1 if this CPU (and OS, via XGETBV) can run the ISA path. Read once (cpuid). */
+int gpt2k_cpu_supports(gpt2k_isa isa);
+gpt2k_isa gpt2k_best_isa(void);
+
+/* ---- slice kernels (single thread) -------------------------------------- */
+
+typedef struct gpt2k_ops {
+    gpt2k_isa isa;
+
+    /* out[m][n] (+)= sum_k in[m][k] * w[n][k] + bias[n], for m in [0,M), n in [n0,n1).
+     * ldo / ldi are row strides (floats). bias may be NULL. accumulate != 0 adds
+     * the result to out (fused residual). */
+    void (*matmul_f32)(float *out, int ldo, const float *in, int ldi, const float *w,
+                       const float *bias, int M, int K, int n0, int n1, int accumulate);
+    /* Same with fp16 weights (IEEE binary16 bits). */
+    void (*matmul_f16)(float *out, int ldo, const float *in, int ldi, const uint16_t *w,
+                       const float *bias, int M, int K, int n0, int n1, int accumulate);
+
+    /* One row: out = (x - mean) / sqrt(var + eps) * g + b. out may equal x. */
+    void (*layernorm)(float *out, const float *x, const float *g, const float *b, int C,
+                      float eps);
+    /* In place, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+    void (*gelu)(float *x, int n);
+    /* out[i] = a[i] + b[i]; out may alias a or b. */
+    void (*add)(float *out, const float *a, const float *b, int n);
+
+    /* One attention head for one query:
+     *   s[t] = scale * dot(q, k + t*ldk) for t in [0, n_kv)
+     *   p = softmax(s);  out = sum_t p[t] * (v + t*ldv)
+     * q, out: HD floats. scratch: n_kv floats. */
+    void (*attention_head)(float *out, const float *q, const float *k, int ldk, const float *v,
+                           int ldv, int n_kv, int HD, float scale, float *scratch);
+} gpt2k_ops;
+
+const gpt2k_ops *gpt2k_ops_ref(void);    /* scalar references */
+const gpt2k_ops *gpt2k_ops_avx2(void);   /* NULL if not compiled in */
+const gpt2k_ops *gpt2k_ops_avx512(void); /* NULL if not compiled in */
+/* The table for an ISA (NULL if not compiled in or not supported by this CPU). */
+const gpt2k_ops *gpt2k_ops_for(gpt2k_isa isa);
+
+/* ---- fp16 ---------------------------------------------------------------- */
+
+float gpt2k_f16_to_f32(uint16_t h);
+uint16_t gpt2k_f32_to_f16(float f); /* round to nearest even; inf/nan kept */
+
+/* ---- thread pool --------------------------------------------------------- */
+
+typedef struct gpt2k_pool gpt2k_pool;
+/* n_threads >= 1 (the caller's thread is thread 0). NULL on failure. */
+gpt2k_pool *gpt2k_pool_create(int n_threads);
+void gpt2k_pool_free(gpt2k_pool *p);
+int gpt2k_pool_size(const gpt2k_pool *p);
+/* Runs fn(arg, ith, nth) on every thread (ith in [0, nth)) and waits for all.
+ * No allocation. Not reentrant. */
+void gpt2k_pool_run(gpt2k_pool *p, void (*fn)(void *arg, int ith, int nth), void *arg);
+
+/* ---- parallel drivers ---------------------------------------------------- */
+/* Each splits its op over the pool's threads with the given ops table. */
+
+typedef enum { GPT2K_W_F32 = 0, GPT2K_W_F16 = 1 } gpt2k_wtype;
+
+/* out[M][N] (+)= in[M][K] * W[N][K]^T + bias. Columns split across threads. */
+void gpt2k_matmul(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *in,
+                  int ldi, const void *w, gpt2k_wtype wtype, const float *bias, int M, int K,
+                  int N, int accumulate);
+
+/* rows x C LayerNorm, rows split across threads. ld*: row strides. */
+void gpt2k_layernorm_rows(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo,
+                          const float *x, int ldx, const float *g, const float *b, int rows,
+                          int C, float eps);
+
+/* In-place GELU over rows x n (row stride ld). */
+void gpt2k_gelu_rows(gpt2k_pool *p, const gpt2k_ops *ops, float *x, int ld, int rows, int n);
+
+/* Causal multi-head attention for T new queries at absolute positions
+ * pos0 .. pos0+T-1 against a cache holding positions 0 .. pos0+T-1
+ * (the new keys/values must already be in it).
+ *   q:      [T][ldq], head h at q + t*ldq + h*HD
+ *   kcache: [pos][ldk], head h at kcache + pos*ldk + h*HD  (vcache alike)
+ *   out:    [T][ldo], head h at out + t*ldo + h*HD
+ * scratch: nth * scratch_stride floats, scratch_stride >= pos0 + T.
+ * Work (t, h) pairs split across threads. scale = 1/sqrt(HD). */
+void gpt2k_attention(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *q,
+                     int ldq, const float *kcache, int ldk, const float *vcache, int ldv,
+                     int pos0, int T, int NH, int HD, float *scratch, int scratch_stride);
+
+#endif

@@ -1,0 +1,487 @@
+/* AVX2 + FMA (+ F16C for fp16 weights) kernels. Same contract as ops_ref.c;
+ * every loop over a vector width has a scalar tail. */
+#include "kernels.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+#include <immintrin.h>
+#include <math.h>
+
+#ifndef PACK32
+#define PACK32 0
+#endif
+#define AINLINE static inline __attribute__((always_inline))
+
+/* Horizontal sums of four vectors, returned as the four lanes of one __m128. */
+AINLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m256 ab = _mm256_hadd_ps(a, b);     /* a01 a23 b01 b23 | a45 a67 b45 b67 */
+    __m256 cd = _mm256_hadd_ps(c, d);
+    __m256 abcd = _mm256_hadd_ps(ab, cd); /* a0-3 b0-3 c0-3 d0-3 | a4-7 ... */
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+AINLINE float hsum(__m256 a)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AINLINE float hmax(__m256 a)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- matmul ---------------------------------------------------------------- */
+
+/* Weight loads: w is float or fp16 depending on the compile-time flag. */
+AINLINE __m256 load_w8(const void *w, size_t off, int f16)
+{
+    if (f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + off)));
+    return _mm256_loadu_ps((const float *)w + off);
+}
+
+AINLINE float load_w1(const void *w, size_t off, int f16)
+{
+    if (f16)
+        return _cvtsh_ss(((const uint16_t *)w)[off]);
+    return ((const float *)w)[off];
+}
+
+/* One MR x NR register tile: o[m][n] (+)= sum_{k<kc} a[m][k] * w[n][k] (+ bias[n]).
+ * Each accumulator holds 8 partial sums of one (m, n) dot product; they are
+ * reduced once at the end, so the inner loop is pure loads + FMAs:
+ * MR + NR loads feed MR * NR FMAs. MR x NR <= 12 keeps the accumulators, the
+ * NR weight vectors and one activation vector in the 16 ymm registers.
+ * store != 0 overwrites o (first K block without accumulate), else adds. */
+AINLINE void tile(const int MR, const int NR, const int f16, float *o, int ldo,
+                  const float *a, int lda, const void *w, size_t ldw, int kc,
+                  const float *bias, int store, const char *pf)
+{
+    __m256 acc[4][4];
+    for (int m = 0; m < MR; m++)
+        for (int n = 0; n < NR; n++)
+            acc[m][n] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 wv[4];
+        if (pf) {
+            const char *p = pf + (size_t)k * NR * (f16 ? 2 : 4);
+            _mm_prefetch(p, _MM_HINT_T0);
+            if (NR * 8 * (f16 ? 2 : 4) > 64)
+                _mm_prefetch(p + 64, _MM_HINT_T0);
+        }
+        for (int n = 0; n < NR; n++)
+            wv[n] = load_w8(w, n * ldw + k, f16);
+        for (int m = 0; m < MR; m++) {
+            __m256 av = _mm256_loadu_ps(a + (size_t)m * lda + k);
+            for (int n = 0; n < NR; n++)
+                acc[m][n] = _mm256_fmadd_ps(av, wv[n], acc[m][n]);
+        }
+    }
+    float s[4][4];
+    const __m256 z = _mm256_setzero_ps();
+    for (int m = 0; m < MR; m++)
+        _mm_storeu_ps(s[m], hsum4(acc[m][0], NR > 1 ? acc[m][1] : z, NR > 2 ? acc[m][2] : z,
+                                  NR > 3 ? acc[m][3] : z));
+    for (; k < kc; k++) /* scalar K tail */
+        for (int m = 0; m < MR; m++)
+            for (int n = 0; n < NR; n++)
+                s[m][n] += a[(size_t)m * lda + k] * load_w1(w, n * ldw + k, f16);
+    for (int m = 0; m < MR; m++) {
+        float *om = o + (size_t)m * ldo;
+        for (int n = 0; n < NR; n++) {
+            float v = s[m][n] + (bias ? bias[n] : 0.0f);
+            om[n] = store ? v : om[n] + v;
+        }
+    }
+}
+
+typedef void (*tile_fn)(float *o, int ldo, const float *a, int lda, const void *w, size_t ldw,
+                        int kc, const float *bias, int store, const char *pf);
+
+/* One out-of-line instance per (MR, NR, weight type); a call costs nothing next
+ * to a tile's K loop and keeps code size sane. */
+#define DEF_TILE(MR, NR)                                                                    \
+    static void tile_f32_##MR##x##NR(float *o, int ldo, const float *a, int lda,           \
+                                     const void *w, size_t ldw, int kc, const float *bias, \
+                                     int store, const char *pf)                            \
+    {                                                                                       \
+        tile(MR, NR, 0, o, ldo, a, lda, w, ldw, kc, bias, store, pf);                          \
+    }                                                                                       \
+    static void tile_f16_##MR##x##NR(float *o, int ldo, const float *a, int lda,           \
+                                     const void *w, size_t ldw, int kc, const float *bias, \
+                                     int store, const char *pf)                            \
+    {                                                                                       \
+        tile(MR, NR, 1, o, ldo, a, lda, w, ldw, kc, bias, store, pf);                          \
+    }
+DEF_TILE(1, 1) DEF_TILE(1, 2) DEF_TILE(1, 3) DEF_TILE(1, 4)
+DEF_TILE(2, 1) DEF_TILE(2, 2) DEF_TILE(2, 3) DEF_TILE(2, 4)
+DEF_TILE(3, 1) DEF_TILE(3, 2) DEF_TILE(3, 3) DEF_TILE(3, 4)
+DEF_TILE(4, 1) DEF_TILE(4, 2) DEF_TILE(4, 3)
+
+/* [MR-1][NR-1]; 4x4 would spill (16 accumulators + operands > 16 registers). */
+static const tile_fn tiles_f32[4][4] = {
+    {tile_f32_1x1, tile_f32_1x2, tile_f32_1x3, tile_f32_1x4},
+    {tile_f32_2x1, tile_f32_2x2, tile_f32_2x3, tile_f32_2x4},
+    {tile_f32_3x1, tile_f32_3x2, tile_f32_3x3, tile_f32_3x4},
+    {tile_f32_4x1, tile_f32_4x2, tile_f32_4x3, NULL},
+};
+static const tile_fn tiles_f16[4][4] = {
+    {tile_f16_1x1, tile_f16_1x2, tile_f16_1x3, tile_f16_1x4},
+    {tile_f16_2x1, tile_f16_2x2, tile_f16_2x3, tile_f16_2x4},
+    {tile_f16_3x1, tile_f16_3x2, tile_f16_3x3, tile_f16_3x4},
+    {tile_f16_4x1, tile_f16_4x2, tile_f16_4x3, NULL},
+};
+
+/* Cache blocking for the compute-bound path (M > GEMV_MAX_M):
+ *  - a K block of KC floats: the 3 weight rows of a panel (3 x 2 KiB) stay in
+ *    L1 while every 4-row tile of the M block streams past them;
+ *  - an M block of MC rows x KC (<= 256 KiB) stays in L2 while the panels of
+ *    [n0, n1) go by, so each weight panel is read from L3/DRAM once per M block. */
+#ifndef KC_MAX
+#define KC_MAX 512
+#endif
+#ifndef MC
+#define MC 128
+#endif
+#define PANEL_N 3
+#define GEMV_MAX_M 4
+
+AINLINE void matmul_avx2(const int f16, float *out, int ldo, const float *in, int ldi,
+                         const void *w, const float *bias, int M, int K, int n0, int n1,
+                         int accumulate)
+{
+    if (M <= 0 || n0 >= n1)
+        return;
+    const tile_fn(*tiles)[4] = f16 ? tiles_f16 : tiles_f32;
+
+    if (M <= GEMV_MAX_M) {
+        /* Decode: memory-bound, so each weight row is read exactly once and used
+         * for all M rows; NR rows at a time give NR independent streams. */
+        const int nr = M == 4 ? 3 : 4;
+        for (int n = n0; n < n1; n += nr) {
+            int nb = n1 - n < nr ? n1 - n : nr;
+            const void *wn = f16 ? (const void *)((const uint16_t *)w + (size_t)n * K)
+                                 : (const void *)((const float *)w + (size_t)n * K);
+            const char *pf = NULL;
+            if (f16 && n + nr + nr <= n1)
+                pf = (const char *)wn + (size_t)nr * K * (f16 ? 2 : 4);
+            tiles[M - 1][nb - 1](out + n, ldo, in, ldi, wn, (size_t)K, K, bias ? bias + n : NULL,
+                                 !accumulate, pf);
+        }
+        return;
+    }
+
+    /* Prefill: blocked. K blocks of equal size (a multiple of 8) so no block
+     * is a tiny leftover; at least one block so K = 0 still writes bias. */
+    int nkb = (K + KC_MAX - 1) / KC_MAX;
+    if (nkb < 1)
+        nkb = 1;
+    int kcs = ((K + nkb - 1) / nkb + 7) & ~7;
+    /* fp16 panels are widened once into this buffer and reused by all tiles
+     * of the M block, so the conversion cost is paid once per MC rows. */
+    float wbuf[PANEL_N * KC_MAX] __attribute__((aligned(32)));
+
+    for (int m0 = 0; m0 < M; m0 += MC) {
+        int mb = M - m0 < MC ? M - m0 : MC;
+        for (int kb = 0; kb < nkb; kb++) {
+            int k0 = kb * kcs;
+            int kc = K - k0 < kcs ? K - k0 : kcs;
+            if (kc < 0)
+                kc = 0;
+            int first = kb == 0;
+            for (int n = n0; n < n1; n += PANEL_N) {
+                int nb = n1 - n < PANEL_N ? n1 - n : PANEL_N;
+                const float *wp;
+                size_t ldw;
+                if (PACK32 && !f16) {
+                    const float *src = (const float *)w + (size_t)n * K + k0;
+                    for (int j = 0; j < nb; j++) {
+                        const float *s = src + (size_t)j * K;
+                        float *d = wbuf + j * kcs;
+                        int k = 0;
+                        for (; k + 8 <= kc; k += 8)
+                            _mm256_store_ps(d + k, _mm256_loadu_ps(s + k));
+                        for (; k < kc; k++)
+                            d[k] = s[k];
+                    }
+                    wp = wbuf;
+                    ldw = (size_t)kcs;
+                } else if (f16) {
+                    const uint16_t *src = (const uint16_t *)w + (size_t)n * K + k0;
+                    for (int j = 0; j < nb; j++) {
+                        const uint16_t *s = src + (size_t)j * K;
+                        float *d = wbuf + j * kcs;
+                        int k = 0;
+                        for (; k + 8 <= kc; k += 8)
+                            _mm256_store_ps(d + k, _mm256_cvtph_ps(
+                                                       _mm_loadu_si128((const __m128i *)(s + k))));
+                        for (; k < kc; k++)
+                            d[k] = _cvtsh_ss(s[k]);
+                    }
+                    wp = wbuf;
+                    ldw = (size_t)kcs;
+                } else {
+                    wp = (const float *)w + (size_t)n * K + k0;
+                    ldw = (size_t)K;
+                }
+                const float *bn = first && bias ? bias + n : NULL;
+                for (int m = 0; m < mb; m += 4) {
+                    int mr = mb - m < 4 ? mb - m : 4;
+                    tiles_f32[mr - 1][nb - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
+                                              in + (size_t)(m0 + m) * ldi + k0, ldi, wp, ldw, kc,
+                                              bn, first && !accumulate, NULL);
+                }
+            }
+        }
+    }
+}
+
+static void matmul_f32_avx2(float *out, int ldo, const float *in, int ldi, const float *w,
+                            const float *bias, int M, int K, int n0, int n1, int accumulate)
+{
+    matmul_avx2(0, out, ldo, in, ldi, w, bias, M, K, n0, n1, accumulate);
+}
+
+static void matmul_f16_avx2(float *out, int ldo, const float *in, int ldi, const uint16_t *w,
+                            const float *bias, int M, int K, int n0, int n1, int accumulate)
+{
+    matmul_avx2(1, out, ldo, in, ldi, w, bias, M, K, n0, n1, accumulate);
+}
+
+/* ---- layernorm ------------------------------------------------------------- */
+
+AINLINE double hsum_pd(__m256d a)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+
+/* Statistics and the normalisation in double (two passes): activations of
+ * GPT-2 carry a few large-offset channels where float would lose digits;
+ * C is small, so the cost is irrelevant next to the matmuls. */
+static void layernorm_avx2(float *out, const float *x, const float *g, const float *b, int C,
+                           float eps)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    int i = 0;
+    for (; i + 8 <= C; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    }
+    double sum = hsum_pd(_mm256_add_pd(s0, s1));
+    for (; i < C; i++)
+        sum += x[i];
+    double mean = sum / C;
+
+    __m256d mv = _mm256_set1_pd(mean);
+    s0 = _mm256_setzero_pd();
+    s1 = _mm256_setzero_pd();
+    for (i = 0; i + 8 <= C; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), mv);
+        __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), mv);
+        s0 = _mm256_fmadd_pd(d0, d0, s0);
+        s1 = _mm256_fmadd_pd(d1, d1, s1);
+    }
+    double var = hsum_pd(_mm256_add_pd(s0, s1));
+    for (; i < C; i++) {
+        double d = x[i] - mean;
+        var += d * d;
+    }
+    var /= C;
+    double rstd = 1.0 / sqrt(var + eps);
+
+    __m256d rv = _mm256_set1_pd(rstd);
+    for (i = 0; i + 8 <= C; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256d d0 = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), mv), rv);
+        __m256d d1 = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), mv), rv);
+        __m256 nv = _mm256_set_m128(_mm256_cvtpd_ps(d1), _mm256_cvtpd_ps(d0));
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(nv, _mm256_loadu_ps(g + i), _mm256_loadu_ps(b + i)));
+    }
+    for (; i < C; i++)
+        out[i] = (float)((x[i] - mean) * rstd) * g[i] + b[i];
+}
+
+/* ---- gelu -------------------------------------------------------------------- */
+
+/* e^x, ~2 ulp for x in [-87.3, 88.3] (clamped outside: callers only need
+ * "huge" and "tiny" there). x = n ln2 + r, |r| <= ln2/2, with ln2 split in
+ * two so n*ln2_hi is exact; e^r by its degree-6 Taylor polynomial (remainder
+ * < 1.3e-7 relative); 2^n built in the exponent field. */
+AINLINE __m256 exp_avx2(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723212e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* 0.5 x (1 + tanh(u)) == x / (1 + e^(-2u)): the same function without the
+ * cancellation of 1 + tanh(u) for negative u. Large negative x gives e^(-2u)
+ * ~ 1e38 (clamped) and an output ~ 0, as it should. */
+static void gelu_avx2(float *x, int n)
+{
+    const __m256 c = _mm256_set1_ps(-2.0f * 0.79788456080286535588f); /* -2 sqrt(2/pi) */
+    const __m256 c3 = _mm256_set1_ps(-2.0f * 0.79788456080286535588f * 0.044715f);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 arg = _mm256_mul_ps(v, _mm256_fmadd_ps(_mm256_mul_ps(v, v), c3, c));
+        __m256 e = exp_avx2(arg);
+        _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, e)));
+    }
+    for (; i < n; i++) {
+        float v = x[i];
+        x[i] = v / (1.0f + expf(-2.0f * 0.79788456080286535588f * (v + 0.044715f * v * v * v)));
+    }
+}
+
+/* ---- add ----------------------------------------------------------------------- */
+
+static void add_avx2(float *out, const float *a, const float *b, int n)
+{
+    int i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int j = 0; j < 32; j += 8)
+            _mm256_storeu_ps(out + i + j,
+                             _mm256_add_ps(_mm256_loadu_ps(a + i + j), _mm256_loadu_ps(b + i + j)));
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    for (; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+/* ---- attention ------------------------------------------------------------------ */
+
+static void attention_head_avx2(float *out, const float *q, const float *k, int ldk,
+                                const float *v, int ldv, int n_kv, int HD, float scale,
+                                float *scratch)
+{
+    const int hd8 = HD & ~7;
+    /* Scores, four keys at a time: four independent FMA chains and one
+     * combined horizontal reduction. */
+    int t = 0;
+    for (; t + 4 <= n_kv; t += 4) {
+        const float *k0 = k + (size_t)t * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < hd8; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
+            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
+            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
+        }
+        float s[4];
+        _mm_storeu_ps(s, hsum4(a0, a1, a2, a3));
+        for (int i = hd8; i < HD; i++) {
+            s[0] += q[i] * k0[i];
+            s[1] += q[i] * k1[i];
+            s[2] += q[i] * k2[i];
+            s[3] += q[i] * k3[i];
+        }
+        for (int j = 0; j < 4; j++)
+            scratch[t + j] = s[j] * scale;
+    }
+    for (; t < n_kv; t++) {
+        const float *kt = k + (size_t)t * ldk;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int i = 0; i < hd8; i += 8)
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), a0);
+        float s = hsum(a0);
+        for (int i = hd8; i < HD; i++)
+            s += q[i] * kt[i];
+        scratch[t] = s * scale;
+    }
+
+    /* Softmax, max-subtracted so every exp() is <= 1. */
+    const int n8 = n_kv & ~7;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (t = 0; t < n8; t += 8)
+        mv = _mm256_max_ps(mv, _mm256_loadu_ps(scratch + t));
+    float mx = hmax(mv);
+    for (; t < n_kv; t++)
+        mx = scratch[t] > mx ? scratch[t] : mx;
+    mv = _mm256_set1_ps(mx);
+    __m256 sv = _mm256_setzero_ps();
+    for (t = 0; t < n8; t += 8) {
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scratch + t), mv));
+        _mm256_storeu_ps(scratch + t, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    float sum = hsum(sv);
+    for (; t < n_kv; t++) {
+        scratch[t] = expf(scratch[t] - mx);
+        sum += scratch[t];
+    }
+    const float inv = 1.0f / sum;
+
+    /* out = sum_t p[t] v[t], 64 columns (8 accumulators) per pass over t. */
+    int i = 0;
+    for (; i + 64 <= hd8; i += 64) {
+        __m256 acc[8];
+        for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_setzero_ps();
+        for (t = 0; t < n_kv; t++) {
+            const float *vt = v + (size_t)t * ldv + i;
+            __m256 p = _mm256_broadcast_ss(scratch + t);
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + 8 * j), acc[j]);
+        }
+        const __m256 iv = _mm256_set1_ps(inv);
+        for (int j = 0; j < 8; j++)
+            _mm256_storeu_ps(out + i + 8 * j, _mm256_mul_ps(acc[j], iv));
+    }
+    for (; i < hd8; i += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (t = 0; t < n_kv; t++)
+            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scratch + t),
+                                  _mm256_loadu_ps(v + (size_t)t * ldv + i), acc);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(acc, _mm256_set1_ps(inv)));
+    }
+    for (; i < HD; i++) {
+        float acc = 0.0f;
+        for (t = 0; t < n_kv; t++)
+            acc += scratch[t] * v[(size_t)t * ldv + i];
+        out[i] = acc * inv;
+    }
+}
+
+static const gpt2k_ops ops_avx2 = {
+    .isa = GPT2K_ISA_AVX2,
+    .matmul_f32 = matmul_f32_avx2,
+    .matmul_f16 = matmul_f16_avx2,
+    .layernorm = layernorm_avx2,
+    .gelu = gelu_avx2,
+    .add = add_avx2,
+    .attention_head = attention_head_avx2,
+};
+
+const gpt2k_ops *gpt2k_ops_avx2(void) { return &ops_avx2; }
+
+#else /* compiler without AVX2/FMA/F16C flags (not x86): no table */
+
+const gpt2k_ops *gpt2k_ops_avx2(void) { return NULL; }
+
+#endif

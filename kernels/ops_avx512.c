@@ -1,0 +1,439 @@
+/* AVX-512 (F/BW/VL/DQ) kernels: the AVX2 logic of ops_avx2.c at 16 lanes, with
+ * masked loads/stores (__mmask16) for the tails instead of scalar loops.
+ * Nothing here needs VNNI. */
+#include "kernels.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512DQ__) && defined(__FMA__) && defined(__F16C__)
+
+#include <immintrin.h>
+#include <math.h>
+
+#define AINLINE static inline __attribute__((always_inline))
+
+/* Lanes [0, n) of 16, n in [0, 16]. */
+AINLINE __mmask16 tail_mask(int n) { return (__mmask16)((1u << n) - 1u); }
+
+/* Low + high 256-bit halves: 16 partial sums -> 8. */
+AINLINE __m256 fold512(__m512 a)
+{
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+    return _mm256_add_ps(_mm512_castps512_ps256(a), hi);
+}
+
+/* Horizontal sums of four 8-lane vectors as the four lanes of one __m128. */
+AINLINE __m128 hsum4_256(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m256 ab = _mm256_hadd_ps(a, b);
+    __m256 cd = _mm256_hadd_ps(c, d);
+    __m256 abcd = _mm256_hadd_ps(ab, cd);
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+AINLINE __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+    return hsum4_256(fold512(a), fold512(b), fold512(c), fold512(d));
+}
+
+/* ---- matmul ---------------------------------------------------------------- */
+
+AINLINE __m512 load_w16(const void *w, size_t off, int f16)
+{
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + off)));
+    return _mm512_loadu_ps((const float *)w + off);
+}
+
+/* Masked-out lanes are not read (no fault past the row) and come back as 0. */
+AINLINE __m512 load_w16_mask(const void *w, size_t off, __mmask16 m, int f16)
+{
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + off));
+    return _mm512_maskz_loadu_ps(m, (const float *)w + off);
+}
+
+/* One MR x NR register tile, as in ops_avx2.c: 16 partial sums per (m, n)
+ * accumulator, reduced once at the end. MR, NR <= 4: 16 accumulators + 4
+ * weight vectors + 1 activation vector fit the 32 zmm registers. The K tail
+ * is one masked step. store != 0 overwrites o, else adds. pf (may be NULL):
+ * the next weight panel, prefetched one cache line per step (GEMV, fp16). */
+AINLINE void tile(const int MR, const int NR, const int f16, float *o, int ldo,
+                  const float *a, int lda, const void *w, size_t ldw, int kc,
+                  const float *bias, int store, const char *pf)
+{
+    __m512 acc[4][4];
+    for (int m = 0; m < MR; m++)
+        for (int n = 0; n < NR; n++)
+            acc[m][n] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= kc; k += 16) {
+        __m512 wv[4];
+        if (pf) {
+            const char *p = pf + (size_t)k * NR * (f16 ? 2 : 4);
+            _mm_prefetch(p, _MM_HINT_T0);
+            if (NR * 16 * (f16 ? 2 : 4) > 64)
+                _mm_prefetch(p + 64, _MM_HINT_T0);
+        }
+        for (int n = 0; n < NR; n++)
+            wv[n] = load_w16(w, n * ldw + k, f16);
+        for (int m = 0; m < MR; m++) {
+            __m512 av = _mm512_loadu_ps(a + (size_t)m * lda + k);
+            for (int n = 0; n < NR; n++)
+                acc[m][n] = _mm512_fmadd_ps(av, wv[n], acc[m][n]);
+        }
+    }
+    if (k < kc) {
+        const __mmask16 msk = tail_mask(kc - k);
+        __m512 wv[4];
+        for (int n = 0; n < NR; n++)
+            wv[n] = load_w16_mask(w, n * ldw + k, msk, f16);
+        for (int m = 0; m < MR; m++) {
+            __m512 av = _mm512_maskz_loadu_ps(msk, a + (size_t)m * lda + k);
+            for (int n = 0; n < NR; n++)
+                acc[m][n] = _mm512_fmadd_ps(av, wv[n], acc[m][n]);
+        }
+    }
+    const __m512 z = _mm512_setzero_ps();
+    for (int m = 0; m < MR; m++) {
+        float s[4];
+        _mm_storeu_ps(s, hsum4(acc[m][0], NR > 1 ? acc[m][1] : z, NR > 2 ? acc[m][2] : z,
+                               NR > 3 ? acc[m][3] : z));
+        float *om = o + (size_t)m * ldo;
+        for (int n = 0; n < NR; n++) {
+            float v = s[n] + (bias ? bias[n] : 0.0f);
+            om[n] = store ? v : om[n] + v;
+        }
+    }
+}
+
+typedef void (*tile_fn)(float *o, int ldo, const float *a, int lda, const void *w, size_t ldw,
+                        int kc, const float *bias, int store, const char *pf);
+
+#define DEF_TILE(MR, NR)                                                                    \
+    static void tile_f32_##MR##x##NR(float *o, int ldo, const float *a, int lda,           \
+                                     const void *w, size_t ldw, int kc, const float *bias, \
+                                     int store, const char *pf)                            \
+    {                                                                                       \
+        tile(MR, NR, 0, o, ldo, a, lda, w, ldw, kc, bias, store, pf);                      \
+    }                                                                                       \
+    static void tile_f16_##MR##x##NR(float *o, int ldo, const float *a, int lda,           \
+                                     const void *w, size_t ldw, int kc, const float *bias, \
+                                     int store, const char *pf)                            \
+    {                                                                                       \
+        tile(MR, NR, 1, o, ldo, a, lda, w, ldw, kc, bias, store, pf);                      \
+    }
+DEF_TILE(1, 1) DEF_TILE(1, 2) DEF_TILE(1, 3) DEF_TILE(1, 4)
+DEF_TILE(2, 1) DEF_TILE(2, 2) DEF_TILE(2, 3) DEF_TILE(2, 4)
+DEF_TILE(3, 1) DEF_TILE(3, 2) DEF_TILE(3, 3) DEF_TILE(3, 4)
+DEF_TILE(4, 1) DEF_TILE(4, 2) DEF_TILE(4, 3) DEF_TILE(4, 4)
+
+/* [MR-1][NR-1] */
+static const tile_fn tiles_f32[4][4] = {
+    {tile_f32_1x1, tile_f32_1x2, tile_f32_1x3, tile_f32_1x4},
+    {tile_f32_2x1, tile_f32_2x2, tile_f32_2x3, tile_f32_2x4},
+    {tile_f32_3x1, tile_f32_3x2, tile_f32_3x3, tile_f32_3x4},
+    {tile_f32_4x1, tile_f32_4x2, tile_f32_4x3, tile_f32_4x4},
+};
+static const tile_fn tiles_f16[4][4] = {
+    {tile_f16_1x1, tile_f16_1x2, tile_f16_1x3, tile_f16_1x4},
+    {tile_f16_2x1, tile_f16_2x2, tile_f16_2x3, tile_f16_2x4},
+    {tile_f16_3x1, tile_f16_3x2, tile_f16_3x3, tile_f16_3x4},
+    {tile_f16_4x1, tile_f16_4x2, tile_f16_4x3, tile_f16_4x4},
+};
+
+/* Blocking as in ops_avx2.c (see there for the reasoning); panels of 4 rows. */
+#define KC_MAX 512
+#define MC 128
+#define PANEL_N 4
+#define GEMV_MAX_M 4
+
+AINLINE void matmul_avx512(const int f16, float *out, int ldo, const float *in, int ldi,
+                           const void *w, const float *bias, int M, int K, int n0, int n1,
+                           int accumulate)
+{
+    if (M <= 0 || n0 >= n1)
+        return;
+    const size_t esz = f16 ? 2 : 4;
+
+    if (M <= GEMV_MAX_M) {
+        /* Decode: each weight row read once for all M rows. */
+        const tile_fn(*tiles)[4] = f16 ? tiles_f16 : tiles_f32;
+        for (int n = n0; n < n1; n += PANEL_N) {
+            int nb = n1 - n < PANEL_N ? n1 - n : PANEL_N;
+            const char *wn = (const char *)w + (size_t)n * K * esz;
+            const char *pf = f16 && n + 2 * PANEL_N <= n1 ? wn + (size_t)PANEL_N * K * esz : NULL;
+            tiles[M - 1][nb - 1](out + n, ldo, in, ldi, wn, (size_t)K, K, bias ? bias + n : NULL,
+                                 !accumulate, pf);
+        }
+        return;
+    }
+
+    int nkb = (K + KC_MAX - 1) / KC_MAX;
+    if (nkb < 1)
+        nkb = 1;
+    int kcs = ((K + nkb - 1) / nkb + 15) & ~15;
+    float wbuf[PANEL_N * KC_MAX] __attribute__((aligned(64)));
+
+    for (int m0 = 0; m0 < M; m0 += MC) {
+        int mb = M - m0 < MC ? M - m0 : MC;
+        for (int kb = 0; kb < nkb; kb++) {
+            int k0 = kb * kcs;
+            int kc = K - k0 < kcs ? K - k0 : kcs;
+            if (kc < 0)
+                kc = 0;
+            int first = kb == 0;
+            for (int n = n0; n < n1; n += PANEL_N) {
+                int nb = n1 - n < PANEL_N ? n1 - n : PANEL_N;
+                const float *wp;
+                size_t ldw;
+                if (f16) { /* widen the panel once for all tiles of the M block */
+                    const uint16_t *src = (const uint16_t *)w + (size_t)n * K + k0;
+                    for (int j = 0; j < nb; j++) {
+                        const uint16_t *s = src + (size_t)j * K;
+                        float *d = wbuf + j * kcs;
+                        int k = 0;
+                        for (; k + 16 <= kc; k += 16)
+                            _mm512_store_ps(d + k, _mm512_cvtph_ps(
+                                                       _mm256_loadu_si256((const __m256i *)(s + k))));
+                        if (k < kc) {
+                            __mmask16 msk = tail_mask(kc - k);
+                            _mm512_mask_storeu_ps(d + k, msk,
+                                                  _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(msk, s + k)));
+                        }
+                    }
+                    wp = wbuf;
+                    ldw = (size_t)kcs;
+                } else {
+                    wp = (const float *)w + (size_t)n * K + k0;
+                    ldw = (size_t)K;
+                }
+                const float *bn = first && bias ? bias + n : NULL;
+                for (int m = 0; m < mb; m += 4) {
+                    int mr = mb - m < 4 ? mb - m : 4;
+                    tiles_f32[mr - 1][nb - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
+                                              in + (size_t)(m0 + m) * ldi + k0, ldi, wp, ldw, kc,
+                                              bn, first && !accumulate, NULL);
+                }
+            }
+        }
+    }
+}
+
+static void matmul_f32_avx512(float *out, int ldo, const float *in, int ldi, const float *w,
+                              const float *bias, int M, int K, int n0, int n1, int accumulate)
+{
+    matmul_avx512(0, out, ldo, in, ldi, w, bias, M, K, n0, n1, accumulate);
+}
+
+static void matmul_f16_avx512(float *out, int ldo, const float *in, int ldi, const uint16_t *w,
+                              const float *bias, int M, int K, int n0, int n1, int accumulate)
+{
+    matmul_avx512(1, out, ldo, in, ldi, w, bias, M, K, n0, n1, accumulate);
+}
+
+/* ---- layernorm ------------------------------------------------------------- */
+
+AINLINE __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+
+AINLINE __m512d hi_pd(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* Statistics and normalisation in double, two passes (see ops_avx2.c). */
+static void layernorm_avx512(float *out, const float *x, const float *g, const float *b, int C,
+                             float eps)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int i = 0; i < C; i += 16) {
+        __mmask16 m = C - i >= 16 ? (__mmask16)0xffff : tail_mask(C - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i); /* masked lanes are 0: add nothing */
+        s0 = _mm512_add_pd(s0, lo_pd(v));
+        s1 = _mm512_add_pd(s1, hi_pd(v));
+    }
+    double mean = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / C;
+
+    const __m512d mv = _mm512_set1_pd(mean);
+    s0 = _mm512_setzero_pd();
+    s1 = _mm512_setzero_pd();
+    for (int i = 0; i < C; i += 16) {
+        __mmask16 m = C - i >= 16 ? (__mmask16)0xffff : tail_mask(C - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        /* masked lanes would give -mean: zero them */
+        __m512d d0 = _mm512_maskz_sub_pd((__mmask8)m, lo_pd(v), mv);
+        __m512d d1 = _mm512_maskz_sub_pd((__mmask8)(m >> 8), hi_pd(v), mv);
+        s0 = _mm512_fmadd_pd(d0, d0, s0);
+        s1 = _mm512_fmadd_pd(d1, d1, s1);
+    }
+    double var = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / C;
+    const __m512d rv = _mm512_set1_pd(1.0 / sqrt(var + eps));
+
+    for (int i = 0; i < C; i += 16) {
+        __mmask16 m = C - i >= 16 ? (__mmask16)0xffff : tail_mask(C - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m256 n0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(lo_pd(v), mv), rv));
+        __m256 n1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(hi_pd(v), mv), rv));
+        __m512 nv = _mm512_castpd_ps(
+            _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(n0)), _mm256_castps_pd(n1), 1));
+        __m512 r = _mm512_fmadd_ps(nv, _mm512_maskz_loadu_ps(m, g + i), _mm512_maskz_loadu_ps(m, b + i));
+        _mm512_mask_storeu_ps(out + i, m, r);
+    }
+}
+
+/* ---- gelu -------------------------------------------------------------------- */
+
+/* e^x as exp_avx2 in ops_avx2.c: Cody-Waite split, degree-6 Taylor, 2^n in the
+ * exponent field; clamped to [-87.3, 88.3]. */
+AINLINE __m512 exp_avx512(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+/* x / (1 + e^(-2u)), the tanh form without its cancellation (see ops_avx2.c). */
+static void gelu_avx512(float *x, int n)
+{
+    const __m512 c = _mm512_set1_ps(-2.0f * 0.79788456080286535588f);
+    const __m512 c3 = _mm512_set1_ps(-2.0f * 0.79788456080286535588f * 0.044715f);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 arg = _mm512_mul_ps(v, _mm512_fmadd_ps(_mm512_mul_ps(v, v), c3, c));
+        __m512 y = _mm512_div_ps(v, _mm512_add_ps(one, exp_avx512(arg)));
+        _mm512_mask_storeu_ps(x + i, m, y);
+    }
+}
+
+/* ---- add ----------------------------------------------------------------------- */
+
+static void add_avx512(float *out, const float *a, const float *b, int n)
+{
+    int i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int j = 0; j < 64; j += 16)
+            _mm512_storeu_ps(out + i + j,
+                             _mm512_add_ps(_mm512_loadu_ps(a + i + j), _mm512_loadu_ps(b + i + j)));
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        _mm512_mask_storeu_ps(out + i, m,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i),
+                                            _mm512_maskz_loadu_ps(m, b + i)));
+    }
+}
+
+/* ---- attention ------------------------------------------------------------------ */
+
+static void attention_head_avx512(float *out, const float *q, const float *k, int ldk,
+                                  const float *v, int ldv, int n_kv, int HD, float scale,
+                                  float *scratch)
+{
+    const int hd16 = HD & ~15;
+    const __mmask16 hm = tail_mask(HD - hd16);
+    /* Scores, four keys at a time; the HD tail is one masked step. */
+    int t = 0;
+    for (; t + 4 <= n_kv; t += 4) {
+        const float *k0 = k + (size_t)t * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < hd16; i += 16) {
+            __m512 qv = _mm512_loadu_ps(q + i);
+            a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + i), a0);
+            a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k1 + i), a1);
+            a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k2 + i), a2);
+            a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k3 + i), a3);
+        }
+        if (hm) {
+            __m512 qv = _mm512_maskz_loadu_ps(hm, q + hd16);
+            a0 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(hm, k0 + hd16), a0);
+            a1 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(hm, k1 + hd16), a1);
+            a2 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(hm, k2 + hd16), a2);
+            a3 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(hm, k3 + hd16), a3);
+        }
+        _mm_storeu_ps(scratch + t, _mm_mul_ps(hsum4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+    }
+    for (; t < n_kv; t++) {
+        const float *kt = k + (size_t)t * ldk;
+        __m512 a0 = _mm512_setzero_ps();
+        for (int i = 0; i < hd16; i += 16)
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(kt + i), a0);
+        if (hm)
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(hm, q + hd16),
+                                 _mm512_maskz_loadu_ps(hm, kt + hd16), a0);
+        scratch[t] = _mm512_reduce_add_ps(a0) * scale;
+    }
+
+    /* Softmax, max-subtracted. Masked-off lanes load as -inf for the max and
+     * are left out of the sum. */
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    for (t = 0; t < n_kv; t += 16) {
+        __mmask16 m = n_kv - t >= 16 ? (__mmask16)0xffff : tail_mask(n_kv - t);
+        mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m, scratch + t));
+    }
+    const float mx = _mm512_reduce_max_ps(mv);
+    mv = _mm512_set1_ps(mx);
+    __m512 sv = _mm512_setzero_ps();
+    for (t = 0; t < n_kv; t += 16) {
+        __mmask16 m = n_kv - t >= 16 ? (__mmask16)0xffff : tail_mask(n_kv - t);
+        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scratch + t), mv));
+        _mm512_mask_storeu_ps(scratch + t, m, e);
+        sv = _mm512_mask_add_ps(sv, m, sv, e);
+    }
+    const __m512 iv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sv));
+
+    /* out = sum_t p[t] v[t]: 64 columns (4 accumulators) per pass over t, then
+     * 16 at a time, the last one masked. */
+    int i = 0;
+    for (; i + 64 <= HD; i += 64) {
+        __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+        for (t = 0; t < n_kv; t++) {
+            const float *vt = v + (size_t)t * ldv + i;
+            __m512 p = _mm512_set1_ps(scratch[t]);
+            c0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt), c0);
+            c1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 16), c1);
+            c2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 32), c2);
+            c3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 48), c3);
+        }
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(c0, iv));
+        _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(c1, iv));
+        _mm512_storeu_ps(out + i + 32, _mm512_mul_ps(c2, iv));
+        _mm512_storeu_ps(out + i + 48, _mm512_mul_ps(c3, iv));
+    }
+    for (; i < HD; i += 16) {
+        __mmask16 m = HD - i >= 16 ? (__mmask16)0xffff : tail_mask(HD - i);
+        __m512 c0 = _mm512_setzero_ps();
+        for (t = 0; t < n_kv; t++)
+            c0 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[t]),
+                                 _mm512_maskz_loadu_ps(m, v + (size_t)t * ldv + i), c0);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(c0, iv));
+    }
+}
+
+static const gpt2k_ops ops_avx512 = {
+    .isa = GPT2K_ISA_AVX512,
+    .matmul_f32 = matmul_f32_avx512,
+    .matmul_f16 = matmul_f16_avx512,
+    .layernorm = layernorm_avx512,
+    .gelu = gelu_avx512,
+    .add = add_avx512,
+    .attention_head = attention_head_avx512,
+};
+
+const gpt2k_ops *gpt2k_ops_avx512(void) { return &ops_avx512; }
+
+#else /* compiler without the AVX-512 flags: no table */
+
+const gpt2k_ops *gpt2k_ops_avx512(void) { return NULL; }
+
+#endif

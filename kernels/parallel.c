@@ -1,0 +1,190 @@
+/* Parallel drivers: split one op over the pool's threads. Every thread gets one
+ * contiguous range, so its outputs are disjoint and no locking is needed. */
+#include "kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+
+/* [lo, hi) of n units for thread ith of nth, as even as integers allow. */
+static void split_even(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
+{
+    *lo = n * ith / nth;
+    *hi = n * (ith + 1) / nth;
+}
+
+/* ---- matmul -------------------------------------------------------------- */
+
+/* Columns go out in blocks of this many, so each thread's n0 stays aligned
+ * (vector tiles in the slice kernels start at n0) and no two threads write
+ * the same cache line of a row when ldo keeps rows 64-byte aligned. */
+#define MATMUL_NBLOCK 16
+
+typedef struct {
+    const gpt2k_ops *ops;
+    float *out;
+    const float *in;
+    const void *w;
+    const float *bias;
+    int ldo, ldi, M, K, N, accumulate;
+    gpt2k_wtype wtype;
+} matmul_args;
+
+static void matmul_task(void *arg, int ith, int nth)
+{
+    const matmul_args *a = arg;
+    int64_t nb = (a->N + MATMUL_NBLOCK - 1) / MATMUL_NBLOCK, b0, b1;
+    split_even(nb, ith, nth, &b0, &b1);
+    int n0 = (int)(b0 * MATMUL_NBLOCK);
+    int n1 = (int)(b1 * MATMUL_NBLOCK);
+    if (n1 > a->N)
+        n1 = a->N;
+    if (n0 >= n1)
+        return;
+    if (a->wtype == GPT2K_W_F16)
+        a->ops->matmul_f16(a->out, a->ldo, a->in, a->ldi, a->w, a->bias, a->M, a->K, n0, n1,
+                           a->accumulate);
+    else
+        a->ops->matmul_f32(a->out, a->ldo, a->in, a->ldi, a->w, a->bias, a->M, a->K, n0, n1,
+                           a->accumulate);
+}
+
+void gpt2k_matmul(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *in,
+                  int ldi, const void *w, gpt2k_wtype wtype, const float *bias, int M, int K,
+                  int N, int accumulate)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    matmul_args a = {ops, out, in, w, bias, ldo, ldi, M, K, N, accumulate, wtype};
+    gpt2k_pool_run(p, matmul_task, &a);
+}
+
+/* ---- layernorm ------------------------------------------------------------- */
+
+typedef struct {
+    const gpt2k_ops *ops;
+    float *out;
+    const float *x, *g, *b;
+    int ldo, ldx, rows, C;
+    float eps;
+} layernorm_args;
+
+static void layernorm_task(void *arg, int ith, int nth)
+{
+    const layernorm_args *a = arg;
+    int64_t r0, r1;
+    split_even(a->rows, ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++)
+        a->ops->layernorm(a->out + r * a->ldo, a->x + r * a->ldx, a->g, a->b, a->C, a->eps);
+}
+
+void gpt2k_layernorm_rows(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo,
+                          const float *x, int ldx, const float *g, const float *b, int rows,
+                          int C, float eps)
+{
+    if (rows <= 0)
+        return;
+    layernorm_args a = {ops, out, x, g, b, ldo, ldx, rows, C, eps};
+    gpt2k_pool_run(p, layernorm_task, &a);
+}
+
+/* ---- gelu -------------------------------------------------------------------- */
+
+typedef struct {
+    const gpt2k_ops *ops;
+    float *x;
+    int ld, rows, n;
+} gelu_args;
+
+static void gelu_task(void *arg, int ith, int nth)
+{
+    const gelu_args *a = arg;
+    /* With fewer rows than threads (decode: one row) each row is cut into
+     * pieces so every thread still gets work; pieces are 16-aligned. */
+    int pieces = a->rows >= nth ? 1 : (nth + a->rows - 1) / a->rows;
+    int64_t width = ((int64_t)a->n + pieces - 1) / pieces;
+    width = (width + 15) / 16 * 16;
+    int64_t u0, u1;
+    split_even((int64_t)a->rows * pieces, ith, nth, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t r = u / pieces, c0 = u % pieces * width, c1 = c0 + width;
+        if (c1 > a->n)
+            c1 = a->n;
+        if (c0 < c1)
+            a->ops->gelu(a->x + r * a->ld + c0, (int)(c1 - c0));
+    }
+}
+
+void gpt2k_gelu_rows(gpt2k_pool *p, const gpt2k_ops *ops, float *x, int ld, int rows, int n)
+{
+    if (rows <= 0 || n <= 0)
+        return;
+    gelu_args a = {ops, x, ld, rows, n};
+    gpt2k_pool_run(p, gelu_task, &a);
+}
+
+/* ---- attention --------------------------------------------------------------- */
+
+typedef struct {
+    const gpt2k_ops *ops;
+    float *out;
+    const float *q, *k, *v;
+    float *scratch;
+    int ldo, ldq, ldk, ldv, pos0, T, NH, HD, scratch_stride;
+    float scale;
+} attn_args;
+
+/* Work unit u = h*T + t (head-major: a thread's range mostly shares one head's
+ * K/V rows). Its cost grows with the keys it reads, pos0+t+1, plus a fixed part
+ * for q/out; this is the prefix sum of those costs over units [0, u). */
+static int64_t attn_cost_prefix(const attn_args *a, int64_t u)
+{
+    int64_t fixed = a->pos0 + 1 + a->HD / 8; /* cost of t = 0 */
+    int64_t T = a->T;
+    int64_t h = u / T, t = u % T;
+    int64_t per_head = T * fixed + T * (T - 1) / 2;
+    return h * per_head + t * fixed + t * (t - 1) / 2;
+}
+
+/* First unit whose prefix cost reaches target (prefix is increasing). */
+static int64_t attn_cost_split(const attn_args *a, int64_t target)
+{
+    int64_t lo = 0, hi = (int64_t)a->T * a->NH;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (attn_cost_prefix(a, mid) < target)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void attn_task(void *arg, int ith, int nth)
+{
+    const attn_args *a = arg;
+    int64_t units = (int64_t)a->T * a->NH;
+    int64_t total = attn_cost_prefix(a, units);
+    /* Balance by cost, not count: under the causal mask late queries read more. */
+    int64_t u0 = attn_cost_split(a, total * ith / nth);
+    int64_t u1 = ith == nth - 1 ? units : attn_cost_split(a, total * (ith + 1) / nth);
+    float *scratch = a->scratch + (int64_t)ith * a->scratch_stride;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t h = u / a->T, t = u % a->T;
+        int n_kv = a->pos0 + (int)t + 1; /* causal: keys 0 .. pos0+t */
+        a->ops->attention_head(a->out + t * a->ldo + h * a->HD, a->q + t * a->ldq + h * a->HD,
+                               a->k + h * a->HD, a->ldk, a->v + h * a->HD, a->ldv, n_kv, a->HD,
+                               a->scale, scratch);
+    }
+}
+
+void gpt2k_attention(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *q,
+                     int ldq, const float *kcache, int ldk, const float *vcache, int ldv,
+                     int pos0, int T, int NH, int HD, float *scratch, int scratch_stride)
+{
+    if (T <= 0 || NH <= 0)
+        return;
+    attn_args a = {ops, out, q, kcache, vcache, scratch, ldo, ldq, ldk, ldv,
+                   pos0, T, NH, HD, scratch_stride, 0.0f};
+    a.scale = 1.0f / sqrtf((float)HD);
+    gpt2k_pool_run(p, attn_task, &a);
+}

@@ -1,0 +1,1058 @@
+/* Kernel tests: every op of every ISA table this CPU can run, against the plain
+ * C reference (kernels/ops_ref.c) and, for the reference itself, against a
+ * double-precision oracle written here. Shapes are ragged on purpose (K not a
+ * multiple of any vector width, odd N, sub-ranges [n0, n1), padded strides),
+ * outputs sit between guard values, and inputs a kernel must not read are NaN
+ * so using them shows up in the result. */
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+#include "kernels.h"
+
+#define GUARD 16
+#define SENTINEL (-7.25e30f) /* written around outputs; no kernel produces it */
+#define TIMEOUT_S 300        /* per test case; ASan builds are ~10x slower */
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+/* Like ck_assert_msg, but free when it passes: Check's own assertions write a
+ * checkpoint to a pipe each time, which dominates tight loops. */
+#define CHECK(cond, ...)                                                                   \
+    do {                                                                                   \
+        if (!(cond))                                                                       \
+            ck_abort_msg(__VA_ARGS__);                                                     \
+    } while (0)
+
+static uint64_t g_rng = 0x243f6a8885a308d3ull;
+
+static uint64_t rand_u64(void)
+{
+    /* splitmix64: deterministic, so a failure reproduces. */
+    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float urand(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((rand_u64() >> 40) * (1.0 / 16777216.0));
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    CHECK(p != NULL, "out of memory (%zu bytes)", n);
+    return p;
+}
+
+static float *falloc(size_t n) { return xmalloc(n * sizeof(float)); }
+
+static void ffill(float *p, size_t n, float v)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = v;
+}
+
+static uint32_t fbits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bits_f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* ISA tables to test beside the reference: those this CPU runs. */
+static const gpt2k_ops *g_simd[GPT2K_ISA_COUNT];
+static int g_nsimd;
+
+static void find_isas(void)
+{
+    for (int i = GPT2K_ISA_SCALAR + 1; i < GPT2K_ISA_COUNT; i++) {
+        const gpt2k_ops *o = gpt2k_ops_for((gpt2k_isa)i);
+        if (o)
+            g_simd[g_nsimd++] = o;
+        else
+            printf("test_kernels: SKIP isa %s: %s\n", gpt2k_isa_name((gpt2k_isa)i),
+                   gpt2k_cpu_supports((gpt2k_isa)i) ? "not compiled in"
+                                                    : "not supported by this CPU/OS");
+    }
+    printf("test_kernels: testing isa scalar");
+    for (int i = 0; i < g_nsimd; i++)
+        printf(" %s", gpt2k_isa_name(g_simd[i]->isa));
+    printf("\n");
+    fflush(stdout);
+}
+
+/* Fails unless |got[i] - want[i]| <= tol[i] (tol == NULL: exact, bit for bit
+ * up to the sign of zero) for all i. The message names the first bad element
+ * as [i / width][i % width], its values, and the largest difference. */
+static void expect_close(const float *got, const float *want, const double *tol, size_t n,
+                         size_t width, const char *fmt, ...)
+{
+    size_t nbad = 0, first = 0;
+    double maxd = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (isnan(got[i]) || isnan(want[i]))
+            d = isnan(got[i]) && isnan(want[i]) ? 0.0 : INFINITY;
+        if (d > maxd)
+            maxd = d;
+        if (!(d <= (tol ? tol[i] : 0.0))) {
+            if (nbad == 0)
+                first = i;
+            nbad++;
+        }
+    }
+    if (nbad == 0)
+        return;
+    char ctx[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    if (width == 0)
+        width = 1;
+    ck_abort_msg("%s: %zu of %zu values differ; first at [%zu][%zu]: got %.9g want %.9g "
+                 "(|diff| %.3g > tol %.3g); max |diff| %.3g",
+                 ctx, nbad, n, first / width, first % width, got[first], want[first],
+                 fabs((double)got[first] - want[first]), tol ? tol[first] : 0.0, maxd);
+}
+
+/* Fails if any buf[i] outside the region (in_region(i) != 0) lost its sentinel. */
+static void expect_guards(const float *buf, size_t n, int (*in_region)(size_t i, const void *c),
+                          const void *c, const char *ctx)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!in_region(i, c) && fbits(buf[i]) != fbits(SENTINEL))
+            ck_abort_msg("%s: guard/padding value at buffer index %zu overwritten with %.9g",
+                         ctx, i, buf[i]);
+}
+
+/* ---- matmul -------------------------------------------------------------------- */
+
+typedef struct {
+    int M, ldo, n0, n1;
+} mm_region;
+
+static int mm_in_region(size_t i, const void *c)
+{
+    const mm_region *r = c;
+    if (i < GUARD)
+        return 0;
+    i -= GUARD;
+    size_t m = i / r->ldo, n = i % r->ldo;
+    return m < (size_t)r->M && n >= (size_t)r->n0 && n < (size_t)r->n1;
+}
+
+typedef struct {
+    int wf16, M, K, N, n0, n1, ldi, ldo, bias, acc;
+} mm_case;
+
+/* Runs one op on a fresh guarded output; returns the [M][n1-n0] results. */
+static void mm_run(const gpt2k_ops *ops, const mm_case *c, const float *in, const void *w,
+                   const float *bias, const float *prev, float *res, const char *ctx)
+{
+    size_t nbuf = GUARD + (size_t)c->M * c->ldo + GUARD;
+    float *buf = falloc(nbuf);
+    ffill(buf, nbuf, SENTINEL);
+    float *out = buf + GUARD;
+    int W = c->n1 - c->n0;
+    for (int m = 0; m < c->M; m++)
+        for (int j = 0; j < W; j++)
+            out[(size_t)m * c->ldo + c->n0 + j] = prev[(size_t)m * W + j];
+    if (c->wf16)
+        ops->matmul_f16(out, c->ldo, in, c->ldi, w, c->bias ? bias : NULL, c->M, c->K, c->n0,
+                        c->n1, c->acc);
+    else
+        ops->matmul_f32(out, c->ldo, in, c->ldi, w, c->bias ? bias : NULL, c->M, c->K, c->n0,
+                        c->n1, c->acc);
+    mm_region r = {c->M, c->ldo, c->n0, c->n1};
+    expect_guards(buf, nbuf, mm_in_region, &r, ctx);
+    for (int m = 0; m < c->M; m++)
+        for (int j = 0; j < W; j++)
+            res[(size_t)m * W + j] = out[(size_t)m * c->ldo + c->n0 + j];
+    free(buf);
+}
+
+static void check_matmul_case(const mm_case *c)
+{
+    const int M = c->M, K = c->K, N = c->N, W = c->n1 - c->n0;
+    float *in = falloc((size_t)M * c->ldi + 1);
+    float *wf = falloc((size_t)N * K + 1);
+    uint16_t *wh = xmalloc(((size_t)N * K + 1) * sizeof(uint16_t));
+    float *bias = falloc((size_t)N + 1), *prev = falloc((size_t)M * W + 1);
+    float *want = falloc((size_t)M * W + 1), *got_ref = falloc((size_t)M * W + 1);
+    float *got = falloc((size_t)M * W + 1);
+    double *tol = xmalloc(((size_t)M * W + 1) * sizeof(double));
+
+    /* Padding of in and weight rows / bias entries outside [n0, n1) are NaN:
+     * a kernel that reads and uses them produces NaN. */
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < c->ldi; k++)
+            in[(size_t)m * c->ldi + k] = k < K ? urand(-1, 1) : NAN;
+    for (int n = 0; n < N; n++) {
+        int live = n >= c->n0 && n < c->n1;
+        for (int k = 0; k < K; k++) {
+            size_t i = (size_t)n * K + k;
+            wh[i] = live ? gpt2k_f32_to_f16(urand(-1, 1)) : 0x7e00;
+            wf[i] = live ? urand(-1, 1) : NAN;
+        }
+        bias[n] = live ? urand(-1, 1) : NAN;
+    }
+    for (size_t i = 0; i < (size_t)M * W; i++)
+        prev[i] = urand(-2, 2);
+
+    /* Oracle in double. Tolerance: each float result is some reordering of
+     * the same K+2 terms; reassociated fp32 sums differ by a random walk of
+     * roundings, each <= eps/2 of a partial sum bounded by S = sum|terms|, so
+     * ~eps*sqrt(K)*S. The factor 2 (two results compared) and +2 (bias, prev)
+     * keep a wide margin; a dropped or doubled term still shows, because S
+     * grows like K while the bound only like sqrt(K). */
+    const double rtol = 2.0 * FLT_EPSILON * (sqrt((double)K) + 2.0);
+    for (int m = 0; m < M; m++)
+        for (int j = 0; j < W; j++) {
+            int n = c->n0 + j;
+            double s = 0.0, S = 0.0;
+            for (int k = 0; k < K; k++) {
+                double wk = c->wf16 ? gpt2k_f16_to_f32(wh[(size_t)n * K + k])
+                                    : wf[(size_t)n * K + k];
+                double t = in[(size_t)m * c->ldi + k] * wk;
+                s += t;
+                S += fabs(t);
+            }
+            if (c->bias) {
+                s += bias[n];
+                S += fabs(bias[n]);
+            }
+            if (c->acc) {
+                s += prev[(size_t)m * W + j];
+                S += fabs(prev[(size_t)m * W + j]);
+            }
+            want[(size_t)m * W + j] = (float)s;
+            tol[(size_t)m * W + j] = rtol * S + FLT_MIN;
+        }
+
+    const void *w = c->wf16 ? (const void *)wh : (const void *)wf;
+    char ctx[200];
+    snprintf(ctx, sizeof ctx,
+             "matmul_%s M=%d K=%d N=%d n=[%d,%d) ldi=%d ldo=%d bias=%d acc=%d",
+             c->wf16 ? "f16" : "f32", M, K, N, c->n0, c->n1, c->ldi, c->ldo, c->bias, c->acc);
+    char ctx2[260];
+    snprintf(ctx2, sizeof ctx2, "%s [scalar vs double oracle]", ctx);
+    mm_run(gpt2k_ops_ref(), c, in, w, bias, prev, got_ref, ctx2);
+    expect_close(got_ref, want, tol, (size_t)M * W, (size_t)W, "%s", ctx2);
+    for (int i = 0; i < g_nsimd; i++) {
+        snprintf(ctx2, sizeof ctx2, "%s [%s vs scalar]", ctx, gpt2k_isa_name(g_simd[i]->isa));
+        mm_run(g_simd[i], c, in, w, bias, prev, got, ctx2);
+        expect_close(got, got_ref, tol, (size_t)M * W, (size_t)W, "%s", ctx2);
+    }
+    free(in), free(wf), free(wh), free(bias), free(prev), free(want), free(got_ref), free(got);
+    free(tol);
+}
+
+static const int K_LIST[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 64, 100, 768};
+#define NK_LIST ((int)(sizeof K_LIST / sizeof K_LIST[0]))
+static const int M_LIST[] = {1, 2, 3, 4, 5, 7, 16, 33};
+#define NM_LIST ((int)(sizeof M_LIST / sizeof M_LIST[0]))
+/* N, n0, n1: single column, full odd/even widths, interior sub-ranges. */
+static const int N_LIST[][3] = {{1, 0, 1}, {19, 0, 19}, {40, 5, 37}, {48, 16, 48}, {6, 0, 6}};
+#define NN_LIST ((int)(sizeof N_LIST / sizeof N_LIST[0]))
+
+static void matmul_sweep(int wf16, int K)
+{
+    int variant = 0;
+    for (int mi = 0; mi < NM_LIST; mi++)
+        for (int ni = 0; ni < NN_LIST; ni++)
+            for (int flags = 0; flags < 4; flags++, variant++) {
+                mm_case c = {wf16, M_LIST[mi], K, N_LIST[ni][0], N_LIST[ni][1], N_LIST[ni][2],
+                             K, N_LIST[ni][0], flags & 1, flags >> 1};
+                /* Every other case pads the strides (odd amounts: misaligned rows). */
+                if (variant & 1) {
+                    c.ldi = K + 5;
+                    c.ldo = c.N + 3;
+                }
+                check_matmul_case(&c);
+            }
+}
+
+START_TEST(test_matmul_f32_sweep) { matmul_sweep(0, K_LIST[_i]); }
+END_TEST
+
+START_TEST(test_matmul_f16_sweep) { matmul_sweep(1, K_LIST[_i]); }
+END_TEST
+
+/* Shapes past the small-M (GEMV) path and past one cache block in K and M. */
+START_TEST(test_matmul_blocked)
+{
+    static const mm_case cases[] = {
+        {0, 130, 1100, 37, 3, 37, 1103, 40, 1, 0},
+        {1, 130, 1100, 37, 3, 37, 1100, 37, 1, 1},
+        {0, 64, 3072, 20, 0, 20, 3072, 21, 0, 1},
+        {1, 64, 3072, 20, 0, 20, 3075, 20, 1, 0},
+        {0, 5, 2000, 50, 1, 50, 2000, 50, 1, 1},
+        {1, 6, 2001, 50, 0, 49, 2003, 51, 0, 0},
+        {0, 257, 513, 9, 0, 9, 513, 9, 1, 0},
+        {1, 9, 0, 5, 0, 5, 1, 5, 1, 0}, /* K = 0: out = bias */
+        {0, 1, 0, 5, 0, 5, 1, 5, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_matmul_case(&cases[i]);
+}
+END_TEST
+
+/* ---- layernorm ------------------------------------------------------------------- */
+
+typedef struct {
+    int off, n;
+} span_region;
+
+static int span_in_region(size_t i, const void *c)
+{
+    const span_region *r = c;
+    return i >= (size_t)r->off && i < (size_t)(r->off + r->n);
+}
+
+static const int C_LIST[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 64, 100, 768, 1600};
+#define NC_LIST ((int)(sizeof C_LIST / sizeof C_LIST[0]))
+
+START_TEST(test_layernorm)
+{
+    const int C = C_LIST[_i];
+    const float offsets[] = {0.0f, 5.0f, -300.0f};
+    const float spreads[] = {1.0f, 1e-3f, 0.0f}; /* 0: constant row, var = 0 */
+    const float eps = 1e-5f;
+    float *x = falloc(C), *g = falloc(C), *b = falloc(C), *want = falloc(C);
+    float *buf = falloc(C + 2 * GUARD), *got_ref = falloc(C);
+    double *tol = xmalloc(C * sizeof(double));
+    for (int oi = 0; oi < 3; oi++)
+        for (int si = 0; si < 3; si++)
+            for (int inplace = 0; inplace < 2; inplace++) {
+                for (int i = 0; i < C; i++) {
+                    x[i] = offsets[oi] + spreads[si] * urand(-1, 1);
+                    g[i] = urand(0.5f, 1.5f);
+                    b[i] = urand(-1, 1);
+                }
+                /* Oracle in double. The only float roundings left in any
+                 * implementation are the final xhat*g + b and the float
+                 * mean/var's few ulps; 8 eps of the terms' size covers them. */
+                double mean = 0, var = 0;
+                for (int i = 0; i < C; i++)
+                    mean += x[i];
+                mean /= C;
+                for (int i = 0; i < C; i++)
+                    var += (x[i] - mean) * (x[i] - mean);
+                var /= C;
+                double rstd = 1.0 / sqrt(var + eps);
+                for (int i = 0; i < C; i++) {
+                    double xh = (x[i] - mean) * rstd;
+                    want[i] = (float)(xh * g[i] + b[i]);
+                    tol[i] = 8.0 * FLT_EPSILON * (fabs(xh * g[i]) + fabs(b[i])) + FLT_MIN;
+                }
+                for (int t = -1; t < g_nsimd; t++) {
+                    const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+                    char ctx[160];
+                    snprintf(ctx, sizeof ctx, "layernorm %s C=%d offset=%g spread=%g inplace=%d",
+                             gpt2k_isa_name(ops->isa), C, offsets[oi], spreads[si], inplace);
+                    ffill(buf, C + 2 * GUARD, SENTINEL);
+                    float *out = buf + GUARD;
+                    if (inplace) {
+                        memcpy(out, x, C * sizeof(float));
+                        ops->layernorm(out, out, g, b, C, eps);
+                    } else {
+                        ops->layernorm(out, x, g, b, C, eps);
+                    }
+                    span_region r = {GUARD, C};
+                    expect_guards(buf, C + 2 * GUARD, span_in_region, &r, ctx);
+                    expect_close(out, want, tol, C, C, "%s", ctx);
+                    if (t < 0)
+                        memcpy(got_ref, out, C * sizeof(float));
+                    else /* and against the scalar table, same tolerance */
+                        expect_close(out, got_ref, tol, C, C, "%s vs scalar", ctx);
+                }
+            }
+    free(x), free(g), free(b), free(want), free(buf), free(got_ref), free(tol);
+}
+END_TEST
+
+/* ---- gelu ------------------------------------------------------------------------ */
+
+static const int NV_LIST[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 64, 100, 768, 3072};
+#define NNV_LIST ((int)(sizeof NV_LIST / sizeof NV_LIST[0]))
+
+static double gelu_oracle(double v)
+{
+    return 0.5 * v * (1.0 + tanh(0.79788456080286535588 * (v + 0.044715 * v * v * v)));
+}
+
+START_TEST(test_gelu)
+{
+    const int n = NV_LIST[_i];
+    static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-6f, -1e-6f, 0.5f, -0.5f,
+                                    3.0f, -3.0f, 9.0f, -9.0f, 20.0f, -20.0f, 60.0f, -60.0f,
+                                    1e4f, -1e4f};
+    const int nspec = (int)(sizeof special / sizeof special[0]);
+    float *x = falloc(n), *want = falloc(n), *buf = falloc(n + 2 * GUARD);
+    double *tol = xmalloc(n * sizeof(double));
+    for (int rep = 0; rep < 3; rep++) {
+        for (int i = 0; i < n; i++)
+            x[i] = (rep == 0 && i < nspec) ? special[(i + n) % nspec] : urand(-10, 10);
+        /* 2e-6 relative: the vector exp is good to ~2 ulp, but its argument
+         * -2u carries a float rounding of |2u| eps, ~1e-6 relative at x ~ -6.
+         * Further left the output is below 1e-9 and the absolute part takes
+         * over; nothing downstream can see a 1e-9 difference. */
+        for (int i = 0; i < n; i++) {
+            double o = gelu_oracle(x[i]);
+            want[i] = (float)o;
+            tol[i] = 1e-9 + 2e-6 * fabs(o);
+        }
+        for (int t = -1; t < g_nsimd; t++) {
+            const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+            ffill(buf, n + 2 * GUARD, SENTINEL);
+            memcpy(buf + GUARD, x, n * sizeof(float));
+            ops->gelu(buf + GUARD, n);
+            char ctx[96];
+            snprintf(ctx, sizeof ctx, "gelu %s n=%d rep=%d", gpt2k_isa_name(ops->isa), n, rep);
+            span_region r = {GUARD, n};
+            expect_guards(buf, n + 2 * GUARD, span_in_region, &r, ctx);
+            expect_close(buf + GUARD, want, tol, n, n, "%s", ctx);
+        }
+    }
+    free(x), free(want), free(buf), free(tol);
+}
+END_TEST
+
+/* Dense sweep of the range that matters, one value per ~1e-4. */
+START_TEST(test_gelu_dense)
+{
+    const int n = 200001;
+    float *x = falloc(n), *y = falloc(n);
+    for (int t = 0; t < g_nsimd; t++) {
+        for (int i = 0; i < n; i++)
+            x[i] = y[i] = -12.0f + 24.0f * (float)i / (n - 1);
+        g_simd[t]->gelu(y, n);
+        double worst = 0;
+        int wi = 0;
+        for (int i = 0; i < n; i++) {
+            double o = gelu_oracle(x[i]);
+            double excess = fabs(y[i] - o) / (1e-9 + 2e-6 * fabs(o));
+            if (excess > worst)
+                worst = excess, wi = i;
+        }
+        ck_assert_msg(worst <= 1.0,
+                      "gelu %s dense: x=%.9g got %.9g want %.9g (error %.3g of tolerance)",
+                      gpt2k_isa_name(g_simd[t]->isa), x[wi], y[wi], gelu_oracle(x[wi]), worst);
+    }
+    free(x), free(y);
+}
+END_TEST
+
+/* ---- add ----------------------------------------------------------------------------- */
+
+START_TEST(test_add)
+{
+    const int n = NV_LIST[_i];
+    float *a = falloc(n), *b = falloc(n), *want = falloc(n), *buf = falloc(n + 2 * GUARD);
+    for (int i = 0; i < n; i++) {
+        a[i] = urand(-100, 100);
+        b[i] = urand(-1, 1);
+        want[i] = a[i] + b[i]; /* one rounding: every correct kernel agrees bit for bit */
+    }
+    for (int t = -1; t < g_nsimd; t++) {
+        const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+        for (int alias = 0; alias < 3; alias++) { /* out separate, out == a, out == b */
+            ffill(buf, n + 2 * GUARD, SENTINEL);
+            float *out = buf + GUARD;
+            if (alias == 0) {
+                ops->add(out, a, b, n);
+            } else if (alias == 1) {
+                memcpy(out, a, n * sizeof(float));
+                ops->add(out, out, b, n);
+            } else {
+                memcpy(out, b, n * sizeof(float));
+                ops->add(out, a, out, n);
+            }
+            char ctx[96];
+            snprintf(ctx, sizeof ctx, "add %s n=%d alias=%d", gpt2k_isa_name(ops->isa), n, alias);
+            span_region r = {GUARD, n};
+            expect_guards(buf, n + 2 * GUARD, span_in_region, &r, ctx);
+            expect_close(out, want, NULL, n, n, "%s", ctx);
+        }
+    }
+    free(a), free(b), free(want), free(buf);
+}
+END_TEST
+
+/* ---- attention head ----------------------------------------------------------------- */
+
+static const int NKV_LIST[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 100, 300};
+#define NNKV_LIST ((int)(sizeof NKV_LIST / sizeof NKV_LIST[0]))
+static const int HD_LIST[] = {1, 3, 7, 8, 9, 16, 17, 31, 64, 65, 72, 128};
+#define NHD_LIST ((int)(sizeof HD_LIST / sizeof HD_LIST[0]))
+
+/* Double oracle for one query against n_kv keys (a softmax over all of them).
+ * tol per output: a score error d moves each p[t] by a factor ~(1 +- 2d), so
+ * the output moves by <= 2d * V, V = sum_t p[t] |v[t][i]|; d ~ eps sqrt(HD) of
+ * the score's magnitude sum. The final weighted sum adds ~eps sqrt(n_kv) V,
+ * and the vector exp a few eps. Everything is doubled for two results. */
+static void attn_oracle(float *want, double *tol, const float *q, const float *k, int ldk,
+                        const float *v, int ldv, int n_kv, int HD, float scale)
+{
+    double *s = xmalloc(n_kv * sizeof(double));
+    double mx = -INFINITY, smax = 0, Z = 0;
+    for (int t = 0; t < n_kv; t++) {
+        double d = 0, a = 0;
+        for (int i = 0; i < HD; i++) {
+            d += (double)q[i] * k[(size_t)t * ldk + i];
+            a += fabs((double)q[i] * k[(size_t)t * ldk + i]);
+        }
+        s[t] = d * scale;
+        mx = s[t] > mx ? s[t] : mx;
+        smax = a * scale > smax ? a * scale : smax;
+    }
+    for (int t = 0; t < n_kv; t++) {
+        s[t] = exp(s[t] - mx);
+        Z += s[t];
+    }
+    const double eps = FLT_EPSILON;
+    const double rtol = 2.0 * (2.0 * eps * (sqrt((double)HD) + 1.0) * (smax + 1.0) +
+                               eps * (sqrt((double)n_kv) + 4.0));
+    for (int i = 0; i < HD; i++) {
+        double o = 0, V = 0;
+        for (int t = 0; t < n_kv; t++) {
+            o += s[t] / Z * v[(size_t)t * ldv + i];
+            V += s[t] / Z * fabs(v[(size_t)t * ldv + i]);
+        }
+        want[i] = (float)o;
+        tol[i] = rtol * V + FLT_MIN;
+    }
+    free(s);
+}
+
+START_TEST(test_attention_head)
+{
+    const int HD = HD_LIST[_i];
+    float *want = falloc(HD), *got_ref = falloc(HD), *obuf = falloc(HD + 2 * GUARD);
+    double *tol = xmalloc(HD * sizeof(double));
+    float *q = falloc(HD);
+    for (int ki = 0; ki < NNKV_LIST; ki++)
+        for (int peaky = 0; peaky < 2; peaky++) {
+            const int n_kv = NKV_LIST[ki];
+            const int ldk = HD + (ki & 1 ? 5 : 0), ldv = HD + (ki & 2 ? 3 : 0);
+            /* Two extra NaN rows past n_kv and NaN padding: must not be read. */
+            const size_t rows = (size_t)n_kv + 2;
+            float *k = falloc(rows * ldk), *v = falloc(rows * ldv);
+            float *sbuf = falloc(n_kv + GUARD);
+            /* peaky: q scaled up so scores reach the hundreds; without the
+             * max subtraction exp() would overflow. */
+            const float qs = peaky ? 40.0f : 1.0f;
+            for (int i = 0; i < HD; i++)
+                q[i] = qs * urand(-1, 1);
+            for (size_t t = 0; t < rows; t++) {
+                for (int i = 0; i < ldk; i++)
+                    k[t * ldk + i] = t < (size_t)n_kv && i < HD ? urand(-1, 1) : NAN;
+                for (int i = 0; i < ldv; i++)
+                    v[t * ldv + i] = t < (size_t)n_kv && i < HD ? urand(-2, 2) : NAN;
+            }
+            const float scale = 1.0f / sqrtf((float)HD);
+            attn_oracle(want, tol, q, k, ldk, v, ldv, n_kv, HD, scale);
+            for (int t = -1; t < g_nsimd; t++) {
+                const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+                char ctx[128];
+                snprintf(ctx, sizeof ctx, "attention_head %s HD=%d n_kv=%d ldk=%d ldv=%d peaky=%d",
+                         gpt2k_isa_name(ops->isa), HD, n_kv, ldk, ldv, peaky);
+                ffill(obuf, HD + 2 * GUARD, SENTINEL);
+                ffill(sbuf, n_kv + GUARD, SENTINEL);
+                ops->attention_head(obuf + GUARD, q, k, ldk, v, ldv, n_kv, HD, scale, sbuf);
+                span_region r = {GUARD, HD}, rs = {0, n_kv};
+                expect_guards(obuf, HD + 2 * GUARD, span_in_region, &r, ctx);
+                expect_guards(sbuf, n_kv + GUARD, span_in_region, &rs, ctx);
+                expect_close(obuf + GUARD, want, tol, HD, HD, "%s", ctx);
+                if (t < 0)
+                    memcpy(got_ref, obuf + GUARD, HD * sizeof(float));
+                else
+                    expect_close(obuf + GUARD, got_ref, tol, HD, HD, "%s vs scalar", ctx);
+            }
+            free(k), free(v), free(sbuf);
+        }
+    free(want), free(got_ref), free(obuf), free(tol), free(q);
+}
+END_TEST
+
+/* ---- fp16 -------------------------------------------------------------------------- */
+
+/* Independent half -> float: the definition, with ldexp. */
+static double half_value(uint16_t h)
+{
+    int s = h >> 15, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    double v = e == 0 ? ldexp(m, -24) : ldexp(1024 + m, e - 25);
+    return s ? -v : v;
+}
+
+/* Independent float -> half by arithmetic: scale to the half grid spacing of
+ * the value's binade and round with rint (round-half-even in the default FP
+ * mode); all steps are exact in double. NaN is handled by the caller. */
+static uint16_t slow_f32_to_f16(float f)
+{
+    uint16_t sign = signbit(f) ? 0x8000 : 0;
+    double a = fabs((double)f);
+    if (isinf(f))
+        return sign | 0x7c00;
+    if (a == 0)
+        return sign;
+    int e2;
+    frexp(a, &e2); /* a in [2^(e2-1), 2^e2) */
+    int E = e2 - 1 < -14 ? -14 : e2 - 1;
+    double r = rint(ldexp(a, 10 - E)); /* integer multiple of 2^(E-10) */
+    double v = ldexp(r, E - 10);
+    if (v > 65504.0)
+        return sign | 0x7c00;
+    if (v < ldexp(1.0, -14))
+        return sign | (uint16_t)ldexp(v, 24); /* subnormal (or the rounding reached 0) */
+    frexp(v, &e2);
+    E = e2 - 1;
+    return sign | (uint16_t)((E + 15) << 10) | (uint16_t)(ldexp(v, 10 - E) - 1024);
+}
+
+START_TEST(test_f16_exhaustive)
+{
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = gpt2k_f16_to_f32((uint16_t)h);
+        int is_nan = ((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff);
+        if (is_nan) {
+            CHECK(isnan(f), "f16_to_f32(0x%04x) = %g, want nan", h, f);
+            CHECK(!signbit(f) == !(h & 0x8000), "f16_to_f32(0x%04x): nan sign lost", h);
+            uint16_t back = gpt2k_f32_to_f16(f);
+            CHECK(((back >> 10) & 0x1f) == 0x1f && (back & 0x3ff) &&
+                              (back & 0x8000) == (h & 0x8000),
+                          "f32_to_f16(nan from 0x%04x) = 0x%04x, want a nan of the same sign", h,
+                          back);
+            continue;
+        }
+        double want = ((h >> 10) & 0x1f) == 0x1f ? ((h & 0x8000) ? -INFINITY : INFINITY)
+                                                 : half_value((uint16_t)h);
+        CHECK((double)f == want && !signbit(f) == !(h & 0x8000),
+                      "f16_to_f32(0x%04x) = %.10g, want %.10g", h, f, want);
+        uint16_t back = gpt2k_f32_to_f16(f);
+        CHECK(back == h, "round trip 0x%04x -> %.10g -> 0x%04x", h, f, back);
+    }
+}
+END_TEST
+
+static void check_f32_to_f16(float f)
+{
+    if (isnan(f))
+        return;
+    uint16_t got = gpt2k_f32_to_f16(f), want = slow_f32_to_f16(f);
+    CHECK(got == want, "f32_to_f16(%.10g = 0x%08x) = 0x%04x, want 0x%04x", f, fbits(f),
+                  got, want);
+}
+
+START_TEST(test_f16_rounding)
+{
+    /* Around every finite half: the value, one float ulp either side, the
+     * exact midpoint to the next half (a tie) and one ulp either side of it. */
+    for (uint32_t h = 0; h < 0x7c00; h++) {
+        for (int s = 0; s < 2; s++) {
+            float v = gpt2k_f16_to_f32((uint16_t)(h | (s ? 0x8000 : 0)));
+            double next = h + 1 < 0x7c00 ? half_value((uint16_t)(h + 1)) : 65536.0;
+            float mid = (float)((fabs((double)v) + next) / 2); /* exact: 12 bits */
+            if (s)
+                mid = -mid;
+            const float cases[] = {v, nextafterf(v, INFINITY), nextafterf(v, -INFINITY), mid,
+                                   nextafterf(mid, INFINITY), nextafterf(mid, -INFINITY)};
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                check_f32_to_f16(cases[i]);
+        }
+    }
+    /* Named edges: overflow threshold, the smallest subnormal's half-way
+     * point, float subnormals, infinities. */
+    const float edges[] = {65504.0f, 65519.996f, 65520.0f, 65520.004f, 65536.0f, 1e10f,
+                           ldexpf(1, -24), ldexpf(1, -25), nextafterf(ldexpf(1, -25), 1),
+                           nextafterf(ldexpf(1, -25), 0), ldexpf(3, -26), ldexpf(1, -26),
+                           FLT_MIN, FLT_TRUE_MIN, FLT_MAX, INFINITY, -INFINITY, 0.0f, -0.0f};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        check_f32_to_f16(edges[i]);
+        check_f32_to_f16(-edges[i]);
+    }
+    /* A strided walk over every float bit pattern. */
+    for (uint64_t u = 0; u < (1ull << 32); u += 65521)
+        check_f32_to_f16(bits_f((uint32_t)u));
+    /* NaN stays NaN with its sign. */
+    const uint32_t nans[] = {0x7fc00000u, 0x7f800001u, 0xffc00000u, 0x7fbfffffu, 0xff800001u};
+    for (size_t i = 0; i < sizeof nans / sizeof nans[0]; i++) {
+        uint16_t h = gpt2k_f32_to_f16(bits_f(nans[i]));
+        CHECK(((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff) &&
+                          (h >> 15) == (nans[i] >> 31),
+                      "f32_to_f16(nan 0x%08x) = 0x%04x, not a nan of the same sign", nans[i], h);
+    }
+}
+END_TEST
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* Cross-check with the hardware conversion where the CPU has F16C. */
+__attribute__((target("f16c"))) static uint16_t hw_f32_to_f16(float f)
+{
+    return (uint16_t)_cvtss_sh(f, 0); /* 0: round to nearest even */
+}
+
+START_TEST(test_f16_vs_hardware)
+{
+    if (!gpt2k_cpu_supports(GPT2K_ISA_AVX2)) {
+        printf("test_kernels: SKIP f16 hardware cross-check: no F16C\n");
+        return;
+    }
+    for (uint64_t u = 0; u < (1ull << 32); u += 4099) {
+        float f = bits_f((uint32_t)u);
+        if (isnan(f))
+            continue;
+        uint16_t got = gpt2k_f32_to_f16(f), want = hw_f32_to_f16(f);
+        CHECK(got == want, "f32_to_f16(0x%08x) = 0x%04x, F16C says 0x%04x", (uint32_t)u,
+                      got, want);
+    }
+}
+END_TEST
+#endif
+
+/* ---- cpu features ---------------------------------------------------------------------- */
+
+START_TEST(test_cpu_features)
+{
+    for (int i = 0; i < GPT2K_ISA_COUNT; i++) {
+        const char *name = gpt2k_isa_name((gpt2k_isa)i);
+        ck_assert_int_eq(gpt2k_isa_parse(name), i);
+        printf("test_kernels: cpu %s: %s\n", name,
+               gpt2k_cpu_supports((gpt2k_isa)i) ? "yes" : "no");
+    }
+    ck_assert_int_eq(gpt2k_isa_parse("bogus"), -1);
+    ck_assert_int_eq(gpt2k_isa_parse(NULL), -1);
+    ck_assert_int_eq(gpt2k_isa_parse("auto"), (int)gpt2k_best_isa());
+    ck_assert(gpt2k_cpu_supports(GPT2K_ISA_SCALAR));
+    ck_assert_ptr_eq(gpt2k_ops_for(GPT2K_ISA_SCALAR), gpt2k_ops_ref());
+    ck_assert_ptr_nonnull(gpt2k_ops_for(gpt2k_best_isa()));
+    ck_assert_int_eq(gpt2k_ops_for(gpt2k_best_isa())->isa, gpt2k_best_isa());
+    for (int i = 0; i < GPT2K_ISA_COUNT; i++) {
+        const gpt2k_ops *o = gpt2k_ops_for((gpt2k_isa)i);
+        if (o) {
+            ck_assert_int_eq(o->isa, i);
+            ck_assert(o->matmul_f32 && o->matmul_f16 && o->layernorm && o->gelu && o->add &&
+                      o->attention_head);
+            ck_assert((int)gpt2k_best_isa() >= i);
+        }
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    /* Independent check through the compiler's own cpuid reading: we may
+     * be stricter (OS state), never looser. */
+    __builtin_cpu_init();
+    if (gpt2k_cpu_supports(GPT2K_ISA_AVX2))
+        ck_assert(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+    if (gpt2k_cpu_supports(GPT2K_ISA_AVX512))
+        ck_assert(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"));
+#endif
+}
+END_TEST
+
+/* ---- thread pool ------------------------------------------------------------------------- */
+
+typedef struct {
+    atomic_int count[8];
+    atomic_int bad_nth;
+    int nth;
+} pool_probe;
+
+static void pool_probe_fn(void *arg, int ith, int nth)
+{
+    pool_probe *p = arg;
+    if (nth != p->nth || ith < 0 || ith >= nth || ith >= 8)
+        atomic_fetch_add(&p->bad_nth, 1);
+    else
+        atomic_fetch_add(&p->count[ith], 1);
+}
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+START_TEST(test_threadpool)
+{
+    ck_assert_ptr_null(gpt2k_pool_create(0));
+    for (int nt = 1; nt <= 4; nt++) {
+        gpt2k_pool *pool = gpt2k_pool_create(nt);
+        ck_assert_ptr_nonnull(pool);
+        ck_assert_int_eq(gpt2k_pool_size(pool), nt);
+        pool_probe pr;
+        memset(&pr, 0, sizeof pr);
+        pr.nth = nt;
+        const int runs = 3000;
+        for (int r = 1; r <= runs; r++) {
+            gpt2k_pool_run(pool, pool_probe_fn, &pr);
+            /* After run returns, every thread's call must be complete and
+             * counted exactly once for this run. */
+            for (int i = 0; i < nt; i++) {
+                int c = atomic_load(&pr.count[i]);
+                CHECK(c == r, "pool nt=%d run %d: ith %d ran %d times in total", nt, r, i,
+                              c);
+            }
+            CHECK(atomic_load(&pr.bad_nth) == 0, "pool nt=%d: bad ith/nth seen", nt);
+            /* Now and then idle long enough for workers to go to sleep, so the
+             * condvar wake path is exercised too. */
+            if (r % 500 == 0)
+                sleep_us(20000);
+        }
+        gpt2k_pool_free(pool);
+    }
+    gpt2k_pool_free(NULL);
+}
+END_TEST
+
+/* ---- parallel drivers -------------------------------------------------------------------- */
+
+/* Split results must equal one single-threaded slice call bit for bit: each
+ * output element is computed by the same arithmetic whichever thread owns it. */
+START_TEST(test_parallel_matmul)
+{
+    static const int shapes[][3] = {{1, 768, 100}, {7, 33, 37}, {20, 100, 37}, {3, 17, 5},
+                                    {64, 130, 50}, {2, 9, 16}, {1, 1, 1}};
+    for (int nt = 1; nt <= 3; nt++) {
+        gpt2k_pool *pool = gpt2k_pool_create(nt);
+        ck_assert_ptr_nonnull(pool);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int wf16 = 0; wf16 < 2; wf16++)
+                for (int t = -1; t < g_nsimd; t++) {
+                    const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+                    const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+                    const int ldi = K + 1, ldo = N + 2, acc = (int)(s & 1);
+                    float *in = falloc((size_t)M * ldi), *wf = falloc((size_t)N * K);
+                    uint16_t *wh = xmalloc((size_t)N * K * sizeof(uint16_t));
+                    float *bias = falloc(N), *o1 = falloc((size_t)M * ldo),
+                          *o2 = falloc((size_t)M * ldo);
+                    for (size_t i = 0; i < (size_t)M * ldi; i++)
+                        in[i] = urand(-1, 1);
+                    for (size_t i = 0; i < (size_t)N * K; i++) {
+                        wf[i] = urand(-1, 1);
+                        wh[i] = gpt2k_f32_to_f16(wf[i]);
+                    }
+                    for (int i = 0; i < N; i++)
+                        bias[i] = urand(-1, 1);
+                    for (size_t i = 0; i < (size_t)M * ldo; i++)
+                        o1[i] = o2[i] = urand(-1, 1); /* padding too: must survive */
+                    const void *w = wf16 ? (const void *)wh : (const void *)wf;
+                    gpt2k_matmul(pool, ops, o1, ldo, in, ldi, w, wf16 ? GPT2K_W_F16 : GPT2K_W_F32,
+                                 bias, M, K, N, acc);
+                    if (wf16)
+                        ops->matmul_f16(o2, ldo, in, ldi, wh, bias, M, K, 0, N, acc);
+                    else
+                        ops->matmul_f32(o2, ldo, in, ldi, wf, bias, M, K, 0, N, acc);
+                    expect_close(o1, o2, NULL, (size_t)M * ldo, (size_t)ldo,
+                                 "gpt2k_matmul %s threads=%d %s M=%d K=%d N=%d acc=%d",
+                                 gpt2k_isa_name(ops->isa), nt, wf16 ? "f16" : "f32", M, K, N, acc);
+                    free(in), free(wf), free(wh), free(bias), free(o1), free(o2);
+                }
+        gpt2k_pool_free(pool);
+    }
+}
+END_TEST
+
+START_TEST(test_parallel_rows)
+{
+    static const int shapes[][2] = {{1, 768}, {5, 768}, {3, 100}, {7, 17}, {1, 3072}, {2, 5}};
+    for (int nt = 1; nt <= 3; nt++) {
+        gpt2k_pool *pool = gpt2k_pool_create(nt);
+        ck_assert_ptr_nonnull(pool);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int t = -1; t < g_nsimd; t++) {
+                const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+                const int rows = shapes[s][0], C = shapes[s][1];
+                const int ldx = C + 3, ldo = C + 1;
+                float *x = falloc((size_t)rows * ldx), *g = falloc(C), *b = falloc(C);
+                float *o1 = falloc((size_t)rows * ldo), *o2 = falloc((size_t)rows * ldo);
+                for (size_t i = 0; i < (size_t)rows * ldx; i++)
+                    x[i] = urand(-3, 3);
+                for (int i = 0; i < C; i++) {
+                    g[i] = urand(0.5f, 1.5f);
+                    b[i] = urand(-1, 1);
+                }
+                ffill(o1, (size_t)rows * ldo, SENTINEL);
+                ffill(o2, (size_t)rows * ldo, SENTINEL);
+                gpt2k_layernorm_rows(pool, ops, o1, ldo, x, ldx, g, b, rows, C, 1e-5f);
+                for (int r = 0; r < rows; r++)
+                    ops->layernorm(o2 + (size_t)r * ldo, x + (size_t)r * ldx, g, b, C, 1e-5f);
+                expect_close(o1, o2, NULL, (size_t)rows * ldo, (size_t)ldo,
+                             "gpt2k_layernorm_rows %s threads=%d rows=%d C=%d",
+                             gpt2k_isa_name(ops->isa), nt, rows, C);
+
+                /* gelu in place over rows with a padded stride */
+                memcpy(o1, x, (size_t)rows * ldo * sizeof(float));
+                memcpy(o2, x, (size_t)rows * ldo * sizeof(float));
+                gpt2k_gelu_rows(pool, ops, o1, ldo, rows, C);
+                for (int r = 0; r < rows; r++)
+                    ops->gelu(o2 + (size_t)r * ldo, C);
+                expect_close(o1, o2, NULL, (size_t)rows * ldo, (size_t)ldo,
+                             "gpt2k_gelu_rows %s threads=%d rows=%d n=%d",
+                             gpt2k_isa_name(ops->isa), nt, rows, C);
+                free(x), free(g), free(b), free(o1), free(o2);
+            }
+        gpt2k_pool_free(pool);
+    }
+}
+END_TEST
+
+typedef struct {
+    int pos0, T, NH, HD;
+} attn_shape;
+
+START_TEST(test_parallel_attention)
+{
+    static const attn_shape shapes[] = {{0, 1, 1, 8},  {0, 9, 3, 16}, {5, 1, 12, 64},
+                                        {5, 4, 3, 7},  {0, 17, 2, 64}, {30, 3, 4, 33},
+                                        {0, 33, 5, 9}};
+    for (int nt = 1; nt <= 3; nt++) {
+        gpt2k_pool *pool = gpt2k_pool_create(nt);
+        ck_assert_ptr_nonnull(pool);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int t = -1; t < g_nsimd; t++) {
+                const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+                const attn_shape sh = shapes[s];
+                const int C = sh.NH * sh.HD, P = sh.pos0 + sh.T;
+                const int ldq = C + 3, ldk = 3 * C + 1, ldv = 3 * C + 2, ldo = C + 5;
+                const int sstride = P + 7;
+                /* Cache rows past pos0+T-1 are NaN: no query may read them. */
+                const size_t crows = (size_t)P + 2;
+                float *q = falloc((size_t)sh.T * ldq), *kc = falloc(crows * ldk);
+                float *vc = falloc(crows * ldv), *o1 = falloc((size_t)sh.T * ldo);
+                float *o2 = falloc((size_t)sh.T * ldo), *scratch = falloc((size_t)nt * sstride);
+                for (size_t i = 0; i < (size_t)sh.T * ldq; i++)
+                    q[i] = urand(-2, 2);
+                for (size_t r = 0; r < crows; r++) {
+                    for (int i = 0; i < ldk; i++)
+                        kc[r * ldk + i] = r < (size_t)P ? urand(-1, 1) : NAN;
+                    for (int i = 0; i < ldv; i++)
+                        vc[r * ldv + i] = r < (size_t)P ? urand(-1, 1) : NAN;
+                }
+                ffill(o1, (size_t)sh.T * ldo, SENTINEL);
+                ffill(o2, (size_t)sh.T * ldo, SENTINEL);
+                gpt2k_attention(pool, ops, o1, ldo, q, ldq, kc, ldk, vc, ldv, sh.pos0, sh.T,
+                                sh.NH, sh.HD, scratch, sstride);
+                const float scale = 1.0f / sqrtf((float)sh.HD);
+                for (int tq = 0; tq < sh.T; tq++)
+                    for (int h = 0; h < sh.NH; h++)
+                        ops->attention_head(o2 + (size_t)tq * ldo + h * sh.HD,
+                                            q + (size_t)tq * ldq + h * sh.HD, kc + h * sh.HD, ldk,
+                                            vc + h * sh.HD, ldv, sh.pos0 + tq + 1, sh.HD, scale,
+                                            scratch);
+                char ctx[160];
+                snprintf(ctx, sizeof ctx, "gpt2k_attention %s threads=%d pos0=%d T=%d NH=%d HD=%d",
+                         gpt2k_isa_name(ops->isa), nt, sh.pos0, sh.T, sh.NH, sh.HD);
+                expect_close(o1, o2, NULL, (size_t)sh.T * ldo, (size_t)ldo, "%s vs per-head",
+                             ctx);
+
+                /* Causality against a naive reference that scores every cached
+                 * position, masks the future with -inf and takes a full softmax. */
+                float *want = falloc(sh.HD);
+                double *tol = xmalloc(sh.HD * sizeof(double));
+                float *km = falloc((size_t)P * sh.HD), *vm = falloc((size_t)P * sh.HD);
+                for (int tq = 0; tq < sh.T; tq++)
+                    for (int h = 0; h < sh.NH; h++) {
+                        const float *qh = q + (size_t)tq * ldq + h * sh.HD;
+                        int n_vis = 0;
+                        for (int pos = 0; pos < P; pos++) {
+                            if (pos > sh.pos0 + tq)
+                                continue; /* masked: exp(-inf) = 0 weight */
+                            memcpy(km + (size_t)n_vis * sh.HD, kc + (size_t)pos * ldk + h * sh.HD,
+                                   sh.HD * sizeof(float));
+                            memcpy(vm + (size_t)n_vis * sh.HD, vc + (size_t)pos * ldv + h * sh.HD,
+                                   sh.HD * sizeof(float));
+                            n_vis++;
+                        }
+                        attn_oracle(want, tol, qh, km, sh.HD, vm, sh.HD, n_vis, sh.HD, scale);
+                        expect_close(o1 + (size_t)tq * ldo + h * sh.HD, want, tol, sh.HD, sh.HD,
+                                     "%s causal check t=%d h=%d", ctx, tq, h);
+                    }
+                free(want), free(tol), free(km), free(vm);
+                free(q), free(kc), free(vc), free(o1), free(o2), free(scratch);
+            }
+        gpt2k_pool_free(pool);
+    }
+}
+END_TEST
+
+/* ---- suite ------------------------------------------------------------------------------ */
+
+static Suite *kernels_suite(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *tc;
+
+    tc = tcase_create("cpu");
+    tcase_add_test(tc, test_cpu_features);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("f16");
+    tcase_set_timeout(tc, TIMEOUT_S);
+    tcase_add_test(tc, test_f16_exhaustive);
+    tcase_add_test(tc, test_f16_rounding);
+#if defined(__x86_64__) && defined(__GNUC__)
+    tcase_add_test(tc, test_f16_vs_hardware);
+#endif
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("matmul");
+    tcase_set_timeout(tc, TIMEOUT_S);
+    tcase_add_loop_test(tc, test_matmul_f32_sweep, 0, NK_LIST);
+    tcase_add_loop_test(tc, test_matmul_f16_sweep, 0, NK_LIST);
+    tcase_add_test(tc, test_matmul_blocked);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("pointwise");
+    tcase_set_timeout(tc, TIMEOUT_S);
+    tcase_add_loop_test(tc, test_layernorm, 0, NC_LIST);
+    tcase_add_loop_test(tc, test_gelu, 0, NNV_LIST);
+    tcase_add_test(tc, test_gelu_dense);
+    tcase_add_loop_test(tc, test_add, 0, NNV_LIST);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("attention");
+    tcase_set_timeout(tc, TIMEOUT_S);
+    tcase_add_loop_test(tc, test_attention_head, 0, NHD_LIST);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("parallel");
+    tcase_set_timeout(tc, TIMEOUT_S);
+    tcase_add_test(tc, test_threadpool);
+    tcase_add_test(tc, test_parallel_matmul);
+    tcase_add_test(tc, test_parallel_rows);
+    tcase_add_test(tc, test_parallel_attention);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    find_isas();
+    SRunner *sr = srunner_create(kernels_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

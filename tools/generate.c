@@ -1,0 +1,252 @@
+/* gpt2c-generate: text generation from the command line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gpt2.h"
+
+static const char *PROG = "gpt2c-generate";
+
+static void usage(void)
+{
+    printf(
+        "usage: gpt2c-generate [--model FILE] [--prompt TEXT] [-n N] [options]\n"
+        "\n"
+        "Generates text with a GPT-2 GGUF model and streams it to stdout. Without\n"
+        "--prompt the prompt is read from stdin. Timings go to stderr.\n"
+        "\n"
+        "  --model FILE       GGUF model (default " CLI_DEFAULT_MODEL ")\n"
+        "  --prompt TEXT      prompt text (empty: start from <|endoftext|>)\n"
+        "  -n N               tokens to generate (default 64)\n"
+        "  --greedy           argmax decoding (default when no sampling flag is given)\n"
+        "  --temp T           sample with temperature T > 0\n"
+        "  --top-k K          keep the K most probable tokens (0 = off)\n"
+        "  --top-p P          keep the smallest set with probability >= P (1 = off)\n"
+        "  --seed S           sampling seed (default 0)\n"
+        "  --ignore-eos       do not stop at <|endoftext|> (fixed-length runs)\n"
+        "  --threads N        CPU threads (default: all cores)\n"
+        "  --isa NAME         auto|scalar|avx2|avx512 (default auto, or $GPT2C_ISA)\n"
+        "  --backend NAME     cpu|cuda (default cpu)\n"
+        "  --ids              the prompt is whitespace-separated token ids; print ids\n"
+        "  --logits FILE      write float32 logits of every prompt position\n"
+        "                     ([T x n_vocab], row-major, little-endian) and exit\n"
+        "  --stats-json FILE  write this run's figures as JSON\n"
+        "  --no-crc           skip the per-tensor CRC-32 check at load\n"
+        "  --quiet            do not print the generated text\n"
+        "  -h, --help         this help\n");
+}
+
+typedef struct out_state {
+    const gpt2_model *m;
+    int ids_mode;
+    int quiet;
+    int first;
+} out_state;
+
+static int on_token(int id, void *user)
+{
+    out_state *o = user;
+    if (o->quiet)
+        return 0;
+    if (o->ids_mode) {
+        printf(o->first ? "%d" : " %d", id);
+    } else {
+        size_t len;
+        const char *b = gpt2_token_bytes(o->m, id, &len);
+        fwrite(b, 1, len, stdout);
+    }
+    o->first = 0;
+    fflush(stdout);
+    return 0;
+}
+
+typedef struct logits_out {
+    FILE *f;
+} logits_out;
+
+static int write_logits(const float *rows, int first_pos, int n_rows, int n_vocab, void *user)
+{
+    logits_out *lo = user;
+    size_t n = (size_t)n_rows * n_vocab;
+    return fwrite(rows, sizeof(float), n, lo->f) != n;
+}
+
+static void write_stats(const char *path, const gpt2_model *m, const gpt2_ctx *c,
+                        const gpt2_gen_stats *st)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        cli_die(PROG, "--stats-json %s: cannot open for writing", path);
+    fprintf(f, "{\n  \"model\": ");
+    cli_json_str(f, gpt2_model_path(m));
+    fprintf(f, ",\n  \"dtype\": \"%s\",\n  \"backend\": \"%s\",\n  \"isa\": \"%s\",\n"
+               "  \"threads\": %d,\n  \"prompt_tokens\": %d,\n  \"generated_tokens\": %d,\n"
+               "  \"load_ms\": %.3f,\n  \"ttft_ms\": %.3f,\n  \"prefill_ms\": %.3f,\n"
+               "  \"prefill_tok_s\": %.3f,\n  \"decode_ms\": %.3f,\n  \"decode_tok_s\": %.3f,\n"
+               "  \"stopped_at_eos\": %s\n}\n",
+            gpt2_model_dtype(m), gpt2_ctx_backend(c), gpt2_ctx_isa(c), gpt2_ctx_threads(c),
+            st->n_prompt, st->n_generated, gpt2_model_load_ms(m), st->ttft_ms, st->prefill_ms,
+            st->prefill_tok_s, st->decode_ms, st->decode_tok_s,
+            st->stopped_at_eos ? "true" : "false");
+    if (fclose(f) != 0)
+        cli_die(PROG, "--stats-json %s: write failed", path);
+}
+
+static void log_notice(const char *line, void *user) { fprintf(stderr, "%s: %s\n", PROG, line); }
+
+int main(int argc, char **argv)
+{
+    const char *model_path = CLI_DEFAULT_MODEL, *prompt = NULL, *logits_path = NULL;
+    const char *stats_path = NULL, *isa = NULL, *backend = NULL;
+    int n_new = 64, threads = 0, ids_mode = 0, quiet = 0, sampled = 0;
+    gpt2_load_opts lo = {0};
+    gpt2_gen_opts go = {0};
+    gpt2_sampling_default(&go.sampling);
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage();
+            return 0;
+        } else if (!strcmp(a, "--model")) {
+            model_path = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--prompt")) {
+            prompt = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "-n")) {
+            n_new = (int)cli_long(PROG, a, cli_value(PROG, argc, argv, &i), 0, 1 << 20);
+        } else if (!strcmp(a, "--greedy")) {
+            go.sampling.greedy = 1;
+        } else if (!strcmp(a, "--temp")) {
+            go.sampling.temperature = (float)cli_double(PROG, a, cli_value(PROG, argc, argv, &i), 1e-6, 1e6);
+            sampled = 1;
+        } else if (!strcmp(a, "--top-k")) {
+            go.sampling.top_k = (int)cli_long(PROG, a, cli_value(PROG, argc, argv, &i), 0, 1 << 24);
+            sampled = 1;
+        } else if (!strcmp(a, "--top-p")) {
+            go.sampling.top_p = (float)cli_double(PROG, a, cli_value(PROG, argc, argv, &i), 1e-6, 1.0);
+            sampled = 1;
+        } else if (!strcmp(a, "--seed")) {
+            go.sampling.seed = cli_u64(PROG, a, cli_value(PROG, argc, argv, &i));
+        } else if (!strcmp(a, "--ignore-eos")) {
+            go.ignore_eos = 1;
+        } else if (!strcmp(a, "--threads")) {
+            threads = (int)cli_long(PROG, a, cli_value(PROG, argc, argv, &i), 1, 1024);
+        } else if (!strcmp(a, "--isa")) {
+            isa = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--backend")) {
+            backend = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--ids")) {
+            ids_mode = 1;
+        } else if (!strcmp(a, "--logits")) {
+            logits_path = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--stats-json")) {
+            stats_path = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--no-crc")) {
+            lo.skip_crc = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else {
+            cli_usage_error(PROG, "unknown option '%s'", a);
+        }
+    }
+    if (go.sampling.greedy && sampled)
+        cli_usage_error(PROG, "--greedy cannot be combined with --temp/--top-k/--top-p");
+    if (!sampled)
+        go.sampling.greedy = 1;
+    go.n_new = n_new;
+
+    gpt2_set_log(log_notice, NULL);
+    gpt2_error err = {0};
+    if (access(model_path, F_OK) != 0 && !strcmp(model_path, CLI_DEFAULT_MODEL))
+        cli_die(PROG, "%s: not found; create it with: build/bin/gpt2c-convert --synthetic 124M "
+                      "--seed 1 (or run tools/bench once)", model_path);
+    gpt2_model *m = gpt2_model_load(model_path, &lo, &err);
+    if (!m)
+        cli_die(PROG, "%s", err.msg);
+    const gpt2_config *cfg = gpt2_model_config(m);
+
+    /* the prompt: --prompt, else stdin */
+    char *owned = NULL;
+    size_t plen;
+    if (!prompt) {
+        owned = cli_read_all(stdin, &plen);
+        if (!owned)
+            cli_die(PROG, "cannot read the prompt from stdin");
+        prompt = owned;
+    } else {
+        plen = strlen(prompt);
+    }
+    int n_prompt = 0, *ids;
+    if (ids_mode) {
+        ids = cli_parse_ids(PROG, "prompt ids", prompt, cfg->n_vocab, &n_prompt);
+    } else {
+        int need = gpt2_tokenize(m, prompt, plen, NULL, 0, &err);
+        if (need < 0)
+            cli_die(PROG, "prompt: %s", err.msg);
+        ids = malloc(sizeof(int) * (size_t)(need + 1));
+        if (!ids)
+            cli_die(PROG, "out of memory");
+        n_prompt = gpt2_tokenize(m, prompt, plen, ids, need, &err);
+    }
+    if (n_prompt == 0) {
+        if (cfg->n_vocab <= GPT2_EOS_TOKEN)
+            cli_die(PROG, "empty prompt, and this vocabulary has no <|endoftext|> to start from");
+        ids[0] = GPT2_EOS_TOKEN;
+        n_prompt = 1;
+        fprintf(stderr, "%s: empty prompt: starting from <|endoftext|>\n", PROG);
+    }
+    if (!logits_path && n_prompt + n_new > cfg->n_ctx)
+        cli_die(PROG, "prompt of %d tokens + %d new tokens (-n) exceeds the context window of %d "
+                      "positions; shorten the prompt or lower -n", n_prompt, n_new, cfg->n_ctx);
+    if (logits_path && n_prompt > cfg->n_ctx)
+        cli_die(PROG, "prompt of %d tokens exceeds the context window of %d positions",
+                n_prompt, cfg->n_ctx);
+
+    gpt2_ctx_opts co = {.n_threads = threads, .isa = isa, .backend = backend};
+    gpt2_ctx *c = gpt2_ctx_create(m, &co, &err);
+    if (!c)
+        cli_die(PROG, "%s", err.msg);
+    fprintf(stderr, "%s: %s (%s, %d layers, n_embd %d) | backend %s | isa %s | threads %d | load %.1f ms\n",
+            PROG, gpt2_model_path(m), gpt2_model_dtype(m), cfg->n_layer, cfg->n_embd,
+            gpt2_ctx_backend(c), gpt2_ctx_isa(c), gpt2_ctx_threads(c), gpt2_model_load_ms(m));
+
+    int rc = 0;
+    if (logits_path) {
+        logits_out lout = {fopen(logits_path, "wb")};
+        if (!lout.f)
+            cli_die(PROG, "--logits %s: cannot open for writing", logits_path);
+        rc = gpt2_eval_all_logits(c, ids, n_prompt, write_logits, &lout, &err);
+        if (fclose(lout.f) != 0 && rc == 0) {
+            rc = GPT2_ERR_IO;
+            snprintf(err.msg, sizeof err.msg, "write failed (disk full?)");
+        }
+        if (rc) {
+            remove(logits_path);
+            cli_die(PROG, "--logits %s: %s", logits_path, err.msg);
+        }
+        fprintf(stderr, "%s: wrote %d x %d float32 logits to %s\n", PROG, n_prompt, cfg->n_vocab,
+                logits_path);
+    } else {
+        out_state os = {.m = m, .ids_mode = ids_mode, .quiet = quiet, .first = 1};
+        gpt2_gen_stats st;
+        rc = gpt2_generate(c, ids, n_prompt, &go, on_token, &os, &st, &err);
+        if (!quiet)
+            printf("\n");
+        fflush(stdout);
+        if (rc)
+            cli_die(PROG, "%s", err.msg);
+        fprintf(stderr, "%s: prompt %d tokens, generated %d | TTFT %.1f ms | prefill %.1f tok/s | "
+                        "decode %.2f tok/s%s\n",
+                PROG, st.n_prompt, st.n_generated, st.ttft_ms, st.prefill_tok_s, st.decode_tok_s,
+                st.stopped_at_eos ? " | stopped at <|endoftext|>" : "");
+        if (stats_path)
+            write_stats(stats_path, m, c, &st);
+    }
+    free(ids);
+    free(owned);
+    gpt2_ctx_free(c);
+    gpt2_model_free(m);
+    return 0;
+}
