@@ -3,7 +3,7 @@
  * Nothing here needs VNNI. */
 #include "kernels.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) &&                      \
     defined(__AVX512DQ__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
@@ -12,7 +12,10 @@
 #define AINLINE static inline __attribute__((always_inline))
 
 /* Lanes [0, n) of 16, n in [0, 16]. */
-AINLINE __mmask16 tail_mask(int n) { return (__mmask16)((1u << n) - 1u); }
+AINLINE __mmask16 tail_mask(int n)
+{
+    return (__mmask16)((1u << n) - 1u);
+}
 
 /* Low + high 256-bit halves: 16 partial sums -> 8. */
 AINLINE __m256 fold512(__m512 a)
@@ -57,9 +60,9 @@ AINLINE __m512 load_w16_mask(const void *w, size_t off, __mmask16 m, int f16)
  * weight vectors + 1 activation vector fit the 32 zmm registers. The K tail
  * is one masked step. store != 0 overwrites o, else adds. pf (may be NULL):
  * the next weight panel, prefetched one cache line per step (GEMV, fp16). */
-AINLINE void tile(const int MR, const int NR, const int f16, float *o, int ldo,
-                  const float *a, int lda, const void *w, size_t ldw, int kc,
-                  const float *bias, int store, const char *pf)
+AINLINE void tile(const int MR, const int NR, const int f16, float *o, int ldo, const float *a,
+                  int lda, const void *w, size_t ldw, int kc, const float *bias, int store,
+                  const char *pf)
 {
     __m512 acc[4][4];
     for (int m = 0; m < MR; m++)
@@ -109,30 +112,30 @@ AINLINE void tile(const int MR, const int NR, const int f16, float *o, int ldo,
 typedef void (*tile_fn)(float *o, int ldo, const float *a, int lda, const void *w, size_t ldw,
                         int kc, const float *bias, int store, const char *pf);
 
-#define DEF_TILE(MR, NR)                                                                    \
-    static void tile_f32_##MR##x##NR(float *o, int ldo, const float *a, int lda,           \
-                                     const void *w, size_t ldw, int kc, const float *bias, \
-                                     int store, const char *pf)                            \
-    {                                                                                       \
-        tile(MR, NR, 0, o, ldo, a, lda, w, ldw, kc, bias, store, pf);                      \
-    }                                                                                       \
-    static void tile_f16_##MR##x##NR(float *o, int ldo, const float *a, int lda,           \
-                                     const void *w, size_t ldw, int kc, const float *bias, \
-                                     int store, const char *pf)                            \
-    {                                                                                       \
-        tile(MR, NR, 1, o, ldo, a, lda, w, ldw, kc, bias, store, pf);                      \
+#define DEF_TILE(MR, NR)                                                                           \
+    static void tile_f32_##MR##x##NR(float *o, int ldo, const float *a, int lda, const void *w,    \
+                                     size_t ldw, int kc, const float *bias, int store,             \
+                                     const char *pf)                                               \
+    {                                                                                              \
+        tile(MR, NR, 0, o, ldo, a, lda, w, ldw, kc, bias, store, pf);                              \
+    }                                                                                              \
+    static void tile_f16_##MR##x##NR(float *o, int ldo, const float *a, int lda, const void *w,    \
+                                     size_t ldw, int kc, const float *bias, int store,             \
+                                     const char *pf)                                               \
+    {                                                                                              \
+        tile(MR, NR, 1, o, ldo, a, lda, w, ldw, kc, bias, store, pf);                              \
     }
-DEF_TILE(1, 1) DEF_TILE(1, 2) DEF_TILE(1, 3) DEF_TILE(1, 4)
-DEF_TILE(2, 1) DEF_TILE(2, 2) DEF_TILE(2, 3) DEF_TILE(2, 4)
-DEF_TILE(3, 1) DEF_TILE(3, 2) DEF_TILE(3, 3) DEF_TILE(3, 4)
-DEF_TILE(4, 1) DEF_TILE(4, 2) DEF_TILE(4, 3) DEF_TILE(4, 4)
+DEF_TILE(1, 1)
+DEF_TILE(1, 2) DEF_TILE(1, 3) DEF_TILE(1, 4) DEF_TILE(2, 1) DEF_TILE(2, 2) DEF_TILE(2, 3)
+    DEF_TILE(2, 4) DEF_TILE(3, 1) DEF_TILE(3, 2) DEF_TILE(3, 3) DEF_TILE(3, 4) DEF_TILE(4, 1)
+        DEF_TILE(4, 2) DEF_TILE(4, 3) DEF_TILE(4, 4)
 
-/* [MR-1][NR-1] */
-static const tile_fn tiles_f32[4][4] = {
-    {tile_f32_1x1, tile_f32_1x2, tile_f32_1x3, tile_f32_1x4},
-    {tile_f32_2x1, tile_f32_2x2, tile_f32_2x3, tile_f32_2x4},
-    {tile_f32_3x1, tile_f32_3x2, tile_f32_3x3, tile_f32_3x4},
-    {tile_f32_4x1, tile_f32_4x2, tile_f32_4x3, tile_f32_4x4},
+    /* [MR-1][NR-1] */
+    static const tile_fn tiles_f32[4][4] = {
+        {tile_f32_1x1, tile_f32_1x2, tile_f32_1x3, tile_f32_1x4},
+        {tile_f32_2x1, tile_f32_2x2, tile_f32_2x3, tile_f32_2x4},
+        {tile_f32_3x1, tile_f32_3x2, tile_f32_3x3, tile_f32_3x4},
+        {tile_f32_4x1, tile_f32_4x2, tile_f32_4x3, tile_f32_4x4},
 };
 static const tile_fn tiles_f16[4][4] = {
     {tile_f16_1x1, tile_f16_1x2, tile_f16_1x3, tile_f16_1x4},
@@ -142,9 +145,11 @@ static const tile_fn tiles_f16[4][4] = {
 };
 
 /* Blocking as in ops_avx2.c (see there for the reasoning); panels of 4 rows. */
-#define KC_MAX 512
+#define KC_MAX 768
 #define MC 128
+#define NBLK 96
 #define PANEL_N 4
+#define MT 4
 #define GEMV_MAX_M 4
 
 AINLINE void matmul_avx512(const int f16, float *out, int ldo, const float *in, int ldi,
@@ -176,43 +181,47 @@ AINLINE void matmul_avx512(const int f16, float *out, int ldo, const float *in, 
 
     for (int m0 = 0; m0 < M; m0 += MC) {
         int mb = M - m0 < MC ? M - m0 : MC;
-        for (int kb = 0; kb < nkb; kb++) {
-            int k0 = kb * kcs;
-            int kc = K - k0 < kcs ? K - k0 : kcs;
-            if (kc < 0)
-                kc = 0;
-            int first = kb == 0;
-            for (int n = n0; n < n1; n += PANEL_N) {
-                int nb = n1 - n < PANEL_N ? n1 - n : PANEL_N;
-                const float *wp;
-                size_t ldw;
-                if (f16) { /* widen the panel once for all tiles of the M block */
-                    const uint16_t *src = (const uint16_t *)w + (size_t)n * K + k0;
-                    for (int j = 0; j < nb; j++) {
-                        const uint16_t *s = src + (size_t)j * K;
-                        float *d = wbuf + j * kcs;
-                        int k = 0;
-                        for (; k + 16 <= kc; k += 16)
-                            _mm512_store_ps(d + k, _mm512_cvtph_ps(
-                                                       _mm256_loadu_si256((const __m256i *)(s + k))));
-                        if (k < kc) {
-                            __mmask16 msk = tail_mask(kc - k);
-                            _mm512_mask_storeu_ps(d + k, msk,
-                                                  _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(msk, s + k)));
+        for (int nb0 = n0; nb0 < n1; nb0 += NBLK) {
+            int nb1 = n1 - nb0 < NBLK ? n1 : nb0 + NBLK;
+            for (int kb = 0; kb < nkb; kb++) {
+                int k0 = kb * kcs;
+                int kc = K - k0 < kcs ? K - k0 : kcs;
+                if (kc < 0)
+                    kc = 0;
+                int first = kb == 0;
+                for (int n = nb0; n < nb1; n += PANEL_N) {
+                    int nb = nb1 - n < PANEL_N ? nb1 - n : PANEL_N;
+                    const float *wp;
+                    size_t ldw;
+                    if (f16) { /* widen the panel once for all tiles of the M block */
+                        const uint16_t *src = (const uint16_t *)w + (size_t)n * K + k0;
+                        for (int j = 0; j < nb; j++) {
+                            const uint16_t *s = src + (size_t)j * K;
+                            float *d = wbuf + j * kcs;
+                            int k = 0;
+                            for (; k + 16 <= kc; k += 16)
+                                _mm512_store_ps(d + k, _mm512_cvtph_ps(_mm256_loadu_si256(
+                                                           (const __m256i *)(s + k))));
+                            if (k < kc) {
+                                __mmask16 msk = tail_mask(kc - k);
+                                _mm512_mask_storeu_ps(
+                                    d + k, msk,
+                                    _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(msk, s + k)));
+                            }
                         }
+                        wp = wbuf;
+                        ldw = (size_t)kcs;
+                    } else {
+                        wp = (const float *)w + (size_t)n * K + k0;
+                        ldw = (size_t)K;
                     }
-                    wp = wbuf;
-                    ldw = (size_t)kcs;
-                } else {
-                    wp = (const float *)w + (size_t)n * K + k0;
-                    ldw = (size_t)K;
-                }
-                const float *bn = first && bias ? bias + n : NULL;
-                for (int m = 0; m < mb; m += 4) {
-                    int mr = mb - m < 4 ? mb - m : 4;
-                    tiles_f32[mr - 1][nb - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
-                                              in + (size_t)(m0 + m) * ldi + k0, ldi, wp, ldw, kc,
-                                              bn, first && !accumulate, NULL);
+                    const float *bn = first && bias ? bias + n : NULL;
+                    for (int m = 0; m < mb; m += MT) {
+                        int mr = mb - m < MT ? mb - m : MT;
+                        tiles_f32[mr - 1][nb - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
+                                                  in + (size_t)(m0 + m) * ldi + k0, ldi, wp, ldw,
+                                                  kc, bn, first && !accumulate, NULL);
+                    }
                 }
             }
         }
@@ -233,7 +242,10 @@ static void matmul_f16_avx512(float *out, int ldo, const float *in, int ldi, con
 
 /* ---- layernorm ------------------------------------------------------------- */
 
-AINLINE __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+AINLINE __m512d lo_pd(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+}
 
 AINLINE __m512d hi_pd(__m512 v)
 {
@@ -273,9 +285,10 @@ static void layernorm_avx512(float *out, const float *x, const float *g, const f
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         __m256 n0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(lo_pd(v), mv), rv));
         __m256 n1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(hi_pd(v), mv), rv));
-        __m512 nv = _mm512_castpd_ps(
-            _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(n0)), _mm256_castps_pd(n1), 1));
-        __m512 r = _mm512_fmadd_ps(nv, _mm512_maskz_loadu_ps(m, g + i), _mm512_maskz_loadu_ps(m, b + i));
+        __m512 nv = _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castps_pd(_mm512_castps256_ps512(n0)), _mm256_castps_pd(n1), 1));
+        __m512 r =
+            _mm512_fmadd_ps(nv, _mm512_maskz_loadu_ps(m, g + i), _mm512_maskz_loadu_ps(m, b + i));
         _mm512_mask_storeu_ps(out + i, m, r);
     }
 }
@@ -298,7 +311,8 @@ AINLINE __m512 exp_avx512(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    __m512i e =
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
@@ -328,9 +342,9 @@ static void add_avx512(float *out, const float *a, const float *b, int n)
                              _mm512_add_ps(_mm512_loadu_ps(a + i + j), _mm512_loadu_ps(b + i + j)));
     for (; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
-        _mm512_mask_storeu_ps(out + i, m,
-                              _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i),
-                                            _mm512_maskz_loadu_ps(m, b + i)));
+        _mm512_mask_storeu_ps(
+            out + i, m,
+            _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i)));
     }
 }
 
@@ -430,10 +444,16 @@ static const gpt2k_ops ops_avx512 = {
     .attention_head = attention_head_avx512,
 };
 
-const gpt2k_ops *gpt2k_ops_avx512(void) { return &ops_avx512; }
+const gpt2k_ops *gpt2k_ops_avx512(void)
+{
+    return &ops_avx512;
+}
 
 #else /* compiler without the AVX-512 flags: no table */
 
-const gpt2k_ops *gpt2k_ops_avx512(void) { return NULL; }
+const gpt2k_ops *gpt2k_ops_avx512(void)
+{
+    return NULL;
+}
 
 #endif

@@ -29,10 +29,10 @@
 
 /* Like ck_assert_msg, but free when it passes: Check's own assertions write a
  * checkpoint to a pipe each time, which dominates tight loops. */
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            ck_abort_msg(__VA_ARGS__);                                                     \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ck_abort_msg(__VA_ARGS__);                                                             \
     } while (0)
 
 static uint64_t g_rng = 0x243f6a8885a308d3ull;
@@ -58,7 +58,10 @@ static void *xmalloc(size_t n)
     return p;
 }
 
-static float *falloc(size_t n) { return xmalloc(n * sizeof(float)); }
+static float *falloc(size_t n)
+{
+    return xmalloc(n * sizeof(float));
+}
 
 static void ffill(float *p, size_t n, float v)
 {
@@ -143,8 +146,8 @@ static void expect_guards(const float *buf, size_t n, int (*in_region)(size_t i,
 {
     for (size_t i = 0; i < n; i++)
         if (!in_region(i, c) && fbits(buf[i]) != fbits(SENTINEL))
-            ck_abort_msg("%s: guard/padding value at buffer index %zu overwritten with %.9g",
-                         ctx, i, buf[i]);
+            ck_abort_msg("%s: guard/padding value at buffer index %zu overwritten with %.9g", ctx,
+                         i, buf[i]);
 }
 
 /* ---- matmul -------------------------------------------------------------------- */
@@ -180,11 +183,11 @@ static void mm_run(const gpt2k_ops *ops, const mm_case *c, const float *in, cons
         for (int j = 0; j < W; j++)
             out[(size_t)m * c->ldo + c->n0 + j] = prev[(size_t)m * W + j];
     if (c->wf16)
-        ops->matmul_f16(out, c->ldo, in, c->ldi, w, c->bias ? bias : NULL, c->M, c->K, c->n0,
-                        c->n1, c->acc);
+        ops->matmul_f16(out, c->ldo, in, c->ldi, w, c->bias ? bias : NULL, c->M, c->K, c->n0, c->n1,
+                        c->acc);
     else
-        ops->matmul_f32(out, c->ldo, in, c->ldi, w, c->bias ? bias : NULL, c->M, c->K, c->n0,
-                        c->n1, c->acc);
+        ops->matmul_f32(out, c->ldo, in, c->ldi, w, c->bias ? bias : NULL, c->M, c->K, c->n0, c->n1,
+                        c->acc);
     mm_region r = {c->M, c->ldo, c->n0, c->n1};
     expect_guards(buf, nbuf, mm_in_region, &r, ctx);
     for (int m = 0; m < c->M; m++)
@@ -233,8 +236,8 @@ static void check_matmul_case(const mm_case *c)
             int n = c->n0 + j;
             double s = 0.0, S = 0.0;
             for (int k = 0; k < K; k++) {
-                double wk = c->wf16 ? gpt2k_f16_to_f32(wh[(size_t)n * K + k])
-                                    : wf[(size_t)n * K + k];
+                double wk =
+                    c->wf16 ? gpt2k_f16_to_f32(wh[(size_t)n * K + k]) : wf[(size_t)n * K + k];
                 double t = in[(size_t)m * c->ldi + k] * wk;
                 s += t;
                 S += fabs(t);
@@ -253,8 +256,7 @@ static void check_matmul_case(const mm_case *c)
 
     const void *w = c->wf16 ? (const void *)wh : (const void *)wf;
     char ctx[200];
-    snprintf(ctx, sizeof ctx,
-             "matmul_%s M=%d K=%d N=%d n=[%d,%d) ldi=%d ldo=%d bias=%d acc=%d",
+    snprintf(ctx, sizeof ctx, "matmul_%s M=%d K=%d N=%d n=[%d,%d) ldi=%d ldo=%d bias=%d acc=%d",
              c->wf16 ? "f16" : "f32", M, K, N, c->n0, c->n1, c->ldi, c->ldo, c->bias, c->acc);
     char ctx2[260];
     snprintf(ctx2, sizeof ctx2, "%s [scalar vs double oracle]", ctx);
@@ -283,8 +285,9 @@ static void matmul_sweep(int wf16, int K)
     for (int mi = 0; mi < NM_LIST; mi++)
         for (int ni = 0; ni < NN_LIST; ni++)
             for (int flags = 0; flags < 4; flags++, variant++) {
-                mm_case c = {wf16, M_LIST[mi], K, N_LIST[ni][0], N_LIST[ni][1], N_LIST[ni][2],
-                             K, N_LIST[ni][0], flags & 1, flags >> 1};
+                mm_case c = {wf16,          M_LIST[mi],    K, N_LIST[ni][0],
+                             N_LIST[ni][1], N_LIST[ni][2], K, N_LIST[ni][0],
+                             flags & 1,     flags >> 1};
                 /* Every other case pads the strides (odd amounts: misaligned rows). */
                 if (variant & 1) {
                     c.ldi = K + 5;
@@ -294,10 +297,16 @@ static void matmul_sweep(int wf16, int K)
             }
 }
 
-START_TEST(test_matmul_f32_sweep) { matmul_sweep(0, K_LIST[_i]); }
+START_TEST(test_matmul_f32_sweep)
+{
+    matmul_sweep(0, K_LIST[_i]);
+}
 END_TEST
 
-START_TEST(test_matmul_f16_sweep) { matmul_sweep(1, K_LIST[_i]); }
+START_TEST(test_matmul_f16_sweep)
+{
+    matmul_sweep(1, K_LIST[_i]);
+}
 END_TEST
 
 /* Shapes past the small-M (GEMV) path and past one cache block in K and M. */
@@ -311,6 +320,10 @@ START_TEST(test_matmul_blocked)
         {0, 5, 2000, 50, 1, 50, 2000, 50, 1, 1},
         {1, 6, 2001, 50, 0, 49, 2003, 51, 0, 0},
         {0, 257, 513, 9, 0, 9, 513, 9, 1, 0},
+        /* N past one column block, with K blocks too, odd sub-range */
+        {0, 20, 300, 250, 5, 250, 301, 253, 1, 1},
+        {1, 40, 1600, 200, 7, 199, 1600, 200, 1, 0},
+        {0, 37, 1600, 200, 0, 200, 1601, 200, 0, 1},
         {1, 9, 0, 5, 0, 5, 1, 5, 1, 0}, /* K = 0: out = bias */
         {0, 1, 0, 5, 0, 5, 1, 5, 1, 1},
     };
@@ -406,9 +419,9 @@ static double gelu_oracle(double v)
 START_TEST(test_gelu)
 {
     const int n = NV_LIST[_i];
-    static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-6f, -1e-6f, 0.5f, -0.5f,
-                                    3.0f, -3.0f, 9.0f, -9.0f, 20.0f, -20.0f, 60.0f, -60.0f,
-                                    1e4f, -1e4f};
+    static const float special[] = {0.0f,  -0.0f,  1e-30f, -1e-30f, 1e-6f, -1e-6f,
+                                    0.5f,  -0.5f,  3.0f,   -3.0f,   9.0f,  -9.0f,
+                                    20.0f, -20.0f, 60.0f,  -60.0f,  1e4f,  -1e4f};
     const int nspec = (int)(sizeof special / sizeof special[0]);
     float *x = falloc(n), *want = falloc(n), *buf = falloc(n + 2 * GUARD);
     double *tol = xmalloc(n * sizeof(double));
@@ -642,15 +655,14 @@ START_TEST(test_f16_exhaustive)
             CHECK(!signbit(f) == !(h & 0x8000), "f16_to_f32(0x%04x): nan sign lost", h);
             uint16_t back = gpt2k_f32_to_f16(f);
             CHECK(((back >> 10) & 0x1f) == 0x1f && (back & 0x3ff) &&
-                              (back & 0x8000) == (h & 0x8000),
-                          "f32_to_f16(nan from 0x%04x) = 0x%04x, want a nan of the same sign", h,
-                          back);
+                      (back & 0x8000) == (h & 0x8000),
+                  "f32_to_f16(nan from 0x%04x) = 0x%04x, want a nan of the same sign", h, back);
             continue;
         }
         double want = ((h >> 10) & 0x1f) == 0x1f ? ((h & 0x8000) ? -INFINITY : INFINITY)
                                                  : half_value((uint16_t)h);
         CHECK((double)f == want && !signbit(f) == !(h & 0x8000),
-                      "f16_to_f32(0x%04x) = %.10g, want %.10g", h, f, want);
+              "f16_to_f32(0x%04x) = %.10g, want %.10g", h, f, want);
         uint16_t back = gpt2k_f32_to_f16(f);
         CHECK(back == h, "round trip 0x%04x -> %.10g -> 0x%04x", h, f, back);
     }
@@ -662,8 +674,7 @@ static void check_f32_to_f16(float f)
     if (isnan(f))
         return;
     uint16_t got = gpt2k_f32_to_f16(f), want = slow_f32_to_f16(f);
-    CHECK(got == want, "f32_to_f16(%.10g = 0x%08x) = 0x%04x, want 0x%04x", f, fbits(f),
-                  got, want);
+    CHECK(got == want, "f32_to_f16(%.10g = 0x%08x) = 0x%04x, want 0x%04x", f, fbits(f), got, want);
 }
 
 START_TEST(test_f16_rounding)
@@ -677,18 +688,33 @@ START_TEST(test_f16_rounding)
             float mid = (float)((fabs((double)v) + next) / 2); /* exact: 12 bits */
             if (s)
                 mid = -mid;
-            const float cases[] = {v, nextafterf(v, INFINITY), nextafterf(v, -INFINITY), mid,
-                                   nextafterf(mid, INFINITY), nextafterf(mid, -INFINITY)};
+            const float cases[] = {v,   nextafterf(v, INFINITY),   nextafterf(v, -INFINITY),
+                                   mid, nextafterf(mid, INFINITY), nextafterf(mid, -INFINITY)};
             for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
                 check_f32_to_f16(cases[i]);
         }
     }
     /* Named edges: overflow threshold, the smallest subnormal's half-way
      * point, float subnormals, infinities. */
-    const float edges[] = {65504.0f, 65519.996f, 65520.0f, 65520.004f, 65536.0f, 1e10f,
-                           ldexpf(1, -24), ldexpf(1, -25), nextafterf(ldexpf(1, -25), 1),
-                           nextafterf(ldexpf(1, -25), 0), ldexpf(3, -26), ldexpf(1, -26),
-                           FLT_MIN, FLT_TRUE_MIN, FLT_MAX, INFINITY, -INFINITY, 0.0f, -0.0f};
+    const float edges[] = {65504.0f,
+                           65519.996f,
+                           65520.0f,
+                           65520.004f,
+                           65536.0f,
+                           1e10f,
+                           ldexpf(1, -24),
+                           ldexpf(1, -25),
+                           nextafterf(ldexpf(1, -25), 1),
+                           nextafterf(ldexpf(1, -25), 0),
+                           ldexpf(3, -26),
+                           ldexpf(1, -26),
+                           FLT_MIN,
+                           FLT_TRUE_MIN,
+                           FLT_MAX,
+                           INFINITY,
+                           -INFINITY,
+                           0.0f,
+                           -0.0f};
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
         check_f32_to_f16(edges[i]);
         check_f32_to_f16(-edges[i]);
@@ -700,9 +726,8 @@ START_TEST(test_f16_rounding)
     const uint32_t nans[] = {0x7fc00000u, 0x7f800001u, 0xffc00000u, 0x7fbfffffu, 0xff800001u};
     for (size_t i = 0; i < sizeof nans / sizeof nans[0]; i++) {
         uint16_t h = gpt2k_f32_to_f16(bits_f(nans[i]));
-        CHECK(((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff) &&
-                          (h >> 15) == (nans[i] >> 31),
-                      "f32_to_f16(nan 0x%08x) = 0x%04x, not a nan of the same sign", nans[i], h);
+        CHECK(((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff) && (h >> 15) == (nans[i] >> 31),
+              "f32_to_f16(nan 0x%08x) = 0x%04x, not a nan of the same sign", nans[i], h);
     }
 }
 END_TEST
@@ -725,8 +750,7 @@ START_TEST(test_f16_vs_hardware)
         if (isnan(f))
             continue;
         uint16_t got = gpt2k_f32_to_f16(f), want = hw_f32_to_f16(f);
-        CHECK(got == want, "f32_to_f16(0x%08x) = 0x%04x, F16C says 0x%04x", (uint32_t)u,
-                      got, want);
+        CHECK(got == want, "f32_to_f16(0x%08x) = 0x%04x, F16C says 0x%04x", (uint32_t)u, got, want);
     }
 }
 END_TEST
@@ -739,8 +763,7 @@ START_TEST(test_cpu_features)
     for (int i = 0; i < GPT2K_ISA_COUNT; i++) {
         const char *name = gpt2k_isa_name((gpt2k_isa)i);
         ck_assert_int_eq(gpt2k_isa_parse(name), i);
-        printf("test_kernels: cpu %s: %s\n", name,
-               gpt2k_cpu_supports((gpt2k_isa)i) ? "yes" : "no");
+        printf("test_kernels: cpu %s: %s\n", name, gpt2k_cpu_supports((gpt2k_isa)i) ? "yes" : "no");
     }
     ck_assert_int_eq(gpt2k_isa_parse("bogus"), -1);
     ck_assert_int_eq(gpt2k_isa_parse(NULL), -1);
@@ -811,8 +834,7 @@ START_TEST(test_threadpool)
              * counted exactly once for this run. */
             for (int i = 0; i < nt; i++) {
                 int c = atomic_load(&pr.count[i]);
-                CHECK(c == r, "pool nt=%d run %d: ith %d ran %d times in total", nt, r, i,
-                              c);
+                CHECK(c == r, "pool nt=%d run %d: ith %d ran %d times in total", nt, r, i, c);
             }
             CHECK(atomic_load(&pr.bad_nth) == 0, "pool nt=%d: bad ith/nth seen", nt);
             /* Now and then idle long enough for workers to go to sleep, so the
@@ -833,7 +855,7 @@ END_TEST
 START_TEST(test_parallel_matmul)
 {
     static const int shapes[][3] = {{1, 768, 100}, {7, 33, 37}, {20, 100, 37}, {3, 17, 5},
-                                    {64, 130, 50}, {2, 9, 16}, {1, 1, 1}};
+                                    {64, 130, 50}, {2, 9, 16},  {1, 1, 1}};
     for (int nt = 1; nt <= 3; nt++) {
         gpt2k_pool *pool = gpt2k_pool_create(nt);
         ck_assert_ptr_nonnull(pool);
@@ -909,8 +931,8 @@ START_TEST(test_parallel_rows)
                 for (int r = 0; r < rows; r++)
                     ops->gelu(o2 + (size_t)r * ldo, C);
                 expect_close(o1, o2, NULL, (size_t)rows * ldo, (size_t)ldo,
-                             "gpt2k_gelu_rows %s threads=%d rows=%d n=%d",
-                             gpt2k_isa_name(ops->isa), nt, rows, C);
+                             "gpt2k_gelu_rows %s threads=%d rows=%d n=%d", gpt2k_isa_name(ops->isa),
+                             nt, rows, C);
                 free(x), free(g), free(b), free(o1), free(o2);
             }
         gpt2k_pool_free(pool);
@@ -924,8 +946,8 @@ typedef struct {
 
 START_TEST(test_parallel_attention)
 {
-    static const attn_shape shapes[] = {{0, 1, 1, 8},  {0, 9, 3, 16}, {5, 1, 12, 64},
-                                        {5, 4, 3, 7},  {0, 17, 2, 64}, {30, 3, 4, 33},
+    static const attn_shape shapes[] = {{0, 1, 1, 8}, {0, 9, 3, 16},  {5, 1, 12, 64},
+                                        {5, 4, 3, 7}, {0, 17, 2, 64}, {30, 3, 4, 33},
                                         {0, 33, 5, 9}};
     for (int nt = 1; nt <= 3; nt++) {
         gpt2k_pool *pool = gpt2k_pool_create(nt);
@@ -952,8 +974,8 @@ START_TEST(test_parallel_attention)
                 }
                 ffill(o1, (size_t)sh.T * ldo, SENTINEL);
                 ffill(o2, (size_t)sh.T * ldo, SENTINEL);
-                gpt2k_attention(pool, ops, o1, ldo, q, ldq, kc, ldk, vc, ldv, sh.pos0, sh.T,
-                                sh.NH, sh.HD, scratch, sstride);
+                gpt2k_attention(pool, ops, o1, ldo, q, ldq, kc, ldk, vc, ldv, sh.pos0, sh.T, sh.NH,
+                                sh.HD, scratch, sstride);
                 const float scale = 1.0f / sqrtf((float)sh.HD);
                 for (int tq = 0; tq < sh.T; tq++)
                     for (int h = 0; h < sh.NH; h++)
@@ -964,8 +986,7 @@ START_TEST(test_parallel_attention)
                 char ctx[160];
                 snprintf(ctx, sizeof ctx, "gpt2k_attention %s threads=%d pos0=%d T=%d NH=%d HD=%d",
                          gpt2k_isa_name(ops->isa), nt, sh.pos0, sh.T, sh.NH, sh.HD);
-                expect_close(o1, o2, NULL, (size_t)sh.T * ldo, (size_t)ldo, "%s vs per-head",
-                             ctx);
+                expect_close(o1, o2, NULL, (size_t)sh.T * ldo, (size_t)ldo, "%s vs per-head", ctx);
 
                 /* Causality against a naive reference that scores every cached
                  * position, masks the future with -inf and takes a full softmax. */
