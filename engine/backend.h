@@ -15,6 +15,7 @@ typedef struct gpt2_backend_opts {
     const char *isa;    /* NULL: GPT2C_ISA env or auto */
     int max_batch;      /* tokens per forward call */
     int max_logit_rows; /* rows of logits per forward call */
+    const char *gemm;   /* NULL / "native" or "openblas" */
 } gpt2_backend_opts;
 
 typedef struct gpt2_backend_ops {
@@ -30,6 +31,7 @@ typedef struct gpt2_backend_ops {
     int (*forward)(void *st, const int *ids, int T, int pos0, int first_logit, float *logits,
                    gpt2_error *err);
     const char *(*isa_name)(const void *st);
+    const char *(*gemm_name)(const void *st);
     int (*threads)(const void *st);
     size_t (*kv_bytes)(const void *st);    /* whole KV cache */
     size_t (*arena_bytes)(const void *st); /* activations + scratch */

@@ -15,6 +15,7 @@ typedef struct cpu_state {
     const gpt2k_ops *ops;
     gpt2k_pool *pool;
     int max_batch;
+    int openblas; /* matmuls by cblas_sgemm instead of our kernels */
     /* KV cache: per layer [n_ctx][C] for K then V */
     float *kv;
     size_t kv_floats;
@@ -94,6 +95,21 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
     s->max_batch = o->max_batch;
     if (resolve_isa(o->isa, &s->ops, err))
         goto fail;
+    if (o->gemm && *o->gemm && strcmp(o->gemm, "native") != 0) {
+        if (strcmp(o->gemm, "openblas") != 0) {
+            gpt2_seterr(err, GPT2_ERR_INVALID, "gemm '%s': expected native or openblas (cublas with --backend cuda)",
+                        o->gemm);
+            goto fail;
+        }
+        if (strcmp(m->dtype, "f32") != 0) {
+            gpt2_seterr(err, GPT2_ERR_UNSUPPORTED,
+                        "gemm openblas: %s has %s weights; the OpenBLAS baseline needs F32 weights",
+                        m->path, m->dtype);
+            goto fail;
+        }
+        s->openblas = 1;
+        gpt2k_openblas_set_threads(o->n_threads);
+    }
     s->pool = gpt2k_pool_create(o->n_threads);
     if (!s->pool) {
         gpt2_seterr(err, GPT2_ERR_NOMEM, "cannot start a pool of %d threads", o->n_threads);
@@ -127,6 +143,10 @@ fail:
 static void matmul(cpu_state *s, float *out, int ldo, const float *in, int ldi,
                    const gpt2_wmat *w, const float *bias, int M, int accumulate)
 {
+    if (s->openblas) {
+        gpt2k_matmul_openblas(out, ldo, in, ldi, w->data, bias, M, w->K, w->N, accumulate);
+        return;
+    }
     gpt2k_matmul(s->pool, s->ops, out, ldo, in, ldi, w->data,
                  w->type == GGML_T_F16 ? GPT2K_W_F16 : GPT2K_W_F32, bias, M, w->K, w->N,
                  accumulate);
@@ -196,6 +216,11 @@ static const char *cpu_isa_name(const void *p)
     return gpt2k_isa_name(((const cpu_state *)p)->ops->isa);
 }
 
+static const char *cpu_gemm_name(const void *p)
+{
+    return ((const cpu_state *)p)->openblas ? "openblas" : "native";
+}
+
 static int cpu_threads(const void *p) { return gpt2k_pool_size(((const cpu_state *)p)->pool); }
 static size_t cpu_kv_bytes(const void *p) { return ((const cpu_state *)p)->kv_floats * sizeof(float); }
 static size_t cpu_arena_bytes(const void *p) { return ((const cpu_state *)p)->arena_floats * sizeof(float); }
@@ -206,6 +231,7 @@ const gpt2_backend_ops gpt2_backend_cpu = {
     .destroy = cpu_destroy,
     .forward = cpu_forward,
     .isa_name = cpu_isa_name,
+    .gemm_name = cpu_gemm_name,
     .threads = cpu_threads,
     .kv_bytes = cpu_kv_bytes,
     .arena_bytes = cpu_arena_bytes,

@@ -69,6 +69,7 @@ gpt2_ctx *gpt2_ctx_create(const gpt2_model *m, const gpt2_ctx_opts *opts, gpt2_e
         .isa = opts->isa,
         .max_batch = c->max_batch,
         .max_logit_rows = LOGIT_ROWS < c->max_batch ? LOGIT_ROWS : c->max_batch,
+        .gemm = opts->gemm,
     };
     c->logits = malloc(sizeof(float) * (size_t)LOGIT_ROWS * m->cfg.n_vocab);
     if (!c->logits) {
@@ -97,6 +98,7 @@ void gpt2_ctx_free(gpt2_ctx *c)
 int gpt2_ctx_threads(const gpt2_ctx *c) { return c->be->threads(c->st); }
 const char *gpt2_ctx_isa(const gpt2_ctx *c) { return c->be->isa_name(c->st); }
 const char *gpt2_ctx_backend(const gpt2_ctx *c) { return c->be->name; }
+const char *gpt2_ctx_gemm(const gpt2_ctx *c) { return c->be->gemm_name(c->st); }
 size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c) { return c->be->kv_bytes(c->st); }
 size_t gpt2_ctx_kv_bytes_per_token(const gpt2_ctx *c)
 {

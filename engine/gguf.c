@@ -103,10 +103,12 @@ size_t ggml_row_bytes(uint32_t type, uint64_t n)
     return (size_t)blocks * bb;
 }
 
-uint32_t gguf_crc32(const void *data, size_t n)
+uint32_t gguf_crc32(const void *data, size_t n) { return gguf_crc32_update(0, data, n); }
+
+uint32_t gguf_crc32_update(uint32_t crc_in, const void *data, size_t n)
 {
     const unsigned char *p = data;
-    uLong crc = crc32(0L, Z_NULL, 0);
+    uLong crc = crc_in;
     /* zlib takes a uInt length: feed buffers over 4 GiB in pieces */
     while (n > 0) {
         size_t chunk = n > (1u << 30) ? (1u << 30) : n;

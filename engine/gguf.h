@@ -164,7 +164,9 @@ typedef void (*gguf_progress_fn)(int64_t done, int64_t total, const char *name, 
 int gguf_writer_write(gguf_writer *w, const char *path, int with_crc, gguf_progress_fn progress,
                       void *user, gpt2_error *err);
 
-/* CRC-32 (zlib) of a buffer of any size. */
+/* CRC-32 (zlib) of a buffer of any size; _update continues a running CRC
+ * (start from 0). */
 uint32_t gguf_crc32(const void *data, size_t n);
+uint32_t gguf_crc32_update(uint32_t crc, const void *data, size_t n);
 
 #endif

@@ -94,6 +94,12 @@ double gpt2_model_load_ms(const gpt2_model *m);
 const char *gpt2_model_path(const gpt2_model *m);
 /* number of tensors in the file that carried a CRC-32 that was verified */
 int gpt2_model_crc_checked(const gpt2_model *m);
+/* Metadata of the file: a string value (not NUL-terminated; NULL if the key is
+ * absent or not a string), an unsigned integer (0 on success). */
+const char *gpt2_model_meta_str(const gpt2_model *m, const char *key, size_t *len);
+int gpt2_model_meta_u64(const gpt2_model *m, const char *key, uint64_t *out);
+/* CRC-32 (zlib) of a whole file, as its identity in reports. */
+int gpt2_file_crc32(const char *path, uint32_t *crc, gpt2_error *err);
 
 /* ---- tokenizer ---------------------------------------------------------- */
 
@@ -117,6 +123,7 @@ typedef struct gpt2_ctx_opts {
     int n_threads;     /* 0: all online cores */
     const char *isa;   /* NULL: GPT2C_ISA env or auto; "scalar" "avx2" "avx512" */
     const char *backend; /* NULL or "cpu"; "cuda" when built with CUDA */
+    const char *gemm;  /* NULL or "native": our kernels; "openblas": cblas_sgemm (F32 weights) */
     int max_batch;     /* tokens per forward pass (prefill chunk); 0: 512 */
 } gpt2_ctx_opts;
 
@@ -125,6 +132,7 @@ void gpt2_ctx_free(gpt2_ctx *c);
 int gpt2_ctx_threads(const gpt2_ctx *c);
 const char *gpt2_ctx_isa(const gpt2_ctx *c);     /* the ISA path chosen */
 const char *gpt2_ctx_backend(const gpt2_ctx *c); /* "cpu" */
+const char *gpt2_ctx_gemm(const gpt2_ctx *c);    /* "native" or "openblas" */
 /* bytes of KV cache per token and total, and of the activation arena */
 size_t gpt2_ctx_kv_bytes_per_token(const gpt2_ctx *c);
 size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c);

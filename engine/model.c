@@ -2,6 +2,7 @@
  * before its header, table, types and shapes have been checked. */
 #include "model.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +357,48 @@ size_t gpt2_model_weight_bytes(const gpt2_model *m) { return m->weight_bytes; }
 double gpt2_model_load_ms(const gpt2_model *m) { return m->load_ms; }
 const char *gpt2_model_path(const gpt2_model *m) { return m->path; }
 int gpt2_model_crc_checked(const gpt2_model *m) { return m->crc_checked; }
+
+const char *gpt2_model_meta_str(const gpt2_model *m, const char *key, size_t *len)
+{
+    const char *s;
+    size_t n;
+    if (gguf_find_key(m->file, key) < 0 || gguf_get_str(m->file, key, &s, &n, NULL) != 0)
+        return NULL;
+    if (len)
+        *len = n;
+    return s;
+}
+
+int gpt2_model_meta_u64(const gpt2_model *m, const char *key, uint64_t *out)
+{
+    if (gguf_find_key(m->file, key) < 0)
+        return GPT2_ERR_INVALID;
+    return gguf_get_uint(m->file, key, out, NULL);
+}
+
+int gpt2_file_crc32(const char *path, uint32_t *crc, gpt2_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return gpt2_seterr(err, GPT2_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    static const size_t CHUNK = 1 << 20;
+    unsigned char *buf = malloc(CHUNK);
+    if (!buf) {
+        fclose(f);
+        return gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory");
+    }
+    uint32_t c = 0;
+    size_t n;
+    while ((n = fread(buf, 1, CHUNK, f)) > 0)
+        c = gguf_crc32_update(c, buf, n);
+    int bad = ferror(f);
+    free(buf);
+    fclose(f);
+    if (bad)
+        return gpt2_seterr(err, GPT2_ERR_IO, "%s: read error", path);
+    *crc = c;
+    return 0;
+}
 
 int gpt2_tokenize(const gpt2_model *m, const char *text, size_t len, int *ids, int max_ids,
                   gpt2_error *err)

@@ -111,4 +111,13 @@ void gpt2k_attention(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, c
                      int ldq, const float *kcache, int ldk, const float *vcache, int ldv,
                      int pos0, int T, int NH, int HD, float *scratch, int scratch_stride);
 
+/* ---- the OpenBLAS baseline (gemm_openblas.c) ----------------------------- */
+
+/* Same contract as gpt2k_matmul with F32 weights, computed by cblas_sgemm on
+ * OpenBLAS's own threads. */
+void gpt2k_matmul_openblas(float *out, int ldo, const float *in, int ldi, const float *w,
+                           const float *bias, int M, int K, int N, int accumulate);
+void gpt2k_openblas_set_threads(int n);
+const char *gpt2k_openblas_config(void);
+
 #endif

@@ -186,6 +186,21 @@ START_TEST(test_logits_vs_reference)
             gpt2_ctx_free(ctx);
         }
     }
+    /* the OpenBLAS baseline computes the same model (F32 weights only) */
+    gpt2_error err = {0};
+    gpt2_ctx_opts o = {.n_threads = 2, .gemm = "openblas"};
+    gpt2_ctx *ctx = gpt2_ctx_create(m, &o, &err);
+    if (_i % 2 == 0) {
+        ck_assert_msg(ctx != NULL, "openblas ctx: %s", err.msg);
+        ck_assert_str_eq(gpt2_ctx_gemm(ctx), "openblas");
+        float *got = all_logits(ctx, ids, c->T, c->V);
+        check_close(tu_fmt("%s %s openblas", c->name, dtype), got, ref, c->T, c->V);
+        free(got);
+        gpt2_ctx_free(ctx);
+    } else {
+        ck_assert_msg(ctx == NULL && err.code == GPT2_ERR_UNSUPPORTED, "openblas with F16 weights must be refused");
+        ck_assert_msg(strstr(err.msg, "F32") != NULL, "%s", err.msg);
+    }
     free(ref);
     gpt2_model_free(m);
 }

@@ -29,6 +29,7 @@ static void usage(void)
         "  --threads N        CPU threads (default: all cores)\n"
         "  --isa NAME         auto|scalar|avx2|avx512 (default auto, or $GPT2C_ISA)\n"
         "  --backend NAME     cpu|cuda (default cpu)\n"
+        "  --gemm NAME        native|openblas: matmul by our kernels or cblas_sgemm\n"
         "  --ids              the prompt is whitespace-separated token ids; print ids\n"
         "  --logits FILE      write float32 logits of every prompt position\n"
         "                     ([T x n_vocab], row-major, little-endian) and exit\n"
@@ -81,12 +82,12 @@ static void write_stats(const char *path, const gpt2_model *m, const gpt2_ctx *c
         cli_die(PROG, "--stats-json %s: cannot open for writing", path);
     fprintf(f, "{\n  \"model\": ");
     cli_json_str(f, gpt2_model_path(m));
-    fprintf(f, ",\n  \"dtype\": \"%s\",\n  \"backend\": \"%s\",\n  \"isa\": \"%s\",\n"
+    fprintf(f, ",\n  \"dtype\": \"%s\",\n  \"backend\": \"%s\",\n  \"gemm\": \"%s\",\n  \"isa\": \"%s\",\n"
                "  \"threads\": %d,\n  \"prompt_tokens\": %d,\n  \"generated_tokens\": %d,\n"
                "  \"load_ms\": %.3f,\n  \"ttft_ms\": %.3f,\n  \"prefill_ms\": %.3f,\n"
                "  \"prefill_tok_s\": %.3f,\n  \"decode_ms\": %.3f,\n  \"decode_tok_s\": %.3f,\n"
                "  \"stopped_at_eos\": %s\n}\n",
-            gpt2_model_dtype(m), gpt2_ctx_backend(c), gpt2_ctx_isa(c), gpt2_ctx_threads(c),
+            gpt2_model_dtype(m), gpt2_ctx_backend(c), gpt2_ctx_gemm(c), gpt2_ctx_isa(c), gpt2_ctx_threads(c),
             st->n_prompt, st->n_generated, gpt2_model_load_ms(m), st->ttft_ms, st->prefill_ms,
             st->prefill_tok_s, st->decode_ms, st->decode_tok_s,
             st->stopped_at_eos ? "true" : "false");
@@ -99,7 +100,7 @@ static void log_notice(const char *line, void *user) { fprintf(stderr, "%s: %s\n
 int main(int argc, char **argv)
 {
     const char *model_path = CLI_DEFAULT_MODEL, *prompt = NULL, *logits_path = NULL;
-    const char *stats_path = NULL, *isa = NULL, *backend = NULL;
+    const char *stats_path = NULL, *isa = NULL, *backend = NULL, *gemm = NULL;
     int n_new = 64, threads = 0, ids_mode = 0, quiet = 0, sampled = 0;
     gpt2_load_opts lo = {0};
     gpt2_gen_opts go = {0};
@@ -137,6 +138,8 @@ int main(int argc, char **argv)
             isa = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--backend")) {
             backend = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--gemm")) {
+            gemm = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--ids")) {
             ids_mode = 1;
         } else if (!strcmp(a, "--logits")) {
@@ -204,13 +207,14 @@ int main(int argc, char **argv)
         cli_die(PROG, "prompt of %d tokens exceeds the context window of %d positions",
                 n_prompt, cfg->n_ctx);
 
-    gpt2_ctx_opts co = {.n_threads = threads, .isa = isa, .backend = backend};
+    gpt2_ctx_opts co = {.n_threads = threads, .isa = isa, .backend = backend, .gemm = gemm};
     gpt2_ctx *c = gpt2_ctx_create(m, &co, &err);
     if (!c)
         cli_die(PROG, "%s", err.msg);
-    fprintf(stderr, "%s: %s (%s, %d layers, n_embd %d) | backend %s | isa %s | threads %d | load %.1f ms\n",
+    fprintf(stderr, "%s: %s (%s, %d layers, n_embd %d) | backend %s | isa %s | gemm %s | threads %d | load %.1f ms\n",
             PROG, gpt2_model_path(m), gpt2_model_dtype(m), cfg->n_layer, cfg->n_embd,
-            gpt2_ctx_backend(c), gpt2_ctx_isa(c), gpt2_ctx_threads(c), gpt2_model_load_ms(m));
+            gpt2_ctx_backend(c), gpt2_ctx_isa(c), gpt2_ctx_gemm(c), gpt2_ctx_threads(c),
+            gpt2_model_load_ms(m));
 
     int rc = 0;
     if (logits_path) {
