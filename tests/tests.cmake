@@ -9,3 +9,15 @@ set_tests_properties(reference_selftest PROPERTIES TIMEOUT 300)
 # The committed tokenizer fixture is what the independent encoder produces now.
 add_test(NAME tokenizer_fixture_current
   COMMAND ${GPT2C_PYTHON} ${CMAKE_SOURCE_DIR}/tests/reference/tokenizer_ref.py --check)
+
+# A whole quick benchmark run on a tiny model: schema, HTML, throughput isolation.
+add_test(NAME bench_quick
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/bench_quick.sh ${CMAKE_BINARY_DIR}/bin
+          ${CMAKE_SOURCE_DIR} ${GPT2C_TESTDATA}/bench_quick ${GPT2C_PYTHON})
+set_tests_properties(bench_quick PROPERTIES TIMEOUT 600)
+
+# The default 124M model against the NumPy reference (golden fixture).
+add_test(NAME golden_default_model
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/golden_default.sh ${CMAKE_BINARY_DIR}/bin
+          ${CMAKE_SOURCE_DIR} ${GPT2C_TESTDATA}/golden ${GPT2C_PYTHON})
+set_tests_properties(golden_default_model PROPERTIES TIMEOUT 600)

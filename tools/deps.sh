@@ -1,7 +1,7 @@
 # Sourced by tools/test and tools/bench: makes sure the Debian packages gpt2c
 # needs are installed. As root it installs what is missing; otherwise it prints
 # the exact apt-get line and fails.
-GPT2C_DEBS="build-essential cmake pkg-config check libcjson-dev libutf8proc-dev libopenblas-dev zlib1g-dev python3 python3-numpy python3-regex"
+GPT2C_DEBS="build-essential cmake pkg-config check libcjson-dev libutf8proc-dev libopenblas-dev zlib1g-dev python3 python3-numpy python3-regex python3-jsonschema"
 
 gpt2c_ensure_debs() {
     local missing=()

@@ -1,0 +1,311 @@
+/* summary.md: the headline table, like the original benchmark's summary, with
+ * one line saying which model on which machine; with --compare, the old value,
+ * the change and whether it is beyond noise. Numbers here are for people
+ * (thousands separators, a few decimals); report.html and report.json carry
+ * every digit. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "report.h"
+
+#define DASH "\xe2\x80\x94"
+
+/* Grouped integer part: 1397.4 -> "1,397". */
+static void group_int(char *out, size_t len, double v)
+{
+    char digits[64];
+    snprintf(digits, sizeof digits, "%.0f", fabs(v));
+    size_t nd = strlen(digits), o = 0;
+    if (v < 0 && o + 1 < len)
+        out[o++] = '-';
+    for (size_t i = 0; i < nd && o + 2 < len; i++) {
+        if (i > 0 && (nd - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = '\0';
+}
+
+/* For people: integers and values >= 100 as grouped integers, then 1, 2 or 3
+ * significant decimals as the value gets smaller. */
+static const char *human(double v, char *b, size_t len)
+{
+    double a = fabs(v);
+    if (!isfinite(v))
+        snprintf(b, len, DASH);
+    else if (a >= 100 || v == floor(v))
+        group_int(b, len, round(v) == 0 ? 0 : round(v));
+    else if (a >= 10)
+        snprintf(b, len, "%.1f", v);
+    else if (a >= 1)
+        snprintf(b, len, "%.2f", v);
+    else if (a == 0)
+        snprintf(b, len, "0");
+    else
+        snprintf(b, len, "%.2g", v);
+    return b;
+}
+
+/* Markdown text: characters with a meaning in a table or inline are escaped. */
+static void md_esc(bench_sb *s, const char *t)
+{
+    for (; t && *t; t++) {
+        if (strchr("\\`*_[]<>|#", *t)) {
+            char e[3] = {'\\', *t, 0};
+            bench_sb_put(s, e);
+        } else if (*t == '\n' || *t == '\r' || *t == '\t') {
+            bench_sb_put(s, " ");
+        } else {
+            bench_sb_putn(s, t, 1);
+        }
+    }
+}
+
+static void model_machine_line(bench_sb *s, const cJSON *r)
+{
+    const cJSON *env = bench_get_obj(r, "environment");
+    const cJSON *model = bench_get_obj(env, "model");
+    const cJSON *settings = bench_get_obj(r, "settings");
+    char b[64];
+    double v;
+    bench_sb_put(s, "**Model** ");
+    const char *fn = bench_get_str(model, "file_name");
+    if (!fn)
+        fn = bench_get_str(settings, "model");
+    md_esc(s, fn ? fn : "unknown");
+    const char *dt = bench_get_str(model, "dtype");
+    int hp = bench_get_num(model, "params", &v);
+    if (dt || hp) {
+        bench_sb_put(s, " (");
+        if (dt)
+            md_esc(s, dt);
+        if (hp)
+            bench_sb_printf(s, "%s%.1f M parameters", dt ? ", " : "", v / 1e6);
+        bench_sb_put(s, ")");
+    }
+    bench_sb_put(s, " · **Machine** ");
+    const char *cpu = bench_get_str(env, "cpu_model");
+    md_esc(s, cpu ? cpu : "unknown CPU");
+    if (bench_get_num(env, "cores_online", &v))
+        bench_sb_printf(s, ", %s cores", human(v, b, sizeof b));
+    if (bench_get_num(env, "memory_total_mb", &v))
+        bench_sb_printf(s, ", %.1f GiB", v / 1024);
+    const char *gpu = bench_get_str(bench_get_obj(env, "gpu"), "name");
+    if (gpu) {
+        bench_sb_put(s, ", GPU ");
+        md_esc(s, gpu);
+    }
+    bench_sb_put(s, " · **Path** ");
+    const char *backend = bench_get_str(settings, "backend");
+    md_esc(s, backend ? backend : "cpu");
+    const char *isa = bench_get_str(env, "isa"), *gemm = bench_get_str(env, "gemm");
+    if (isa) {
+        bench_sb_put(s, ", ");
+        md_esc(s, isa);
+    }
+    if (gemm) {
+        bench_sb_put(s, ", GEMM ");
+        md_esc(s, gemm);
+    }
+    if (bench_get_num(env, "threads_used", &v))
+        bench_sb_printf(s, ", %s threads", human(v, b, sizeof b));
+    const char *commit = bench_get_str(env, "git_commit");
+    if (commit) {
+        char c12[13];
+        snprintf(c12, sizeof c12, "%s", commit);
+        bench_sb_put(s, " · **Commit** ");
+        md_esc(s, c12);
+        if (cJSON_IsTrue(bench_get(env, "git_dirty")))
+            bench_sb_put(s, " (dirty)");
+    }
+    const char *created = bench_get_str(r, "created_utc");
+    if (created) {
+        bench_sb_put(s, " · ");
+        md_esc(s, created);
+    }
+    bench_sb_put(s, "\n\n");
+}
+
+/* The value cell of a headline figure: number, unit and a little context. */
+static void value_cell(bench_sb *s, const cJSON *r, const bench_headline_fig *f, double v)
+{
+    char b[64], b2[64], b3[64], b4[64];
+    const cJSON *phases = bench_get_obj(r, "phases");
+    if (!strcmp(f->key, "scaling_c4")) {
+        bench_sb_printf(s, "%.2f\xc3\x97 one client", v);
+        return;
+    }
+    bench_sb_put(s, human(v, b, sizeof b));
+    if (*f->unit)
+        bench_sb_printf(s, " %s", f->unit);
+    if (!strcmp(f->key, "ttft_ms")) {
+        double pt;
+        if (bench_get_num(bench_get_obj(phases, "validation"), "prompt_tokens", &pt))
+            bench_sb_printf(s, " (%s-token prompt)", human(pt, b2, sizeof b2));
+    } else if (!strcmp(f->key, "decode_tok_s")) {
+        /* the range of the median decode speed over the latency phase's prompts */
+        const cJSON *rows = bench_get(bench_get_obj(phases, "latency"), "rows");
+        if (!cJSON_IsArray(rows))
+            rows = NULL;
+        double lo = INFINITY, hi = -INFINITY, plo = INFINITY, phi = -INFINITY;
+        const cJSON *row;
+        cJSON_ArrayForEach(row, rows)
+        {
+            double d, p;
+            if (bench_get_num(bench_get_obj(row, "decode_tok_s"), "p50", &d)) {
+                lo = fmin(lo, d);
+                hi = fmax(hi, d);
+                if (bench_get_num(row, "prompt_tokens", &p)) {
+                    plo = fmin(plo, p);
+                    phi = fmax(phi, p);
+                }
+            }
+        }
+        if (hi > lo && isfinite(plo))
+            bench_sb_printf(s, " (%s\xe2\x80\x93%s over prompts of %s\xe2\x80\x93%s tokens)",
+                            human(lo, b2, sizeof b2), human(hi, b3, sizeof b3), human(plo, b4, sizeof b4),
+                            human(phi, b, sizeof b));
+    } else if (!strcmp(f->key, "leak_mb_per_hour")) {
+        const char *verdict = bench_get_str(
+            bench_get_obj(bench_get_obj(phases, "memory"), "leak"), "verdict");
+        if (verdict) {
+            bench_sb_put(s, " (");
+            md_esc(s, verdict);
+            bench_sb_put(s, ")");
+        }
+    } else if (!strcmp(f->key, "validation_failures") && v > 0) {
+        bench_sb_put(s, " **FAILED**");
+    }
+}
+
+static const cJSON *compare_row_for(const cJSON *cmp, const char *key)
+{
+    const cJSON *row;
+    const cJSON *rows = bench_get(cmp, "rows");
+    if (!cJSON_IsArray(rows))
+        return NULL;
+    cJSON_ArrayForEach(row, rows)
+    {
+        const char *n = bench_get_str(row, "name");
+        if (n && !strcmp(n, key))
+            return row;
+    }
+    return NULL;
+}
+
+static void compare_cells(bench_sb *s, const cJSON *row)
+{
+    char b[64];
+    double o, ch, band;
+    bench_sb_printf(s, " %s |", bench_get_num(row, "old", &o) ? human(o, b, sizeof b) : DASH);
+    if (bench_get_num(row, "change_pct", &ch))
+        bench_sb_printf(s, " %+.1f %% |", ch);
+    else
+        bench_sb_put(s, " " DASH " |");
+    const cJSON *better = bench_get(row, "better");
+    int beyond = cJSON_IsTrue(bench_get(row, "beyond_noise"));
+    int have_band = bench_get_num(row, "noise_pct", &band);
+    if (!cJSON_IsBool(better)) {
+        double n;
+        bench_sb_put(s, bench_get_num(row, "old", &o) && bench_get_num(row, "new", &n) ? " unchanged |"
+                                                                                         : " not comparable |");
+        return;
+    }
+    const char *word = cJSON_IsTrue(better) ? "better" : "worse";
+    if (beyond)
+        bench_sb_printf(s, " **%s**, beyond noise", word);
+    else
+        bench_sb_printf(s, " %s, within noise", word);
+    if (have_band)
+        bench_sb_printf(s, " (\xc2\xb1%.1f %%)", band);
+    bench_sb_put(s, " |");
+}
+
+int bench_write_summary_md(const cJSON *report, const char *path, char *err, size_t errlen)
+{
+    if (!cJSON_IsObject(report))
+        return bench_report_err(err, errlen, path, "no report to summarise (not a JSON object)");
+    bench_sb sb = {0};
+    bench_sb *s = &sb;
+    const cJSON *h = bench_get_obj(report, "headline");
+    const cJSON *cmp = bench_get_obj(report, "compare");
+    bench_sb_put(s, "# gpt2c benchmark summary\n\n");
+    model_machine_line(s, report);
+    if (!cJSON_IsTrue(bench_get(report, "complete")))
+        bench_sb_put(s, "> **Incomplete run**: the bench was interrupted or a phase aborted; missing figures show as " DASH ".\n\n");
+    double nf;
+    if (bench_get_num(h, "validation_failures", &nf) && nf > 0)
+        bench_sb_printf(s, "> **%s validation check%s FAILED**: see report.html before trusting any figure.\n\n",
+                        human(nf, (char[64]){0}, 64), nf == 1 ? "" : "s");
+
+    if (cmp) {
+        bench_sb_put(s, "| Figure | New | Old | Change | Verdict |\n|---|---:|---:|---:|---|\n");
+    } else {
+        bench_sb_put(s, "| Figure | Value |\n|---|---|\n");
+    }
+    for (int i = 0; i < bench_n_headline_figs; i++) {
+        const bench_headline_fig *f = &bench_headline_figs[i];
+        double v;
+        bench_sb_printf(s, "| %s | ", f->label);
+        if (bench_get_num(h, f->key, &v))
+            value_cell(s, report, f, v);
+        else
+            bench_sb_put(s, DASH);
+        bench_sb_put(s, " |");
+        if (cmp) {
+            const cJSON *row = compare_row_for(cmp, f->key);
+            if (row)
+                compare_cells(s, row);
+            else
+                bench_sb_put(s, " " DASH " | " DASH " | " DASH " |");
+        }
+        bench_sb_put(s, "\n");
+    }
+    if (cmp) {
+        bench_sb_put(s, "\nWith `--compare`: the old report is ");
+        const char *op = bench_get_str(cmp, "old_path");
+        md_esc(s, op ? op : "?");
+        const char *oc = bench_get_str(cmp, "old_created_utc");
+        const char *og = bench_get_str(cmp, "old_git_commit");
+        if (oc) {
+            bench_sb_put(s, " (");
+            md_esc(s, oc);
+            if (og) {
+                char c12[13];
+                snprintf(c12, sizeof c12, "%s", og);
+                bench_sb_put(s, ", commit ");
+                md_esc(s, c12);
+            }
+            bench_sb_put(s, ")");
+        }
+        bench_sb_put(s, ". Noise band: 3 \xc3\x97 the larger coefficient of variation of the two runs "
+                        "(TTFT, decode speed), the two 95 % intervals (memory growth), else 5 %.\n");
+        const cJSON *ec = bench_get(cmp, "environment_changes");
+        if (cJSON_IsArray(ec) && cJSON_GetArraySize(ec) > 0) {
+            bench_sb_put(s, "\n**The environment differs** between the runs:");
+            const cJSON *c;
+            int k = 0;
+            cJSON_ArrayForEach(c, ec)
+            {
+                const char *key = bench_get_str(c, "key"), *o = bench_get_str(c, "old"),
+                           *n = bench_get_str(c, "new");
+                bench_sb_put(s, k++ ? "; " : " ");
+                md_esc(s, key ? key : "?");
+                bench_sb_put(s, " ");
+                md_esc(s, o ? o : DASH);
+                bench_sb_put(s, " \xe2\x86\x92 ");
+                md_esc(s, n ? n : DASH);
+            }
+            bench_sb_put(s, ".\n");
+        }
+    }
+    bench_sb_put(s, "\nEvery figure, chart and the full environment: `report.html`; the data: `report.json`.\n");
+    if (sb.oom) {
+        bench_sb_free(&sb);
+        return bench_report_err(err, errlen, path, "out of memory writing the summary");
+    }
+    int rc = bench_write_file_atomic(path, sb.p, sb.n, err, errlen);
+    bench_sb_free(&sb);
+    return rc;
+}
