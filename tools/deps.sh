@@ -31,6 +31,11 @@ gpt2c_build() {
         cmake -S "$GPT2C_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >"$dir/configure.log" 2>&1 ||
             { cat "$dir/configure.log" >&2; echo "gpt2c: cmake configure failed" >&2; return 1; }
     fi
-    cmake --build "$dir" -j "$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\] (Building|Linking)|^Consolidate|^Scanning' >&2
-    return "${PIPESTATUS[0]}"
+    local rc=0
+    echo "gpt2c: building in $dir/ ..." >&2
+    cmake --build "$dir" -j "$(nproc)" >"$dir/build.log" 2>&1 || rc=$?
+    # show warnings and errors, not the progress lines
+    grep -vE '^\[ *[0-9]+%\] (Building|Linking|Built target)|^Consolidate|^Scanning|^gmake' "$dir/build.log" >&2 || true
+    [ "$rc" -eq 0 ] || echo "gpt2c: build failed (full log: $dir/build.log)" >&2
+    return "$rc"
 }
