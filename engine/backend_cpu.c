@@ -28,6 +28,8 @@ typedef struct cpu_state {
     float *att;  /* attention output [B][C] */
     float *ff;   /* MLP hidden [B][FF] */
     float *scratch; /* attention scores: [threads][n_ctx] */
+    void *qbuf;     /* activations quantized to Q8_0 for Q8_0 weights: [B][FF / 32 blocks] */
+    size_t q_bytes;
 } cpu_state;
 
 static float *layer_k(cpu_state *s, int l)
@@ -50,6 +52,7 @@ static void cpu_destroy(void *p)
     gpt2k_pool_free(s->pool);
     free(s->kv);
     free(s->arena);
+    free(s->qbuf);
     free(s);
 }
 
@@ -74,12 +77,16 @@ static int resolve_isa(const char *want, const gpt2k_ops **ops, gpt2_error *err)
     return 0;
 }
 
-static void *alloc_floats(size_t n)
+/* touch: write every page now, so the token loop never faults them in. The
+ * KV cache is not touched: its pages become resident as positions are
+ * written, so memory follows the tokens actually held (every position is
+ * written before attention reads it). */
+static void *alloc_floats(size_t n, int touch)
 {
     size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
     void *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p)
-        memset(p, 0, bytes); /* touch every page now, not in the token loop */
+    if (p && touch)
+        memset(p, 0, bytes);
     return p;
 }
 
@@ -119,13 +126,25 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
     s->kv_floats = (size_t)c->n_layer * 2 * c->n_ctx * C;
     size_t scratch = (size_t)o->n_threads * c->n_ctx;
     s->arena_floats = B * (C + C + 3 * C + C + FF) + scratch;
-    s->kv = alloc_floats(s->kv_floats);
-    s->arena = alloc_floats(s->arena_floats);
+    s->kv = alloc_floats(s->kv_floats, 0);
+    s->arena = alloc_floats(s->arena_floats, 1);
     if (!s->kv || !s->arena) {
         gpt2_seterr(err, GPT2_ERR_NOMEM,
                     "out of memory: KV cache %.1f MB + activations %.1f MB",
                     s->kv_floats * 4 / 1e6, s->arena_floats * 4 / 1e6);
         goto fail;
+    }
+    /* Q8_0 weights: activations are quantized per row first; the widest K of
+     * any matmul is max(C, FF) (the loader checked both are multiples of 32) */
+    if (strcmp(m->dtype, "f32") != 0 && strcmp(m->dtype, "f16") != 0) {
+        size_t kmax = C > FF ? C : FF;
+        s->q_bytes = (B * gpt2k_q8_0_row_bytes((int)kmax) + 63) & ~(size_t)63;
+        s->qbuf = aligned_alloc(64, s->q_bytes);
+        if (!s->qbuf) {
+            gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory for Q8_0 activations");
+            goto fail;
+        }
+        memset(s->qbuf, 0, s->q_bytes);
     }
     float *p = s->arena;
     s->x = p, p += B * C;
@@ -145,6 +164,11 @@ static void matmul(cpu_state *s, float *out, int ldo, const float *in, int ldi,
 {
     if (s->openblas) {
         gpt2k_matmul_openblas(out, ldo, in, ldi, w->data, bias, M, w->K, w->N, accumulate);
+        return;
+    }
+    if (w->type == GGML_T_Q8_0) {
+        gpt2k_matmul_q8_0(s->pool, s->ops, out, ldo, in, ldi, w->data, bias, M, w->K, w->N,
+                          accumulate, s->qbuf);
         return;
     }
     gpt2k_matmul(s->pool, s->ops, out, ldo, in, ldi, w->data,
@@ -223,7 +247,11 @@ static const char *cpu_gemm_name(const void *p)
 
 static int cpu_threads(const void *p) { return gpt2k_pool_size(((const cpu_state *)p)->pool); }
 static size_t cpu_kv_bytes(const void *p) { return ((const cpu_state *)p)->kv_floats * sizeof(float); }
-static size_t cpu_arena_bytes(const void *p) { return ((const cpu_state *)p)->arena_floats * sizeof(float); }
+static size_t cpu_arena_bytes(const void *p)
+{
+    const cpu_state *s = p;
+    return s->arena_floats * sizeof(float) + s->q_bytes;
+}
 
 const gpt2_backend_ops gpt2_backend_cpu = {
     .name = "cpu",

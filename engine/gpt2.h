@@ -71,6 +71,23 @@ int gpt2_write_synthetic(const gpt2_config *cfg, uint64_t seed, gpt2_dtype dtype
 int gpt2_convert_hf(const char *hf_dir, gpt2_dtype dtype, const char *out_path,
                     int verbose, gpt2_error *err);
 
+/* Quantizes a model file: every 2-D weight matrix (attn_qkv, attn_output,
+ * ffn_up, ffn_down) to `type` (GPT2_DTYPE_Q8_0), the token embedding / LM head
+ * to `embd_type` (Q8_0, F16 or F32), everything else (position embedding,
+ * LayerNorm parameters, biases) kept in F32; tokenizer and metadata copied;
+ * CRCs written. The output appears only when complete (temporary + rename).
+ * report (may be NULL) is called once per tensor. */
+typedef struct gpt2_quant_tensor {
+    const char *name;
+    const char *type_in, *type_out; /* "f32" "f16" "q8_0" */
+    size_t bytes_in, bytes_out;
+    double rms_rel_err; /* ||deq(q(x)) - x|| / ||x||; 0 when copied */
+    double max_abs_err;
+} gpt2_quant_tensor;
+typedef void (*gpt2_quant_report_fn)(const gpt2_quant_tensor *t, int index, int count, void *user);
+int gpt2_quantize(const char *in_path, const char *out_path, gpt2_dtype type, gpt2_dtype embd_type,
+                  gpt2_quant_report_fn report, void *user, gpt2_error *err);
+
 /* ---- loading ------------------------------------------------------------ */
 
 typedef struct gpt2_model gpt2_model;

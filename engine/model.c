@@ -14,6 +14,9 @@ void gpt2_embd_row(const gpt2_wmat *w, int r, float *out)
 {
     if (w->type == GGML_T_F32) {
         memcpy(out, (const float *)w->data + (size_t)r * w->K, sizeof(float) * w->K);
+    } else if (w->type == GGML_T_Q8_0) {
+        const char *row = (const char *)w->data + (size_t)r * gpt2k_q8_0_row_bytes(w->K);
+        gpt2k_dequantize_q8_0(out, row, w->K);
     } else { /* F16, checked at load */
         const uint16_t *h = (const uint16_t *)w->data + (size_t)r * w->K;
         for (int k = 0; k < w->K; k++)
@@ -43,9 +46,10 @@ static void shape_str(const gguf_tensor *t, char *buf, size_t cap)
         snprintf(buf + n, cap - n, "]");
 }
 
-/* Finds a tensor and checks its shape: ne0 (and ne1 when a matrix) and its type. */
+/* Finds a tensor and checks its shape: ne0 (and ne1 when a matrix) and its
+ * type: vectors F32; matrices (allow_narrow) F32, F16 or Q8_0. */
 static const gguf_tensor *want(const gguf_file *f, const char *name, int ne0, int ne1,
-                               int allow_f16, gpt2_error *err)
+                               int allow_narrow, gpt2_error *err)
 {
     const gguf_tensor *t = gguf_find_tensor(f, name);
     if (!t) {
@@ -64,15 +68,12 @@ static const gguf_tensor *want(const gguf_file *f, const char *name, int ne0, in
                         gguf_path(f), name, ne0, found);
         return NULL;
     }
-    if (t->type == GGML_T_F32 || (allow_f16 && t->type == GGML_T_F16))
+    if (t->type == GGML_T_F32 ||
+        (allow_narrow && (t->type == GGML_T_F16 || t->type == GGML_T_Q8_0)))
         return t;
-    if (t->type == GGML_T_Q8_0 && allow_f16)
-        gpt2_seterr(err, GPT2_ERR_UNSUPPORTED,
-                    "%s: tensor '%s' is Q8_0; this build has no Q8_0 matmul kernels yet "
-                    "(F32 and F16 weights are supported)", gguf_path(f), name);
-    else
-        gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: tensor '%s': expected type %s, found %s",
-                    gguf_path(f), name, allow_f16 ? "F32 or F16" : "F32", ggml_type_name(t->type));
+    gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: tensor '%s': expected type %s, found %s",
+                gguf_path(f), name, allow_narrow ? "F32, F16 or Q8_0" : "F32",
+                ggml_type_name(t->type));
     return NULL;
 }
 
@@ -161,9 +162,6 @@ static int load_weights(gpt2_model *m, gpt2_error *err)
         (rc = want_vec(f, "output_norm.weight", C, &m->lnf_g, err)) ||
         (rc = want_vec(f, "output_norm.bias", C, &m->lnf_b, err)))
         return rc;
-    if (m->tok_embd.type == GGML_T_Q8_0 || m->pos_embd.type == GGML_T_Q8_0)
-        return gpt2_seterr(err, GPT2_ERR_UNSUPPORTED, "%s: Q8_0 embeddings are not supported",
-                           gguf_path(f));
     m->lm_head = m->tok_embd;
     if (gguf_find_tensor(f, "output.weight") &&
         (rc = want_mat(f, "output.weight", C, c->n_vocab, &m->lm_head, err)))
@@ -282,12 +280,11 @@ static int load_tokenizer(gpt2_model *m, gpt2_error *err)
     return m->tok ? 0 : (err ? err->code : GPT2_ERR_FORMAT);
 }
 
+/* The weights' type as one word: that of every matrix multiplied in the
+ * forward pass (blocks and LM head; the small position table does not count). */
 static void set_dtype(gpt2_model *m)
 {
-    uint32_t seen = 0; /* bit per 2-D weight type */
-    const gpt2_wmat *mats[] = {&m->tok_embd, &m->pos_embd, &m->lm_head};
-    for (int i = 0; i < 3; i++)
-        seen |= 1u << mats[i]->type;
+    uint32_t seen = 1u << m->lm_head.type; /* bit per type */
     for (int i = 0; i < m->cfg.n_layer; i++) {
         const gpt2_layer *L = &m->layers[i];
         seen |= 1u << L->qkv.type | 1u << L->proj.type | 1u << L->up.type | 1u << L->down.type;

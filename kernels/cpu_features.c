@@ -4,6 +4,7 @@
  * the OS saves the register state (XCR0): a kernel without YMM/ZMM context
  * switching would corrupt the upper halves between threads. */
 #include "kernels.h"
+#include "q8_0_internal.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 typedef struct {
     int avx2;   /* AVX + AVX2 + FMA + F16C, OS saves YMM */
     int avx512; /* AVX-512 F/BW/VL/DQ, OS saves ZMM + opmask */
-    int vnni;   /* AVX512_VNNI: not used yet; kept for the int8 kernels to come */
+    int vnni;   /* AVX512_VNNI (vpdpbusd), on top of avx512: picks the Q8_0 matmul */
 } cpu_caps;
 
 static cpu_caps g_caps;
@@ -86,6 +87,11 @@ int gpt2k_isa_parse(const char *s)
         if (!strcmp(s, gpt2k_isa_name((gpt2k_isa)i)))
             return i;
     return -1;
+}
+
+int gpt2k_cpu_has_vnni(void)
+{
+    return caps()->vnni;
 }
 
 int gpt2k_cpu_supports(gpt2k_isa isa)

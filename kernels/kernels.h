@@ -57,6 +57,14 @@ typedef struct gpt2k_ops {
      * q, out: HD floats. scratch: n_kv floats. */
     void (*attention_head)(float *out, const float *q, const float *k, int ldk, const float *v,
                            int ldv, int n_kv, int HD, float scale, float *scratch);
+
+    /* Q8_0 (see below): quantize n floats (n % 32 == 0) into n / 32 blocks. */
+    void (*quantize_q8_0)(void *dst, const float *x, int n);
+    /* out[m][n] (+)= dot(inq[m], w[n]) + bias[n] for n in [n0, n1): both operands
+     * rows of K / 32 Q8_0 blocks (row strides K / 32 blocks); integer products per
+     * block, fp32 accumulation across blocks. */
+    void (*matmul_q8_0)(float *out, int ldo, const void *inq, const void *w, const float *bias,
+                        int M, int K, int n0, int n1, int accumulate);
 } gpt2k_ops;
 
 const gpt2k_ops *gpt2k_ops_ref(void);    /* scalar references */
@@ -64,6 +72,23 @@ const gpt2k_ops *gpt2k_ops_avx2(void);   /* NULL if not compiled in */
 const gpt2k_ops *gpt2k_ops_avx512(void); /* NULL if not compiled in */
 /* The table for an ISA (NULL if not compiled in or not supported by this CPU). */
 const gpt2k_ops *gpt2k_ops_for(gpt2k_isa isa);
+
+/* ---- Q8_0 ----------------------------------------------------------------
+ * GGUF's 8-bit block format: 32 values share one fp16 scale d; q = round(x / d)
+ * with d = max|x| / 127 (0 for an all-zero block), as llama.cpp encodes it, so
+ * files and kernels agree bit for bit. 34 bytes per 32 values. */
+#define GPT2K_QK8_0 32
+typedef struct gpt2k_block_q8_0 {
+    uint16_t d;     /* fp16 scale */
+    int8_t qs[32];
+} gpt2k_block_q8_0;
+_Static_assert(sizeof(gpt2k_block_q8_0) == 34, "Q8_0 block must be 34 bytes");
+
+/* bytes of one row of K values (K % 32 == 0) */
+size_t gpt2k_q8_0_row_bytes(int K);
+/* plain C: quantize (the reference encoding) and dequantize n values */
+void gpt2k_quantize_q8_0_ref(void *dst, const float *x, int n);
+void gpt2k_dequantize_q8_0(float *out, const void *src, int n);
 
 /* ---- fp16 ---------------------------------------------------------------- */
 
@@ -90,6 +115,13 @@ typedef enum { GPT2K_W_F32 = 0, GPT2K_W_F16 = 1 } gpt2k_wtype;
 void gpt2k_matmul(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *in,
                   int ldi, const void *w, gpt2k_wtype wtype, const float *bias, int M, int K,
                   int N, int accumulate);
+
+/* out[M][N] (+)= in[M][K] * W^T + bias with Q8_0 weights: each row of `in` is
+ * quantized to Q8_0 once (into qbuf: M * gpt2k_q8_0_row_bytes(K) bytes, shared by
+ * all threads), then columns are split across threads. K % 32 == 0. */
+void gpt2k_matmul_q8_0(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *in,
+                       int ldi, const void *w, const float *bias, int M, int K, int N,
+                       int accumulate, void *qbuf);
 
 /* rows x C LayerNorm, rows split across threads. ld*: row strides. */
 void gpt2k_layernorm_rows(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo,

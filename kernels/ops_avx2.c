@@ -1,6 +1,7 @@
 /* AVX2 + FMA (+ F16C for fp16 weights) kernels. Same contract as ops_ref.c;
  * every loop over a vector width has a scalar tail. */
 #include "kernels.h"
+#include "q8_0_internal.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
@@ -471,6 +472,8 @@ static const gpt2k_ops ops_avx2 = {
     .gelu = gelu_avx2,
     .add = add_avx2,
     .attention_head = attention_head_avx2,
+    .quantize_q8_0 = gpt2k_quantize_q8_0_avx2,
+    .matmul_q8_0 = gpt2k_matmul_q8_0_avx2,
 };
 
 const gpt2k_ops *gpt2k_ops_avx2(void)

@@ -1,7 +1,9 @@
 /* AVX-512 (F/BW/VL/DQ) kernels: the AVX2 logic of ops_avx2.c at 16 lanes, with
  * masked loads/stores (__mmask16) for the tails instead of scalar loops.
- * Nothing here needs VNNI. */
+ * Nothing here needs VNNI; the Q8_0 matmul (q8_0_avx512.c) has a VNNI
+ * variant, so there are two tables, chosen once by the CPU's VNNI bit. */
 #include "kernels.h"
+#include "q8_0_internal.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) &&                      \
     defined(__AVX512DQ__) && defined(__FMA__) && defined(__F16C__)
@@ -434,25 +436,51 @@ static void attention_head_avx512(float *out, const float *q, const float *k, in
     }
 }
 
+#define OPS_AVX512_COMMON                                                                          \
+    .isa = GPT2K_ISA_AVX512, .matmul_f32 = matmul_f32_avx512, .matmul_f16 = matmul_f16_avx512,     \
+    .layernorm = layernorm_avx512, .gelu = gelu_avx512, .add = add_avx512,                         \
+    .attention_head = attention_head_avx512, .quantize_q8_0 = gpt2k_quantize_q8_0_avx512
+
 static const gpt2k_ops ops_avx512 = {
-    .isa = GPT2K_ISA_AVX512,
-    .matmul_f32 = matmul_f32_avx512,
-    .matmul_f16 = matmul_f16_avx512,
-    .layernorm = layernorm_avx512,
-    .gelu = gelu_avx512,
-    .add = add_avx512,
-    .attention_head = attention_head_avx512,
+    OPS_AVX512_COMMON,
+    .matmul_q8_0 = gpt2k_matmul_q8_0_avx512bw,
 };
+
+#ifdef __AVX512VNNI__
+static const gpt2k_ops ops_avx512_vnni = {
+    OPS_AVX512_COMMON,
+    .matmul_q8_0 = gpt2k_matmul_q8_0_avx512vnni,
+};
+#endif
+
+const gpt2k_ops *gpt2k_ops_avx512_variant(int vnni)
+{
+#ifdef __AVX512VNNI__
+    if (vnni)
+        return &ops_avx512_vnni;
+#else
+    if (vnni)
+        return NULL;
+#endif
+    return &ops_avx512;
+}
 
 const gpt2k_ops *gpt2k_ops_avx512(void)
 {
-    return &ops_avx512;
+    const gpt2k_ops *o = gpt2k_cpu_has_vnni() ? gpt2k_ops_avx512_variant(1) : NULL;
+    return o ? o : &ops_avx512;
 }
 
 #else /* compiler without the AVX-512 flags: no table */
 
 const gpt2k_ops *gpt2k_ops_avx512(void)
 {
+    return NULL;
+}
+
+const gpt2k_ops *gpt2k_ops_avx512_variant(int vnni)
+{
+    (void)vnni;
     return NULL;
 }
 

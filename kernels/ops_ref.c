@@ -3,6 +3,7 @@
  * index order in float (what a naive engine does); statistics and the
  * transcendental parts use double so the reference is the accurate side. */
 #include "kernels.h"
+#include "q8_0_internal.h"
 
 #include <math.h>
 
@@ -115,6 +116,8 @@ static const gpt2k_ops ops_ref = {
     .gelu = gelu_ref,
     .add = add_ref,
     .attention_head = attention_head_ref,
+    .quantize_q8_0 = gpt2k_quantize_q8_0_ref,
+    .matmul_q8_0 = gpt2k_matmul_q8_0_ref,
 };
 
 const gpt2k_ops *gpt2k_ops_ref(void) { return &ops_ref; }

@@ -58,6 +58,63 @@ void gpt2k_matmul(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, cons
     gpt2k_pool_run(p, matmul_task, &a);
 }
 
+/* ---- Q8_0 matmul ------------------------------------------------------------ */
+
+typedef struct {
+    const gpt2k_ops *ops;
+    float *out;
+    const float *in;
+    const void *w;
+    const float *bias;
+    char *qbuf;
+    size_t qrow; /* bytes per quantized row */
+    int ldo, ldi, M, K, N, accumulate;
+} matmul_q8_args;
+
+static void quantize_rows_task(void *arg, int ith, int nth)
+{
+    const matmul_q8_args *a = arg;
+    int64_t r0, r1;
+    split_even(a->M, ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++)
+        a->ops->quantize_q8_0(a->qbuf + r * a->qrow, a->in + r * a->ldi, a->K);
+}
+
+static void matmul_q8_task(void *arg, int ith, int nth)
+{
+    const matmul_q8_args *a = arg;
+    int64_t nb = (a->N + MATMUL_NBLOCK - 1) / MATMUL_NBLOCK, b0, b1;
+    split_even(nb, ith, nth, &b0, &b1);
+    int n0 = (int)(b0 * MATMUL_NBLOCK);
+    int n1 = (int)(b1 * MATMUL_NBLOCK);
+    if (n1 > a->N)
+        n1 = a->N;
+    if (n0 < n1)
+        a->ops->matmul_q8_0(a->out, a->ldo, a->qbuf, a->w, a->bias, a->M, a->K, n0, n1,
+                            a->accumulate);
+}
+
+/* Rows quantized below this count are done by the caller alone: a decode
+ * step's one row takes well under a microsecond, less than waking the pool. */
+#define Q8_SERIAL_ROWS 4
+
+void gpt2k_matmul_q8_0(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *in,
+                       int ldi, const void *w, const float *bias, int M, int K, int N,
+                       int accumulate, void *qbuf)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    matmul_q8_args a = {ops, out, in, w, bias, qbuf, gpt2k_q8_0_row_bytes(K),
+                        ldo, ldi, M, K, N, accumulate};
+    /* All rows must be quantized before any thread reads them: the end of a
+     * pool run is the barrier. */
+    if (M <= Q8_SERIAL_ROWS)
+        quantize_rows_task(&a, 0, 1);
+    else
+        gpt2k_pool_run(p, quantize_rows_task, &a);
+    gpt2k_pool_run(p, matmul_q8_task, &a);
+}
+
 /* ---- layernorm ------------------------------------------------------------- */
 
 typedef struct {

@@ -279,6 +279,44 @@ START_TEST(test_synthetic_vs_reference)
 }
 END_TEST
 
+/* Q8_0 files (ours, quantized from the f32 conversion) against the reference
+ * reading the same file, whose Q8_0 matmuls also quantize their inputs
+ * (ref_logits.py --q8-act): both sides then multiply the same int8 values, so
+ * the fp32 tolerance above still applies. Only a rounding tie of an
+ * activation that lands on the other side in fp32 vs float64 can differ, by
+ * one step of one element. _i: 0 all Q8_0, 1 blocks Q8_0 + LM head F16 (mixed). */
+START_TEST(test_q8_0_vs_reference)
+{
+    const tcfg *c = &CFGS[0]; /* C = 64, FF = 256: multiples of 32 */
+    const char *embd = _i ? "f16" : "q8_0";
+    int ids[1024];
+    make_ids(c, ids);
+    const char *q8 = tu_fmt("%s/model_%s_q8_0_embd_%s.gguf", tu_data(), c->name, embd);
+    const char *refp = tu_fmt("%s/model_%s_q8_0_embd_%s.ref", tu_data(), c->name, embd);
+    gpt2_error err = {0};
+    remove(q8);
+    ck_assert_msg(gpt2_quantize(gguf_path_for(c, "f32"), q8, GPT2_DTYPE_Q8_0,
+                                (gpt2_dtype)gpt2_dtype_parse(embd), NULL, NULL, &err) == 0,
+                  "quantize: %s", err.msg);
+    tu_python_ref("ref_logits.py", tu_fmt("--gguf %s --q8-act --ids \"%s\" --out %s > /dev/null", q8,
+                                          ids_str(ids, c->T), refp));
+    gpt2_model *m = load(q8);
+    ck_assert_str_eq(gpt2_model_dtype(m), _i ? "mixed" : "q8_0");
+    float *ref = read_ref(refp, c->T, c->V);
+    for (int isa = 0; isa < 3; isa++) {
+        if (!strstr(gpt2_cpu_isas(), ISAS[isa]))
+            continue;
+        gpt2_ctx *ctx = make_ctx(m, ISAS[isa], 2, 0);
+        float *got = all_logits(ctx, ids, c->T, c->V);
+        check_close(tu_fmt("%s q8_0 (embd %s) %s", c->name, embd, ISAS[isa]), got, ref, c->T, c->V);
+        free(got);
+        gpt2_ctx_free(ctx);
+    }
+    free(ref);
+    gpt2_model_free(m);
+}
+END_TEST
+
 typedef struct tok_list {
     int ids[256];
     int n;
@@ -523,6 +561,7 @@ static Suite *model_suite(void)
     tcase_add_loop_test(tc, test_logits_vs_reference, 0, 2 * N_CFGS);
     tcase_add_loop_test(tc, test_kv_cache_matches_recompute, 0, N_CFGS);
     tcase_add_loop_test(tc, test_synthetic_vs_reference, 0, 2);
+    tcase_add_loop_test(tc, test_q8_0_vs_reference, 0, 2);
     tcase_add_test(tc, test_greedy_matches_reference);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_context_overflow);

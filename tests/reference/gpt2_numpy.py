@@ -78,18 +78,45 @@ def causal_self_attention(q, k, v, n_head):
     return out
 
 
-def block(x, p, config):
-    """One transformer layer (pre-LN), x: [T, C] -> [T, C]."""
+def q8_0_roundtrip(x):
+    """Rows of x as the engine feeds them to Q8_0 weights: cast to float32,
+    quantized per block of 32 (d = max|x| / 127 in float32, q = x * (1/d) rounded
+    half away from zero, d stored as fp16) and dequantized, in float64."""
+    x32 = np.asarray(x, dtype=np.float32)
+    T, K = x32.shape
+    if K % 32:
+        raise ValueError("Q8_0 needs rows that are a multiple of 32, got %d" % K)
+    b = x32.reshape(T, K // 32, 32)
+    amax = np.abs(b).max(axis=2, keepdims=True)
+    d = amax / np.float32(127)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0))
+    v = (b * inv.astype(np.float32)).astype(np.float64)   # the float32 product, exactly
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5)            # roundf: halves away from zero
+    d16 = d.astype(np.float16).astype(np.float64)
+    return (q * d16).reshape(T, K)
+
+
+def block(x, p, config, act_q=()):
+    """One transformer layer (pre-LN), x: [T, C] -> [T, C]. act_q names the
+    matmuls ("qkv", "proj", "fc", "out") whose input is quantized to Q8_0 first,
+    as the engine does for Q8_0 weights."""
     C = config["n_embd"]
     eps = config["eps"]
+
+    def lin(h, name):
+        if name in act_q:
+            h = q8_0_roundtrip(h)
+        return h @ p[name + "_w"] + p[name + "_b"]
+
     h = layer_norm(x, p["ln1_w"], p["ln1_b"], eps)
-    qkv = h @ p["qkv_w"] + p["qkv_b"]                      # [T, 3C]
+    qkv = lin(h, "qkv")                                    # [T, 3C]
     q, k, v = qkv[:, 0:C], qkv[:, C:2 * C], qkv[:, 2 * C:3 * C]
     a = causal_self_attention(q, k, v, config["n_head"])
-    x = x + (a @ p["proj_w"] + p["proj_b"])
+    x = x + lin(a, "proj")
     h = layer_norm(x, p["ln2_w"], p["ln2_b"], eps)
-    u = gelu_tanh(h @ p["fc_w"] + p["fc_b"])               # [T, F]
-    x = x + (u @ p["out_w"] + p["out_b"])
+    u = gelu_tanh(lin(h, "fc"))                            # [T, F]
+    x = x + lin(u, "out")
     return x
 
 
@@ -107,7 +134,9 @@ def check_ids(config, ids):
 
 
 def forward_params(config, params, ids, dtype=np.float64):
-    """Logits [T, V] (dtype) for every position of ids."""
+    """Logits [T, V] (dtype) for every position of ids. params may carry
+    "act_q": per layer, the matmuls whose input is quantized to Q8_0, and
+    "head_q": whether the LM head's input is (see q8_0_roundtrip)."""
     ids = check_ids(config, ids)
     T = len(ids)
 
@@ -115,9 +144,12 @@ def forward_params(config, params, ids, dtype=np.float64):
         return np.asarray(a, dtype=dtype)
 
     x = f(params["wte"])[ids] + f(params["wpe"])[:T]       # [T, C]
-    for p in params["layers"]:
-        x = block(x, {k: f(v) for k, v in p.items()}, config)
+    act_q = params.get("act_q") or [()] * len(params["layers"])
+    for p, aq in zip(params["layers"], act_q):
+        x = block(x, {k: f(v) for k, v in p.items()}, config, aq)
     x = layer_norm(x, f(params["lnf_w"]), f(params["lnf_b"]), config["eps"])
+    if params.get("head_q"):
+        x = q8_0_roundtrip(x)
     return x @ f(params["head"]).T                         # [T, V]
 
 

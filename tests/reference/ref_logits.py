@@ -162,10 +162,22 @@ def load_hf(dir_path):
     return config, hf_params(config, tensors)
 
 
-def load_gguf(path):
-    """(config, params) from a GGUF file (F32 / F16 / BF16 / Q8_0 dequantized)."""
+def load_gguf(path, q8_act=False):
+    """(config, params) from a GGUF file (F32 / F16 / BF16 / Q8_0 dequantized).
+    q8_act: the input of every matmul whose weight is Q8_0 in the file is
+    quantized to Q8_0 too, as the engine's integer kernels do."""
     config, weights = gpt2_numpy.load_gguf_model(path)
-    return config, gpt2_numpy.gguf_params(config, weights)
+    params = gpt2_numpy.gguf_params(config, weights)
+    if q8_act:
+        import gguf_read
+        _, infos = gguf_read.read_gguf_infos(path)
+        q8 = {n for n, t in infos.items() if t.type == 8}
+        names = {"qkv": "attn_qkv", "proj": "attn_output", "fc": "ffn_up", "out": "ffn_down"}
+        params["act_q"] = [tuple(k for k, g in names.items() if "blk.%d.%s.weight" % (i, g) in q8)
+                           for i in range(config["n_layer"])]
+        head = "output.weight" if "output.weight" in infos else "token_embd.weight"
+        params["head_q"] = head in q8
+    return config, params
 
 
 # ----------------------------------------------------------------- CLI
@@ -191,12 +203,14 @@ def main(argv=None):
     ap.add_argument("--out", metavar="FILE", help="write float32 LE logits [T, V] here")
     ap.add_argument("--greedy", type=int, metavar="N",
                     help="print the N greedy ids after the prompt")
+    ap.add_argument("--q8-act", action="store_true",
+                    help="GGUF: quantize the inputs of Q8_0 matmuls to Q8_0, as the engine does")
     a = ap.parse_args(argv)
     if a.out is None and a.greedy is None:
         ap.error("give --out FILE and/or --greedy N")
     try:
         ids = parse_ids(a.ids)
-        config, params = load_hf(a.hf) if a.hf else load_gguf(a.gguf)
+        config, params = load_hf(a.hf) if a.hf else load_gguf(a.gguf, a.q8_act)
         if a.out is not None:
             logits = gpt2_numpy.forward_params(config, params, ids)
             write_logits(a.out, logits)

@@ -600,6 +600,37 @@ def test_g_files(tmp):
 
 # ======================================================================= (h)
 
+def test_i_q8_activations():
+    """gpt2_numpy.q8_0_roundtrip (the engine's activation quantization) against
+    a plain per-element loop: float32 scale, roundf (halves away from zero),
+    scale stored as fp16."""
+    import math
+    import struct
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1, size=(3, 96)).astype(np.float32)
+    x[0, :32] = 0.0                                  # an all-zero block
+    x[1, 32:64] = np.float32(1e-3)                   # all equal
+    x[2, 0] = np.float32(1000.0)                     # one outlier
+    # amax 127 makes d = 1: every x.5 is an exact rounding tie
+    x[1, 64:96] = np.float32(127.0)
+    x[1, 65:96] = (np.arange(31, dtype=np.float32) - 15) + np.float32(0.5)
+    got = gpt2_numpy.q8_0_roundtrip(x)
+    want = np.zeros_like(got)
+    for r in range(x.shape[0]):
+        for b0 in range(0, x.shape[1], 32):
+            blk = [float(v) for v in x[r, b0:b0 + 32]]
+            amax = np.float32(max(abs(v) for v in blk))
+            d = np.float32(amax / np.float32(127))
+            inv = np.float32(1) / d if d != 0 else np.float32(0)
+            d16 = struct.unpack("<e", struct.pack("<e", float(d)))[0]
+            for i, v in enumerate(blk):
+                p = float(np.float32(v) * inv)
+                q = math.copysign(math.floor(abs(p) + 0.5), p)
+                want[r, b0 + i] = q * d16
+    check("(i) Q8_0 activation round trip == per-element loop (zeros, equal, outlier, ties)",
+          np.array_equal(got, want), "max diff %.3g" % float(np.abs(got - want).max()))
+
+
 def test_h_sensitivity(tmp):
     key = "L2-C64-H4-ctx64-V512"
     for std in (0.02, 0.2):
@@ -668,11 +699,11 @@ def main():
     t0 = time.time()
     tests = [("a", test_a_hf_vs_gguf), ("b", test_b_causality), ("c", test_c_loops),
              ("d", test_d_precision), ("e", test_e_greedy), ("f", test_f_cli),
-             ("g", test_g_files), ("h", test_h_sensitivity)]
+             ("g", test_g_files), ("h", test_h_sensitivity), ("i", test_i_q8_activations)]
     with tempfile.TemporaryDirectory(prefix="gpt2c-ref-selftest-") as tmp:
         for tag, fn in tests:
             try:
-                fn() if tag == "c" else fn(tmp)
+                fn() if tag in ("c", "i") else fn(tmp)
             except Exception:
                 traceback.print_exc()
                 check("(%s) %s raised an exception" % (tag, fn.__name__), False)
