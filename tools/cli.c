@@ -1,9 +1,11 @@
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -144,4 +146,22 @@ void cli_json_str(FILE *f, const char *s)
             fputc(*p, f);
     }
     fputc('"', f);
+}
+
+static char g_tmp_path[4200];
+
+static void remove_tmp(int sig)
+{
+    if (g_tmp_path[0])
+        unlink(g_tmp_path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void cli_remove_tmp_on_signal(const char *out_path)
+{
+    snprintf(g_tmp_path, sizeof g_tmp_path, "%s.tmp.%ld", out_path, (long)getpid());
+    signal(SIGINT, remove_tmp);
+    signal(SIGTERM, remove_tmp);
+    signal(SIGHUP, remove_tmp);
 }

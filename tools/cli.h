@@ -30,6 +30,11 @@ char *cli_read_all(FILE *f, size_t *len);
  * malloc'd array and its count in *n; on bad input dies naming the position. */
 int *cli_parse_ids(const char *prog, const char *what, const char *text, int n_vocab, int *n);
 
+/* While a model file is written to OUT, the GGUF writer uses "OUT.tmp.<pid>":
+ * on SIGINT, SIGTERM or SIGHUP that temporary is removed before the program
+ * dies, so an interrupted run leaves nothing behind. */
+void cli_remove_tmp_on_signal(const char *out_path);
+
 /* Writes s as a JSON string literal (quotes and escapes). */
 void cli_json_str(FILE *f, const char *s);
 

@@ -98,22 +98,7 @@ static void on_log(const char *line, void *user)
 /* ---- interruption: remove the writer's temporary ------------------------ */
 
 /* engine/gguf.c writes "<out>.tmp.<pid>" and renames it at the end */
-static char g_tmp_path[4200];
-
-static void on_signal(int sig)
-{
-    if (g_tmp_path[0])
-        unlink(g_tmp_path);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return gpt2_now_ms() / 1e3; }
 
 int main(int argc, char **argv)
 {
@@ -222,10 +207,7 @@ int main(int argc, char **argv)
     if (hf && (stat(hf, &st) != 0 || !S_ISDIR(st.st_mode)))
         cli_die(PROG, "--hf %s: not a directory", hf);
 
-    snprintf(g_tmp_path, sizeof g_tmp_path, "%s.tmp.%ld", out, (long)getpid());
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
+    cli_remove_tmp_on_signal(out);
 
     progress prog = {.quiet = quiet, .tty = isatty(STDERR_FILENO)};
     gpt2_set_log(on_log, &prog);

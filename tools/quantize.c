@@ -112,22 +112,7 @@ static void on_tensor(const gpt2_quant_tensor *t, int index, int count, void *us
 /* ---- interruption: remove the writer's temporary ------------------------ */
 
 /* engine/gguf.c writes "<out>.tmp.<pid>" and renames it at the end */
-static char g_tmp_path[4200];
-
-static void on_signal(int sig)
-{
-    if (g_tmp_path[0])
-        unlink(g_tmp_path);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return gpt2_now_ms() / 1e3; }
 
 /* "812.0 KiB", "474.7 MiB": binary units, one decimal */
 static const char *size_str(double bytes, char *buf, size_t cap)
@@ -199,10 +184,7 @@ int main(int argc, char **argv)
             cli_die(PROG, "%s: already exists (use --force to overwrite it)", out);
     }
 
-    snprintf(g_tmp_path, sizeof g_tmp_path, "%s.tmp.%ld", out, (long)getpid());
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
+    cli_remove_tmp_on_signal(out);
 
     run r = {.quiet = quiet, .tty = !quiet && isatty(STDERR_FILENO)};
     gpt2_error err = {0};
