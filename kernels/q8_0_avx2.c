@@ -239,6 +239,20 @@ static const tile_fn tiles[4][4] = {
     {tile_4x1, tile_4x2, tile_4x3, NULL},
 };
 
+/* Part `part` of `parts` of the cache lines of rows x rows (cb blocks each,
+ * ldx apart), prefetched into L2: the prefill tiles of one weight panel pull
+ * in the next panel a slice at a time, so a large N does not stall on each
+ * new panel (Zen 3, K = 768, N = 2304: ~4.0 -> ~2.75 TSC cycles per block
+ * pair). L2, not L1: the activation rows streaming through L1 meanwhile
+ * would evict it. */
+static inline void prefetch_part(const blk *x, size_t ldx, int rows, int cb, int part, int parts)
+{
+    const size_t row_bytes = (size_t)cb * sizeof(blk), lines = (row_bytes + 63) / 64;
+    const size_t total = (size_t)rows * lines;
+    for (size_t l = total * part / parts; l < total * (part + 1) / parts; l++)
+        _mm_prefetch((const char *)(x + (l / lines) * ldx) + (l % lines) * 64, _MM_HINT_T1);
+}
+
 /* K is cut into chunks of at most NBC blocks (K = 8192; GPT-2's K <= 6400 is
  * one chunk) so the float scales fit fixed stack buffers; later chunks add
  * their partial sums to out. Prefill blocking: the activation rows of one
@@ -288,8 +302,11 @@ void gpt2k_matmul_q8_0_avx2(float *out, int ldo, const void *inq, const void *w,
                 const int nr = n1 - n < PANEL_N ? n1 - n : PANEL_N;
                 const blk *wn = wq + (size_t)n * nb + b0;
                 load_scales(ws, wn, (size_t)nb, nr, cb);
-                for (int m = 0; m < mb; m += MT) {
+                const int nr_next = n1 - n - nr < PANEL_N ? n1 - n - nr : PANEL_N;
+                for (int m = 0, t = 0; m < mb; m += MT, t++) {
                     const int mr = mb - m < MT ? mb - m : MT;
+                    prefetch_part(wn + (size_t)nr * nb, (size_t)nb, nr_next, cb, t,
+                                  (mb + MT - 1) / MT);
                     tiles[mr - 1][nr - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
                                           xm + (size_t)m * nb, (size_t)nb, xs + (size_t)m * cb,
                                           wn, (size_t)nb, ws, cb, bc ? bc + n : NULL, store);

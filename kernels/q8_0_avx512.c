@@ -272,6 +272,16 @@ DEF_VARIANT(bw, 0)
 DEF_VARIANT(vnni, 1)
 #endif
 
+/* Part `part` of `parts` of the cache lines of rows x rows, into L2: the
+ * tiles of one weight panel pull in the next panel (see q8_0_avx2.c). */
+static inline void prefetch_part(const blk *x, size_t ldx, int rows, int cb, int part, int parts)
+{
+    const size_t row_bytes = (size_t)cb * sizeof(blk), lines = (row_bytes + 63) / 64;
+    const size_t total = (size_t)rows * lines;
+    for (size_t l = total * part / parts; l < total * (part + 1) / parts; l++)
+        _mm_prefetch((const char *)(x + (l / lines) * ldx) + (l % lines) * 64, _MM_HINT_T1);
+}
+
 /* Blocking as in q8_0_avx2.c (see there); 4 x 3 tiles: 12 accumulators and
  * 3 x (w, |w|, scales) leave room in the 32 zmm registers. Not tuned on
  * AVX-512 hardware. */
@@ -317,8 +327,11 @@ AINLINE void matmul(const gemv_fn *gemvs, const tile_fn (*tiles)[3], float *out,
                 const int nr = n1 - n < PANEL_N ? n1 - n : PANEL_N;
                 const blk *wn = wq + (size_t)n * nb + b0;
                 load_scales(ws, wn, (size_t)nb, nr, cb);
-                for (int m = 0; m < mb; m += MT) {
+                const int nr_next = n1 - n - nr < PANEL_N ? n1 - n - nr : PANEL_N;
+                for (int m = 0, t = 0; m < mb; m += MT, t++) {
                     const int mr = mb - m < MT ? mb - m : MT;
+                    prefetch_part(wn + (size_t)nr * nb, (size_t)nb, nr_next, cb, t,
+                                  (mb + MT - 1) / MT);
                     tiles[mr - 1][nr - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
                                           xm + (size_t)m * nb, (size_t)nb, xs + (size_t)m * cb,
                                           wn, (size_t)nb, ws, cb, bc ? bc + n : NULL, store);
