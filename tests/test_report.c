@@ -273,6 +273,9 @@ static cJSON *make_report(const tree_opts *o)
         num(ref, "max_abs_logit_diff", 0.0731);
         num(ref, "mean_abs_logit_diff", 0.00912);
         num(ref, "mean_kl", 1.53e-05);
+        num(ref, "rms_rel_logit_err", 0.00631);
+        num(ref, "greedy_agreement_tokens", 41);
+        num(ref, "greedy_compared_tokens", 64);
         num(v, "prompt_tokens", 32);
         num(v, "generated_tokens", 64);
         ttft_hl = 61.37 * o->ttft_scale;

@@ -95,6 +95,7 @@ typedef struct agree_acc {
     int ref_first;        /* position of its first row */
     long rows, top1_same;
     double max_abs, sum_abs, sum_kl;
+    double sum_sq_diff, sum_sq_ref; /* for the RMS relative error */
     long n_vals;
     int failed;
     gpt2_error err;
@@ -117,6 +118,8 @@ static int compare_rows(const float *q_rows, int first_pos, int n_rows, int V, v
             if (d > a->max_abs)
                 a->max_abs = d;
             a->sum_abs += d;
+            a->sum_sq_diff += d * d;
+            a->sum_sq_ref += (double)p[i] * p[i];
         }
         a->n_vals += V;
         a->top1_same += ap == aq;
@@ -189,6 +192,23 @@ static void check_reference(bench *b, cJSON *v, cJSON *checks)
     cJSON_AddItemToObject(o, "max_abs_logit_diff", bench_num(acc.rows ? acc.max_abs : NAN));
     cJSON_AddItemToObject(o, "mean_abs_logit_diff", bench_num(acc.n_vals ? acc.sum_abs / acc.n_vals : NAN));
     cJSON_AddItemToObject(o, "mean_kl", bench_num(acc.rows ? acc.sum_kl / acc.rows : NAN));
+    cJSON_AddItemToObject(o, "rms_rel_logit_err",
+                          bench_num(acc.sum_sq_ref > 0 ? sqrt(acc.sum_sq_diff / acc.sum_sq_ref) : NAN));
+    /* greedy continuation: how many tokens both models produce identically */
+    const int G = 64;
+    int agree = -1;
+    bench_run ra, rb;
+    if (ok && bench_run_alloc(&ra, G) == 0 && bench_run_alloc(&rb, G) == 0) {
+        const int P = 16 < T ? 16 : T;
+        if (bench_generate(b->ctx, ids, P, G, NULL, &ra, &err) == 0 &&
+            bench_generate(rc, ids, P, G, NULL, &rb, &err) == 0)
+            for (agree = 0; agree < ra.n && agree < rb.n && ra.ids[agree] == rb.ids[agree]; agree++)
+                ;
+        bench_run_free(&ra);
+        bench_run_free(&rb);
+    }
+    cJSON_AddItemToObject(o, "greedy_agreement_tokens", bench_num(agree >= 0 ? agree : NAN));
+    cJSON_AddNumberToObject(o, "greedy_compared_tokens", G);
     if (ok)
         bench_check(checks, "agreement with the reference model measured", 1,
                     "%ld positions of a fixed text", acc.rows);

@@ -1580,6 +1580,9 @@ static void section_validation(bench_sb *s, const cJSON *phases)
             {"max_abs_logit_diff", "Max |logit difference|", "", F_PLAIN},
             {"mean_abs_logit_diff", "Mean |logit difference|", "", F_PLAIN},
             {"mean_kl", "Mean KL divergence", "nats", F_PLAIN},
+            {"rms_rel_logit_err", "RMS relative logit error", "", F_PLAIN},
+            {"greedy_agreement_tokens", "Greedy continuation agreement", "tokens", F_PLAIN},
+            {"greedy_compared_tokens", "Greedy tokens compared", "tokens", F_PLAIN},
         };
         kv_table(s, ref, "phases.validation.reference", R, NFIELDS(R));
     }
