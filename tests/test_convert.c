@@ -41,31 +41,6 @@ static gpt2_config small_cfg(int L, int C, int NH, int ctx, int V)
     return c;
 }
 
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-/* No file named path, nor any "<path>.tmp*" left by the writer. */
-static void assert_no_output(const char *path)
-{
-    ck_assert_msg(!file_exists(path), "%s exists after a failed conversion", path);
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    ck_assert(slash != NULL);
-    *slash = 0;
-    const char *base = slash + 1;
-    DIR *d = opendir(dir);
-    ck_assert(d != NULL);
-    struct dirent *e;
-    while ((e = readdir(d)))
-        ck_assert_msg(strncmp(e->d_name, base, strlen(base)) != 0,
-                      "leftover '%s' in %s after a failed conversion", e->d_name, dir);
-    closedir(d);
-}
-
 static void write_file(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -270,7 +245,7 @@ START_TEST(test_config_validate)
     remove(out);
     c = small_cfg(2, 64, 5, 32, 300);
     ck_assert_int_lt(gpt2_write_synthetic(&c, 1, GPT2_DTYPE_F32, out, 0, &err), 0);
-    assert_no_output(out);
+    tu_assert_no_output(out);
     c = small_cfg(2, 64, 4, 32, 300);
     ck_assert_int_eq(gpt2_write_synthetic(&c, 1, GPT2_DTYPE_Q8_0, out, 0, &err),
                      GPT2_ERR_UNSUPPORTED);
@@ -278,7 +253,7 @@ START_TEST(test_config_validate)
     c.n_vocab = 50258;
     ck_assert_int_lt(gpt2_write_synthetic(&c, 1, GPT2_DTYPE_F32, out, 0, &err), 0);
     ck_assert_msg(strstr(err.msg, "50257") != NULL, "%s", err.msg);
-    assert_no_output(out);
+    tu_assert_no_output(out);
 }
 END_TEST
 
@@ -679,19 +654,19 @@ START_TEST(test_writer)
                                       &s, NULL, NULL, &err),
                      GPT2_ERR_INVALID);
     ck_assert_msg(strstr(err.msg, "300") && strstr(err.msg, "301"), "%s", err.msg);
-    assert_no_output(out);
+    tu_assert_no_output(out);
 
     /* a source failing halfway: its error comes back, nothing is left behind */
     ck_assert_int_lt(gpt2_model_write(out, &c, &v, GPT2_DTYPE_F32, &meta, failing_src, &s, NULL,
                                       NULL, &err),
                      0);
     ck_assert_msg(strstr(err.msg, "source broke at 'blk.0.attn_qkv.bias'"), "%s", err.msg);
-    assert_no_output(out);
+    tu_assert_no_output(out);
 
     ck_assert_int_eq(gpt2_model_write(out, &c, &v, GPT2_DTYPE_Q8_0, &meta, gpt2_synthetic_tensor,
                                       &s, NULL, NULL, &err),
                      GPT2_ERR_UNSUPPORTED);
-    assert_no_output(out);
+    tu_assert_no_output(out);
     gpt2_vocab_free(&v);
 }
 END_TEST
@@ -1184,7 +1159,7 @@ static void expect_hf_error(const char *tag, const hf_opts *o, const char *must1
     if (must2)
         ck_assert_msg(strstr(err.msg, must2) != NULL, "%s: '%s' not in: %s", tag, must2,
                       err.msg);
-    assert_no_output(out);
+    tu_assert_no_output(out);
 }
 
 START_TEST(test_hf_errors)
@@ -1218,7 +1193,7 @@ START_TEST(test_hf_errors)
     const char *out = dpath("hferr_nodir.gguf");
     ck_assert_int_lt(gpt2_convert_hf(dpath("no_such_dir"), GPT2_DTYPE_F32, out, 0, &err), 0);
     ck_assert_msg(strstr(err.msg, "no_such_dir"), "%s", err.msg);
-    assert_no_output(out);
+    tu_assert_no_output(out);
     const gpt2_config c = small_cfg(2, 8, 2, 16, 300);
     o = (hf_opts){.dtype = ST_F32};
     const char *dir = dpath("hferr_nost");
@@ -1227,11 +1202,11 @@ START_TEST(test_hf_errors)
     out = dpath("hferr_nost.gguf");
     ck_assert_int_lt(gpt2_convert_hf(dir, GPT2_DTYPE_F32, out, 0, &err), 0);
     ck_assert_msg(strstr(err.msg, "model.safetensors"), "%s", err.msg);
-    assert_no_output(out);
+    tu_assert_no_output(out);
     /* q8_0 is the quantizer's job */
     make_hf_dir(dir, &c, &o);
     ck_assert_int_eq(gpt2_convert_hf(dir, GPT2_DTYPE_Q8_0, out, 0, &err), GPT2_ERR_UNSUPPORTED);
-    assert_no_output(out);
+    tu_assert_no_output(out);
 }
 END_TEST
 
@@ -1270,7 +1245,7 @@ START_TEST(test_cli)
                                        dpath("no_such_dir"), out, log)), 0);
     ck_assert_int_ne(run_status(tu_fmt("%s --hf %s > %s 2>&1", bin, tu_data(), log)), 0);
     ck_assert_int_ne(run_status(tu_fmt("%s --out %s > %s 2>&1", bin, out, log)), 0);
-    assert_no_output(out);
+    tu_assert_no_output(out);
 
     ck_assert_int_eq(run_status(tu_fmt("%s %s --seed 3 --out %s 2> %s", bin, small, out, log)), 0);
     size_t n;
@@ -1310,7 +1285,7 @@ START_TEST(test_cli)
     remove(tu_fmt("%s/merges.txt", dpath("cli_hf")));
     ck_assert_int_ne(run_status(tu_fmt("%s --hf %s --out %s 2> %s", bin, dpath("cli_hf"), hout,
                                        log)), 0);
-    assert_no_output(hout);
+    tu_assert_no_output(hout);
 }
 END_TEST
 

@@ -47,31 +47,6 @@ static gpt2_config test_cfg(void)
     return c;
 }
 
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-/* No file named path, nor any "<path>.tmp*" left by the writer. */
-static void assert_no_output(const char *path)
-{
-    ck_assert_msg(!file_exists(path), "%s exists after a failed run", path);
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    ck_assert(slash != NULL);
-    *slash = 0;
-    const char *base = slash + 1;
-    DIR *d = opendir(dir);
-    ck_assert(d != NULL);
-    struct dirent *e;
-    while ((e = readdir(d)))
-        ck_assert_msg(strncmp(e->d_name, base, strlen(base)) != 0,
-                      "leftover '%s' in %s after a failed run", e->d_name, dir);
-    closedir(d);
-}
-
 static int files_equal(const char *a, const char *b)
 {
     size_t na, nb;
@@ -148,7 +123,7 @@ static void quantize_fails(const char *in, const char *out, gpt2_dtype embd, int
                   err.msg);
     ck_assert_msg(!needle2 || strstr(err.msg, needle2), "message lacks '%s': %s", needle2,
                   err.msg);
-    assert_no_output(out);
+    tu_assert_no_output(out);
 }
 
 /* Tensor element j as float (F32/F16). */
@@ -880,7 +855,7 @@ START_TEST(test_bad_inputs)
                      GPT2_ERR_INVALID);
     ck_assert_int_eq(gpt2_quantize(NULL, out, GPT2_DTYPE_Q8_0, GPT2_DTYPE_Q8_0, NULL, NULL, &err),
                      GPT2_ERR_INVALID);
-    assert_no_output(out);
+    tu_assert_no_output(out);
     /* a corrupt input (CRC mismatch) in a tensor that is converted and in one
      * that is copied */
     static const char *const victims[2] = {"blk.0.ffn_up.weight", "output_norm.bias"};
@@ -1005,7 +980,7 @@ START_TEST(test_cli)
     text = read_text(log);
     ck_assert_msg(strstr(text, "nope.gguf"), "error should name the file: %s", text);
     free(text);
-    assert_no_output(out);
+    tu_assert_no_output(out);
 
     /* success: the table, the totals, and the library's bytes */
     ck_assert_int_eq(run_status(tu_fmt("%s %s %s q8_0 > %s 2>&1", bin, in, out, log)), 0);
@@ -1047,7 +1022,7 @@ START_TEST(test_cli)
     text = read_text(log);
     ck_assert_msg(strstr(text, "blk.0.ffn_up.weight") && strstr(text, "NaN"), "%s", text);
     free(text);
-    assert_no_output(dpath("cli_nan_q.gguf"));
+    tu_assert_no_output(dpath("cli_nan_q.gguf"));
 }
 END_TEST
 

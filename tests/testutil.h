@@ -4,6 +4,7 @@
 #define GPT2C_TESTUTIL_H
 
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +62,31 @@ static inline void *tu_read_file(const char *path, size_t *len)
     fclose(f);
     *len = (size_t)n;
     return buf;
+}
+
+static inline int tu_file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* No file named path, nor any "<path>.tmp*" a writer would leave behind. */
+static inline void tu_assert_no_output(const char *path)
+{
+    ck_assert_msg(!tu_file_exists(path), "%s exists after a failed run", path);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    ck_assert(slash != NULL);
+    *slash = 0;
+    const char *base = slash + 1;
+    DIR *d = opendir(dir);
+    ck_assert(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        ck_assert_msg(strncmp(e->d_name, base, strlen(base)) != 0,
+                      "leftover '%s' in %s after a failed run", e->d_name, dir);
+    closedir(d);
 }
 
 typedef struct tu_diff {
