@@ -19,6 +19,16 @@ static void split_even(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
  * the same cache line of a row when ldo keeps rows 64-byte aligned. */
 #define MATMUL_NBLOCK 16
 
+/* Thread ith's contiguous range of the N output columns, in blocks of
+ * MATMUL_NBLOCK so each thread streams its own run of weight rows. */
+static void column_range(int N, int ith, int nth, int *n0, int *n1)
+{
+    int64_t nb = (N + MATMUL_NBLOCK - 1) / MATMUL_NBLOCK, b0, b1;
+    split_even(nb, ith, nth, &b0, &b1);
+    *n0 = (int)(b0 * MATMUL_NBLOCK);
+    *n1 = (int)(b1 * MATMUL_NBLOCK) < N ? (int)(b1 * MATMUL_NBLOCK) : N;
+}
+
 typedef struct {
     const gpt2k_ops *ops;
     float *out;
@@ -32,12 +42,8 @@ typedef struct {
 static void matmul_task(void *arg, int ith, int nth)
 {
     const matmul_args *a = arg;
-    int64_t nb = (a->N + MATMUL_NBLOCK - 1) / MATMUL_NBLOCK, b0, b1;
-    split_even(nb, ith, nth, &b0, &b1);
-    int n0 = (int)(b0 * MATMUL_NBLOCK);
-    int n1 = (int)(b1 * MATMUL_NBLOCK);
-    if (n1 > a->N)
-        n1 = a->N;
+    int n0, n1;
+    column_range(a->N, ith, nth, &n0, &n1);
     if (n0 >= n1)
         return;
     if (a->wtype == GPT2K_W_F16)
@@ -83,12 +89,8 @@ static void quantize_rows_task(void *arg, int ith, int nth)
 static void matmul_q8_task(void *arg, int ith, int nth)
 {
     const matmul_q8_args *a = arg;
-    int64_t nb = (a->N + MATMUL_NBLOCK - 1) / MATMUL_NBLOCK, b0, b1;
-    split_even(nb, ith, nth, &b0, &b1);
-    int n0 = (int)(b0 * MATMUL_NBLOCK);
-    int n1 = (int)(b1 * MATMUL_NBLOCK);
-    if (n1 > a->N)
-        n1 = a->N;
+    int n0, n1;
+    column_range(a->N, ith, nth, &n0, &n1);
     if (n0 < n1)
         a->ops->matmul_q8_0(a->out, a->ldo, a->qbuf, a->w, a->bias, a->M, a->K, n0, n1,
                             a->accumulate);

@@ -329,3 +329,18 @@ done:
     cJSON_Delete(old);
     return rc;
 }
+
+const cJSON *bench_compare_row(const cJSON *cmp, const char *key)
+{
+    const cJSON *row;
+    const cJSON *rows = bench_get(cmp, "rows");
+    if (!cJSON_IsArray(rows))
+        return NULL;
+    cJSON_ArrayForEach(row, rows)
+    {
+        const char *n = bench_get_str(row, "name");
+        if (n && !strcmp(n, key))
+            return row;
+    }
+    return NULL;
+}

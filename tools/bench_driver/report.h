@@ -25,6 +25,8 @@ int bench_write_summary_md(const cJSON *report, const char *path, char *err, siz
 /* Reads OLD report.json, fills report["compare"] per reports/README.md
  * (replacing any compare already there). On error report is unchanged. */
 int bench_compare(cJSON *report, const char *old_path, char *err, size_t errlen);
+/* The row of report["compare"] for a headline key, or NULL. */
+const cJSON *bench_compare_row(const cJSON *cmp, const char *key);
 
 /* ---- helpers shared by the report files (report_html.c defines them) ---- */
 

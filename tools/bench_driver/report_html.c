@@ -1225,22 +1225,6 @@ static const char *headline_unit(const char *key)
     return "";
 }
 
-/* The compare row for a headline key, or NULL. */
-static const cJSON *compare_row_for(const cJSON *cmp, const char *key)
-{
-    const cJSON *row;
-    const cJSON *rows = bench_get(cmp, "rows");
-    if (!cJSON_IsArray(rows))
-        return NULL;
-    cJSON_ArrayForEach(row, rows)
-    {
-        const char *n = bench_get_str(row, "name");
-        if (n && !strcmp(n, key))
-            return row;
-    }
-    return NULL;
-}
-
 /* "better" / "worse" / "same" verdict text and class for a compare row. */
 static void verdict(const cJSON *row, const char **cls, const char **text)
 {
@@ -1397,7 +1381,7 @@ static void section_headline(bench_sb *s, const cJSON *r)
         if (*f->unit && cJSON_IsNumber(v))
             bench_sb_printf(s, "<span class=\"u\">%s</span>", f->unit);
         bench_sb_put(s, "</div>");
-        const cJSON *row = compare_row_for(cmp, f->key);
+        const cJSON *row = bench_compare_row(cmp, f->key);
         if (row) {
             const char *cls, *text;
             verdict(row, &cls, &text);

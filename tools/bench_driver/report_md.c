@@ -179,21 +179,6 @@ static void value_cell(bench_sb *s, const cJSON *r, const bench_headline_fig *f,
     }
 }
 
-static const cJSON *compare_row_for(const cJSON *cmp, const char *key)
-{
-    const cJSON *row;
-    const cJSON *rows = bench_get(cmp, "rows");
-    if (!cJSON_IsArray(rows))
-        return NULL;
-    cJSON_ArrayForEach(row, rows)
-    {
-        const char *n = bench_get_str(row, "name");
-        if (n && !strcmp(n, key))
-            return row;
-    }
-    return NULL;
-}
-
 static void compare_cells(bench_sb *s, const cJSON *row)
 {
     char b[64];
@@ -254,7 +239,7 @@ int bench_write_summary_md(const cJSON *report, const char *path, char *err, siz
             bench_sb_put(s, DASH);
         bench_sb_put(s, " |");
         if (cmp) {
-            const cJSON *row = compare_row_for(cmp, f->key);
+            const cJSON *row = bench_compare_row(cmp, f->key);
             if (row)
                 compare_cells(s, row);
             else
