@@ -56,10 +56,8 @@ int phase_throughput(bench *b);
 
 /* ---- helpers (bench_util.c) --------------------------------------------- */
 
-/* Prompt of exactly n tokens (n >= 1) from a fixed English text, repeated as
- * needed; ids written to out. Returns 0 or -1 (message on stderr). */
-int bench_prompt_ids(const gpt2_model *m, int n, int *out);
-/* A fixed text of at least n tokens for agreement measurements. */
+/* Exactly n tokens (n >= 1) of a fixed English text, repeated as needed: the
+ * prompts and the agreement text. Returns 0 or -1 (message on stderr). */
 int bench_text_ids(const gpt2_model *m, int n, int *out);
 
 /* A stats object {n, mean, ...}; NaN fields become null. */

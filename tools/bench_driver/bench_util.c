@@ -26,7 +26,7 @@ static const char TEXT[] =
     "engine knows which regime it is in and measures how close it comes to the machine's "
     "ceilings. ";
 
-static int ids_of_text(const gpt2_model *m, int n, int *out)
+int bench_text_ids(const gpt2_model *m, int n, int *out)
 {
     /* encode once, repeat the ids as needed */
     gpt2_error err = {0};
@@ -45,8 +45,6 @@ static int ids_of_text(const gpt2_model *m, int n, int *out)
     return 0;
 }
 
-int bench_prompt_ids(const gpt2_model *m, int n, int *out) { return ids_of_text(m, n, out); }
-int bench_text_ids(const gpt2_model *m, int n, int *out) { return ids_of_text(m, n, out); }
 
 cJSON *bench_num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 

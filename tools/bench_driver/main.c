@@ -181,50 +181,18 @@ static int mkdir_p(const char *path)
     return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static int write_json(const cJSON *root, const char *path /* < 4200 bytes */)
-{
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    char *text = cJSON_Print(root);
-    FILE *f = text ? fopen(tmp, "w") : NULL;
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    free(text);
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static const char *num_or_dash(char *buf, size_t cap, const cJSON *v, const char *fmt)
-{
-    if (cJSON_IsNumber(v))
-        snprintf(buf, cap, fmt, v->valuedouble);
-    else
-        snprintf(buf, cap, "-");
-    return buf;
-}
-
+/* The headline table on stdout, with the labels and units of the report. */
 static void print_headline(const cJSON *h)
 {
-    static const struct { const char *key, *label, *fmt; } rows[] = {
-        {"load_ms", "load", "%.1f ms"},
-        {"ttft_ms", "TTFT (32-token prompt)", "%.1f ms"},
-        {"decode_tok_s", "decode", "%.2f tokens/s"},
-        {"peak_rss_mb", "peak RSS", "%.1f MiB"},
-        {"leak_mb_per_hour", "RSS growth", "%.3f MiB/hour"},
-        {"req_s_c1", "throughput, 1 client", "%.3f req/s"},
-        {"req_s_c4", "throughput, 4 clients", "%.3f req/s"},
-        {"scaling_c4", "scaling at 4 clients", "%.2fx"},
-        {"validation_failures", "validation failures", "%.0f"},
-    };
-    printf("\n%-26s %s\n", "figure", "value");
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        char buf[64];
-        printf("%-26s %s\n", rows[i].label,
-               num_or_dash(buf, sizeof buf, cJSON_GetObjectItem(h, rows[i].key), rows[i].fmt));
+    printf("\n");
+    for (int i = 0; i < bench_n_headline_figs; i++) {
+        const bench_headline_fig *f = &bench_headline_figs[i];
+        double v;
+        char buf[BENCH_NUM_BUF];
+        if (bench_get_num(h, f->key, &v))
+            printf("%-26s %s %s\n", f->label, bench_fmt_num(v, buf, sizeof buf), f->unit);
+        else
+            printf("%-26s -\n", f->label);
     }
 }
 
@@ -375,11 +343,9 @@ int main(int argc, char **argv)
     cJSON_ReplaceItemInObject(r, "phases", ordered);
     b.phases = ordered;
     /* headline figures a phase did not produce are null */
-    static const char *HKEYS[] = {"ttft_ms", "decode_tok_s", "peak_rss_mb", "leak_mb_per_hour",
-                                  "req_s_c1", "req_s_c4", "scaling_c4", "validation_failures"};
-    for (size_t i = 0; i < sizeof HKEYS / sizeof HKEYS[0]; i++)
-        if (!cJSON_GetObjectItem(b.headline, HKEYS[i]))
-            cJSON_AddNullToObject(b.headline, HKEYS[i]);
+    for (int i = 0; i < bench_n_headline_figs; i++)
+        if (!cJSON_GetObjectItem(b.headline, bench_headline_figs[i].key))
+            cJSON_AddNullToObject(b.headline, bench_headline_figs[i].key);
 
     if (bench_interrupted || failed_phases)
         cJSON_ReplaceItemInObject(r, "complete", cJSON_CreateFalse());
@@ -392,10 +358,12 @@ int main(int argc, char **argv)
         report_failed = 1;
     }
     snprintf(path, sizeof path, "%s/report.json", out_dir);
-    if (write_json(r, path) != 0) {
-        fprintf(stderr, "%s: cannot write %s: %s\n", PROG, path, strerror(errno));
+    char *json = cJSON_Print(r);
+    if (!json || bench_write_file_atomic(path, json, strlen(json), errbuf, sizeof errbuf) != 0) {
+        fprintf(stderr, "%s: %s\n", PROG, json ? errbuf : "out of memory printing report.json");
         report_failed = 1;
     }
+    free(json);
     if (b.set.phases & (1u << 5)) {
         bench_progress *p = progress_begin("report", "report.html and summary.md", 2);
         snprintf(path, sizeof path, "%s/report.html", out_dir);

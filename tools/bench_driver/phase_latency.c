@@ -27,7 +27,7 @@ int phase_latency(bench *b)
     double *itl = malloc(sizeof(double) * (size_t)R * (N > 1 ? N - 1 : 1));
     bench_run r;
     if (!prompt || !ttft || !dec || !pre || !itl || bench_run_alloc(&r, N) ||
-        bench_prompt_ids(b->model, max_len, prompt)) {
+        bench_text_ids(b->model, max_len, prompt)) {
         fprintf(stderr, "gpt2c-bench: latency: out of memory\n");
         return -1;
     }

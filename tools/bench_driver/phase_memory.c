@@ -49,7 +49,7 @@ int phase_memory(bench *b)
         P = 512;
     int *prompt = malloc(sizeof(int) * (size_t)P);
     bench_run r;
-    if (!prompt || bench_prompt_ids(b->model, P, prompt) || bench_run_alloc(&r, pl->latency_gen)) {
+    if (!prompt || bench_text_ids(b->model, P, prompt) || bench_run_alloc(&r, pl->latency_gen)) {
         fprintf(stderr, "gpt2c-bench: memory: out of memory\n");
         return -1;
     }
@@ -78,14 +78,15 @@ int phase_memory(bench *b)
     const int LP = pl->leak_prompt < P ? pl->leak_prompt : P;
     bench_run lr;
     bench_run_alloc(&lr, pl->leak_gen);
-    /* one request before sampling starts: first-touch of the cache and the
-     * sampler's buffers is not growth */
-    {
-        gpt2_sampling s;
-        gpt2_sampling_default(&s);
-        s.seed = b->set.seed;
-        bench_generate(b->ctx, prompt, LP, pl->leak_gen, &s, &lr, &err);
-    }
+    /* mixed sampled requests; one before sampling starts, so first-touch of
+     * the cache and the sampler's buffers is not counted as growth */
+    gpt2_sampling s;
+    gpt2_sampling_default(&s);
+    s.temperature = 0.9f;
+    s.top_k = 40;
+    s.top_p = 0.95f;
+    s.seed = b->set.seed;
+    bench_generate(b->ctx, prompt, LP, pl->leak_gen, &s, &lr, &err);
     double t0 = gpt2_now_ms();
     ts[n] = 0;
     rss[n++] = rss_mb();
@@ -93,11 +94,6 @@ int phase_memory(bench *b)
         double el = (gpt2_now_ms() - t0) / 1e3;
         if (el >= pl->leak_window_s)
             break;
-        gpt2_sampling s;
-        gpt2_sampling_default(&s);
-        s.temperature = 0.9f;
-        s.top_k = 40;
-        s.top_p = 0.95f;
         s.seed = b->set.seed + (uint64_t)requests;
         /* vary the prompt length so different cache extents are touched */
         int len = 1 + (requests * 7) % LP;

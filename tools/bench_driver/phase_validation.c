@@ -16,11 +16,6 @@
 #define N_GOLDEN_PROMPT (int)(sizeof golden_prompt_ids / sizeof golden_prompt_ids[0])
 #define N_GOLDEN_TOP (int)(sizeof golden_top_ids / sizeof golden_top_ids[0])
 
-static cJSON *int_array(const int *v, int n)
-{
-    return cJSON_CreateIntArray(v, n);
-}
-
 /* Is this the default synthetic model the golden fixture was made from? */
 static int golden_applies(const gpt2_model *m, char *why, size_t cap)
 {
@@ -48,8 +43,8 @@ static void check_golden(bench *b, cJSON *v, cJSON *checks)
     char why[256];
     int applies = golden_applies(b->model, why, sizeof why);
     cJSON_AddBoolToObject(g, "applicable", applies);
-    cJSON_AddItemToObject(g, "prompt_ids", int_array(golden_prompt_ids, N_GOLDEN_PROMPT));
-    cJSON_AddItemToObject(g, "expected", int_array(golden_greedy_ids, N_GOLDEN_GREEDY));
+    cJSON_AddItemToObject(g, "prompt_ids", cJSON_CreateIntArray(golden_prompt_ids, N_GOLDEN_PROMPT));
+    cJSON_AddItemToObject(g, "expected", cJSON_CreateIntArray(golden_greedy_ids, N_GOLDEN_GREEDY));
     if (!applies) {
         cJSON_AddNullToObject(g, "got");
         cJSON_AddNullToObject(g, "match");
@@ -60,7 +55,7 @@ static void check_golden(bench *b, cJSON *v, cJSON *checks)
     bench_run r;
     bench_run_alloc(&r, N_GOLDEN_GREEDY);
     int rc = bench_generate(b->ctx, golden_prompt_ids, N_GOLDEN_PROMPT, N_GOLDEN_GREEDY, NULL, &r, &err);
-    cJSON_AddItemToObject(g, "got", int_array(r.ids, r.n));
+    cJSON_AddItemToObject(g, "got", cJSON_CreateIntArray(r.ids, r.n));
     int same = rc == 0 && r.n == N_GOLDEN_GREEDY &&
                memcmp(r.ids, golden_greedy_ids, sizeof golden_greedy_ids) == 0;
     cJSON_AddBoolToObject(g, "match", same);
@@ -234,7 +229,7 @@ int phase_validation(bench *b)
     /* greedy twice: the same tokens */
     const int P = 32, N = b->plan.validation_gen;
     int prompt[32];
-    bench_prompt_ids(b->model, P, prompt);
+    bench_text_ids(b->model, P, prompt);
     bench_run r1, r2;
     bench_run_alloc(&r1, N);
     bench_run_alloc(&r2, N);
