@@ -1,8 +1,14 @@
-/* The seam between the engine and a compute backend (CPU now, CUDA later).
+/* The seam between the engine and a compute backend (CPU, CUDA).
  *
  * A backend owns everything a forward pass touches besides the mmapped file:
  * its copy or view of the weights, the KV cache, activations and scratch. The
- * engine (ctx.c) owns positions, chunking and the host logits buffer. */
+ * engine owns positions, batching and the host logits buffer (ctx.c for one
+ * sequence, scheduler.c for many).
+ *
+ * KV cache: a pool of kv_blocks fixed-size blocks, kv_block_tokens positions
+ * each, every block holding those positions' K and V for all layers. Which
+ * blocks a sequence uses is the engine's business (kv_pool.c): a forward call
+ * receives each sequence's block table. */
 #ifndef GPT2C_BACKEND_H
 #define GPT2C_BACKEND_H
 
@@ -10,33 +16,68 @@
 
 #include "gpt2.h"
 
+/* Positions per KV block, for every context and engine. 16 keeps the tail a
+ * sequence wastes small (< 16 positions) and a block's rows long enough that
+ * attention streams them (16 x 3 KiB per layer at GPT-2 124M). */
+#define GPT2_KV_BLOCK_TOKENS 16
+
 typedef struct gpt2_backend_opts {
-    int n_threads;      /* >= 1 */
-    const char *isa;    /* NULL: GPT2C_ISA env or auto */
-    int max_batch;      /* tokens per forward call */
-    int max_logit_rows; /* rows of logits per forward call */
-    const char *gemm;   /* NULL / "native" or "openblas" */
+    int n_threads;       /* >= 1 */
+    const char *isa;     /* NULL: GPT2C_ISA env or auto */
+    int max_batch;       /* rows (tokens of all sequences) per forward call */
+    int max_logit_rows;  /* rows of logits per forward call */
+    const char *gemm;    /* NULL / "native", "openblas" (cpu), "cublas" (cuda) */
+    int kv_blocks;       /* blocks in the KV pool (>= 1) */
+    int kv_block_tokens; /* positions per block (a multiple of 4, >= 4) */
+    int device;          /* GPU ordinal (cuda) */
 } gpt2_backend_opts;
+
+/* One sequence's part of a batch: rows n_rows consecutive rows of the batch,
+ * at positions pos0 .. pos0+n_rows-1 of that sequence (its cache already holds
+ * 0 .. pos0-1). blocks[j] is the pool block holding positions
+ * j*kv_block_tokens .. (j+1)*kv_block_tokens-1; the table covers pos0+n_rows.
+ * Rows first_logit .. n_rows-1 want logits (first_logit == n_rows: none). */
+typedef struct gpt2_batch_seq {
+    int n_rows;
+    int pos0;
+    int first_logit;
+    const int *blocks;
+} gpt2_batch_seq;
+
+/* A forward call's input: ids of all rows, sequence after sequence. Logits
+ * come out packed in the same order ([n_logit_rows][n_vocab]). */
+typedef struct gpt2_batch {
+    const int *ids;
+    int n_rows;             /* 1 .. max_batch, the sum of seqs[].n_rows */
+    const gpt2_batch_seq *seqs;
+    int n_seqs;
+    int n_logit_rows;       /* sum of (n_rows - first_logit), <= max_logit_rows */
+} gpt2_batch;
 
 typedef struct gpt2_backend_ops {
     const char *name;
-    /* Creates the per-context state: KV cache for n_ctx positions, activations
-     * for max_batch tokens. All memory a forward pass needs is allocated here. */
+    /* Creates the per-context state: the KV pool, activations for max_batch
+     * rows. All memory a forward pass needs is allocated here. */
     void *(*create)(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_error *err);
     void (*destroy)(void *st);
-    /* Evaluates T tokens (1 <= T <= max_batch) at positions pos0 .. pos0+T-1
-     * (pos0 + T <= n_ctx; the cache holds 0 .. pos0-1). Writes the logits of rows
-     * first_logit .. T-1 to logits ([T - first_logit][n_vocab], at most
-     * max_logit_rows rows; first_logit == T: none). */
-    int (*forward)(void *st, const int *ids, int T, int pos0, int first_logit, float *logits,
-                   gpt2_error *err);
-    const char *(*isa_name)(const void *st);
-    const char *(*gemm_name)(const void *st);
+    /* Evaluates one batch; writes the logits rows asked for to logits (host). */
+    int (*forward)(void *st, const gpt2_batch *b, float *logits, gpt2_error *err);
+    const char *(*isa_name)(const void *st);  /* "avx2", "sm_90", ... */
+    const char *(*gemm_name)(const void *st); /* "native", "openblas", "cublas" */
     int (*threads)(const void *st);
-    size_t (*kv_bytes)(const void *st);    /* whole KV cache */
+    size_t (*kv_bytes)(const void *st);    /* the whole KV pool */
     size_t (*arena_bytes)(const void *st); /* activations + scratch */
 } gpt2_backend_ops;
 
 extern const gpt2_backend_ops gpt2_backend_cpu;
+#ifdef GPT2C_HAVE_CUDA
+extern const gpt2_backend_ops gpt2_backend_cuda; /* cuda/backend_cuda.cu */
+#endif
+
+/* Checks a batch against the limits every backend shares (row counts, positions
+ * inside n_ctx, ids inside the vocabulary, block tables inside the pool), so a
+ * bad batch is an error, never a stray write. */
+int gpt2_batch_check(const gpt2_batch *b, const gpt2_config *c, int max_batch,
+                     int max_logit_rows, int kv_blocks, int kv_block_tokens, gpt2_error *err);
 
 #endif

@@ -14,11 +14,13 @@ typedef struct cpu_state {
     const gpt2_model *m;
     const gpt2k_ops *ops;
     gpt2k_pool *pool;
-    int max_batch;
+    int max_batch, max_logit_rows;
     int openblas; /* matmuls by cblas_sgemm instead of our kernels */
-    /* KV cache: per layer [n_ctx][C] for K then V */
+    /* KV pool: kv_blocks blocks; block b, layer l holds K [bs][C] then V [bs][C] */
     float *kv;
     size_t kv_floats;
+    size_t block_floats; /* one block, all layers */
+    int kv_blocks, bs;
     /* activations, [max_batch][...] */
     float *arena;
     size_t arena_floats;
@@ -30,18 +32,20 @@ typedef struct cpu_state {
     float *scratch; /* attention scores: [threads][n_ctx] */
     void *qbuf;     /* activations quantized to Q8_0 for Q8_0 weights: [B][FF / 32 blocks] */
     size_t q_bytes;
+    /* per-row bookkeeping of a batch */
+    int *row_seq, *row_pos;
+    int64_t *attn_cost;      /* [B + 1] */
+    gpt2k_kv_view *views;    /* [B]: one per sequence (at most one per row) */
+    size_t book_bytes;
 } cpu_state;
 
-static float *layer_k(cpu_state *s, int l)
+/* Where position pos of a sequence (block table blocks) keeps layer l's key;
+ * its value is bs * C floats further. */
+static float *kv_slot(cpu_state *s, const int *blocks, int l, int pos)
 {
-    const gpt2_config *c = &s->m->cfg;
-    return s->kv + (size_t)l * 2 * c->n_ctx * c->n_embd;
-}
-
-static float *layer_v(cpu_state *s, int l)
-{
-    const gpt2_config *c = &s->m->cfg;
-    return layer_k(s, l) + (size_t)c->n_ctx * c->n_embd;
+    const size_t C = (size_t)s->m->cfg.n_embd;
+    return s->kv + (size_t)blocks[pos / s->bs] * s->block_floats + (size_t)l * 2 * s->bs * C +
+           (size_t)(pos % s->bs) * C;
 }
 
 static void cpu_destroy(void *p)
@@ -53,6 +57,10 @@ static void cpu_destroy(void *p)
     free(s->kv);
     free(s->arena);
     free(s->qbuf);
+    free(s->row_seq);
+    free(s->row_pos);
+    free(s->attn_cost);
+    free(s->views);
     free(s);
 }
 
@@ -78,9 +86,9 @@ static int resolve_isa(const char *want, const gpt2k_ops **ops, gpt2_error *err)
 }
 
 /* touch: write every page now, so the token loop never faults them in. The
- * KV cache is not touched: its pages become resident as positions are
- * written, so memory follows the tokens actually held (every position is
- * written before attention reads it). */
+ * KV pool is not touched: a block's pages become resident when positions are
+ * first written to it, so memory follows the tokens actually held (every
+ * position is written before attention reads it). */
 static void *alloc_floats(size_t n, int touch)
 {
     size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
@@ -100,6 +108,16 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
     }
     s->m = m;
     s->max_batch = o->max_batch;
+    s->max_logit_rows = o->max_logit_rows;
+    s->kv_blocks = o->kv_blocks;
+    s->bs = o->kv_block_tokens;
+    if (o->max_batch < 1 || o->max_logit_rows < 1 || o->kv_blocks < 1 || o->kv_block_tokens < 1) {
+        gpt2_seterr(err, GPT2_ERR_INVALID,
+                    "cpu backend: max_batch %d, max_logit_rows %d, kv_blocks %d, kv_block_tokens %d: "
+                    "expected all >= 1", o->max_batch, o->max_logit_rows, o->kv_blocks,
+                    o->kv_block_tokens);
+        goto fail;
+    }
     if (resolve_isa(o->isa, &s->ops, err))
         goto fail;
     if (o->gemm && *o->gemm && strcmp(o->gemm, "native") != 0) {
@@ -123,15 +141,21 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
         goto fail;
     }
     const size_t B = (size_t)o->max_batch, C = (size_t)c->n_embd, FF = (size_t)c->n_ff;
-    s->kv_floats = (size_t)c->n_layer * 2 * c->n_ctx * C;
+    s->block_floats = (size_t)c->n_layer * 2 * (size_t)s->bs * C;
+    s->kv_floats = (size_t)s->kv_blocks * s->block_floats;
     size_t scratch = (size_t)o->n_threads * c->n_ctx;
     s->arena_floats = B * (C + C + 3 * C + C + FF) + scratch;
     s->kv = alloc_floats(s->kv_floats, 0);
     s->arena = alloc_floats(s->arena_floats, 1);
-    if (!s->kv || !s->arena) {
+    s->row_seq = calloc(B, sizeof(int));
+    s->row_pos = calloc(B, sizeof(int));
+    s->attn_cost = calloc(B + 1, sizeof(int64_t));
+    s->views = calloc(B, sizeof(gpt2k_kv_view));
+    s->book_bytes = B * (2 * sizeof(int) + sizeof(int64_t) + sizeof(gpt2k_kv_view)) + sizeof(int64_t);
+    if (!s->kv || !s->arena || !s->row_seq || !s->row_pos || !s->attn_cost || !s->views) {
         gpt2_seterr(err, GPT2_ERR_NOMEM,
-                    "out of memory: KV cache %.1f MB + activations %.1f MB",
-                    s->kv_floats * 4 / 1e6, s->arena_floats * 4 / 1e6);
+                    "out of memory: KV pool %.1f MB (%d blocks of %d positions) + activations %.1f MB",
+                    s->kv_floats * 4 / 1e6, s->kv_blocks, s->bs, s->arena_floats * 4 / 1e6);
         goto fail;
     }
     /* Q8_0 weights: activations are quantized per row first; the widest K of
@@ -176,61 +200,69 @@ static void matmul(cpu_state *s, float *out, int ldo, const float *in, int ldi,
                  accumulate);
 }
 
-static int cpu_forward(void *p, const int *ids, int T, int pos0, int first_logit, float *logits,
-                       gpt2_error *err)
+static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *err)
 {
     cpu_state *s = p;
     const gpt2_model *m = s->m;
     const gpt2_config *c = &m->cfg;
     const int C = c->n_embd, FF = c->n_ff, NH = c->n_head, HD = C / NH;
-    if (T < 1 || T > s->max_batch || pos0 < 0 || pos0 + T > c->n_ctx || first_logit < 0 ||
-        first_logit > T)
-        return gpt2_seterr(err, GPT2_ERR_INVALID,
-                           "cpu forward: T=%d pos0=%d first_logit=%d outside max_batch %d / n_ctx %d",
-                           T, pos0, first_logit, s->max_batch, c->n_ctx);
-    for (int t = 0; t < T; t++)
-        if (ids[t] < 0 || ids[t] >= c->n_vocab)
-            return gpt2_seterr(err, GPT2_ERR_TOKENIZE, "token id %d at position %d: expected 0..%d",
-                               ids[t], pos0 + t, c->n_vocab - 1);
+    int rc = gpt2_batch_check(b, c, s->max_batch, s->max_logit_rows, s->kv_blocks, s->bs, err);
+    if (rc)
+        return rc;
+    const int R = b->n_rows;
+    for (int i = 0, r = 0; i < b->n_seqs; i++)
+        for (int j = 0; j < b->seqs[i].n_rows; j++, r++) {
+            s->row_seq[r] = i;
+            s->row_pos[r] = b->seqs[i].pos0 + j;
+        }
 
     /* embeddings: x = wte[id] + wpe[pos] */
-    for (int t = 0; t < T; t++) {
-        float *x = s->x + (size_t)t * C;
-        gpt2_embd_row(&m->tok_embd, ids[t], x);
-        gpt2_embd_row(&m->pos_embd, pos0 + t, s->xn);
+    for (int r = 0; r < R; r++) {
+        float *x = s->x + (size_t)r * C;
+        gpt2_embd_row(&m->tok_embd, b->ids[r], x);
+        gpt2_embd_row(&m->pos_embd, s->row_pos[r], s->xn);
         s->ops->add(x, x, s->xn, C);
     }
 
     for (int l = 0; l < c->n_layer; l++) {
         const gpt2_layer *L = &m->layers[l];
-        float *kc = layer_k(s, l), *vc = layer_v(s, l);
         /* attention sub-block */
-        gpt2k_layernorm_rows(s->pool, s->ops, s->xn, C, s->x, C, L->ln1_g, L->ln1_b, T, C,
+        gpt2k_layernorm_rows(s->pool, s->ops, s->xn, C, s->x, C, L->ln1_g, L->ln1_b, R, C,
                              c->ln_eps);
-        matmul(s, s->qkv, 3 * C, s->xn, C, &L->qkv, L->qkv_b, T, 0);
-        for (int t = 0; t < T; t++) {
-            const float *row = s->qkv + (size_t)t * 3 * C;
-            memcpy(kc + (size_t)(pos0 + t) * C, row + C, sizeof(float) * C);
-            memcpy(vc + (size_t)(pos0 + t) * C, row + 2 * C, sizeof(float) * C);
+        matmul(s, s->qkv, 3 * C, s->xn, C, &L->qkv, L->qkv_b, R, 0);
+        /* this step's keys and values into each sequence's blocks, then every
+         * row attends to its own sequence's positions 0 .. pos */
+        for (int r = 0; r < R; r++) {
+            const float *row = s->qkv + (size_t)r * 3 * C;
+            float *k = kv_slot(s, b->seqs[s->row_seq[r]].blocks, l, s->row_pos[r]);
+            memcpy(k, row + C, sizeof(float) * C);
+            memcpy(k + (size_t)s->bs * C, row + 2 * C, sizeof(float) * C);
         }
-        gpt2k_attention(s->pool, s->ops, s->att, C, s->qkv, 3 * C, kc, C, vc, C, pos0, T, NH,
-                        HD, s->scratch, c->n_ctx);
-        matmul(s, s->x, C, s->att, C, &L->proj, L->proj_b, T, 1); /* x += proj(att) */
+        const float *kl = s->kv + (size_t)l * 2 * s->bs * C;
+        for (int i = 0; i < b->n_seqs; i++)
+            s->views[i] = (gpt2k_kv_view){kl, kl + (size_t)s->bs * C, b->seqs[i].blocks,
+                                          s->block_floats, s->bs, C};
+        gpt2k_attention(s->pool, s->ops, s->att, C, s->qkv, 3 * C, s->views, s->row_seq,
+                        s->row_pos, R, NH, HD, s->scratch, c->n_ctx, s->attn_cost);
+        matmul(s, s->x, C, s->att, C, &L->proj, L->proj_b, R, 1); /* x += proj(att) */
         /* MLP sub-block */
-        gpt2k_layernorm_rows(s->pool, s->ops, s->xn, C, s->x, C, L->ln2_g, L->ln2_b, T, C,
+        gpt2k_layernorm_rows(s->pool, s->ops, s->xn, C, s->x, C, L->ln2_g, L->ln2_b, R, C,
                              c->ln_eps);
-        matmul(s, s->ff, FF, s->xn, C, &L->up, L->up_b, T, 0);
-        gpt2k_gelu_rows(s->pool, s->ops, s->ff, FF, T, FF);
-        matmul(s, s->x, C, s->ff, FF, &L->down, L->down_b, T, 1); /* x += down(gelu(up)) */
+        matmul(s, s->ff, FF, s->xn, C, &L->up, L->up_b, R, 0);
+        gpt2k_gelu_rows(s->pool, s->ops, s->ff, FF, R, FF);
+        matmul(s, s->x, C, s->ff, FF, &L->down, L->down_b, R, 1); /* x += down(gelu(up)) */
     }
 
-    /* final LayerNorm and the LM head, only for the rows that need logits */
-    int R = T - first_logit;
-    if (R > 0) {
-        const float *xr = s->x + (size_t)first_logit * C;
-        gpt2k_layernorm_rows(s->pool, s->ops, s->xn, C, xr, C, m->lnf_g, m->lnf_b, R, C,
+    /* final LayerNorm and the LM head, only for the rows that want logits:
+     * they are gathered into att (free now) so the head is one matmul */
+    int n_out = 0;
+    for (int i = 0, r0 = 0; i < b->n_seqs; r0 += b->seqs[i].n_rows, i++)
+        for (int j = b->seqs[i].first_logit; j < b->seqs[i].n_rows; j++)
+            memcpy(s->att + (size_t)n_out++ * C, s->x + (size_t)(r0 + j) * C, sizeof(float) * C);
+    if (n_out > 0) {
+        gpt2k_layernorm_rows(s->pool, s->ops, s->xn, C, s->att, C, m->lnf_g, m->lnf_b, n_out, C,
                              c->ln_eps);
-        matmul(s, logits, c->n_vocab, s->xn, C, &m->lm_head, NULL, R, 0);
+        matmul(s, logits, c->n_vocab, s->xn, C, &m->lm_head, NULL, n_out, 0);
     }
     return 0;
 }
@@ -250,7 +282,7 @@ static size_t cpu_kv_bytes(const void *p) { return ((const cpu_state *)p)->kv_fl
 static size_t cpu_arena_bytes(const void *p)
 {
     const cpu_state *s = p;
-    return s->arena_floats * sizeof(float) + s->q_bytes;
+    return s->arena_floats * sizeof(float) + s->q_bytes + s->book_bytes;
 }
 
 const gpt2_backend_ops gpt2_backend_cpu = {

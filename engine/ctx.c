@@ -1,5 +1,7 @@
-/* Inference context: a backend's state plus the position in the KV cache
- * and the host logits buffer. Splits long inputs into max_batch chunks. */
+/* Inference context: one sequence on a backend. Its KV pool holds exactly
+ * n_ctx positions (block j is the sequence's j-th block); it keeps the
+ * position and the host logits buffer and splits long inputs into max_batch
+ * chunks. (Many sequences at once: scheduler.c.) */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,15 +20,22 @@ struct gpt2_ctx {
     int pos;
     int max_batch;
     float *logits; /* [LOGIT_ROWS][n_vocab] */
+    int *blocks;   /* identity block table */
 };
 
 static const gpt2_backend_ops *find_backend(const char *name, gpt2_error *err)
 {
     if (!name || !*name || strcmp(name, "cpu") == 0)
         return &gpt2_backend_cpu;
-    if (strcmp(name, "cuda") == 0)
+    if (strcmp(name, "cuda") == 0) {
+#ifdef GPT2C_HAVE_CUDA
+        return &gpt2_backend_cuda;
+#else
         gpt2_seterr(err, GPT2_ERR_UNSUPPORTED,
                     "backend 'cuda': this build of gpt2c has no CUDA backend (use --backend cpu)");
+        return NULL;
+#endif
+    }
     else
         gpt2_seterr(err, GPT2_ERR_INVALID, "backend '%s': expected cpu or cuda", name);
     return NULL;
@@ -64,23 +73,30 @@ gpt2_ctx *gpt2_ctx_create(const gpt2_model *m, const gpt2_ctx_opts *opts, gpt2_e
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
+    const int bs = GPT2_KV_BLOCK_TOKENS;
+    const int n_blocks = (m->cfg.n_ctx + bs - 1) / bs;
     gpt2_backend_opts bo = {
         .n_threads = threads,
         .isa = opts->isa,
         .max_batch = c->max_batch,
         .max_logit_rows = LOGIT_ROWS < c->max_batch ? LOGIT_ROWS : c->max_batch,
         .gemm = opts->gemm,
+        .kv_blocks = n_blocks,
+        .kv_block_tokens = bs,
+        .device = opts->device,
     };
     c->logits = malloc(sizeof(float) * (size_t)LOGIT_ROWS * m->cfg.n_vocab);
-    if (!c->logits) {
+    c->blocks = malloc(sizeof(int) * (size_t)n_blocks);
+    if (!c->logits || !c->blocks) {
         gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory for the logits buffer");
-        free(c);
+        gpt2_ctx_free(c);
         return NULL;
     }
+    for (int j = 0; j < n_blocks; j++)
+        c->blocks[j] = j;
     c->st = be->create(m, &bo, err);
     if (!c->st) {
-        free(c->logits);
-        free(c);
+        gpt2_ctx_free(c);
         return NULL;
     }
     return c;
@@ -90,8 +106,10 @@ void gpt2_ctx_free(gpt2_ctx *c)
 {
     if (!c)
         return;
-    c->be->destroy(c->st);
+    if (c->st)
+        c->be->destroy(c->st);
     free(c->logits);
+    free(c->blocks);
     free(c);
 }
 
@@ -102,7 +120,8 @@ const char *gpt2_ctx_gemm(const gpt2_ctx *c) { return c->be->gemm_name(c->st); }
 size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c) { return c->be->kv_bytes(c->st); }
 size_t gpt2_ctx_kv_bytes_per_token(const gpt2_ctx *c)
 {
-    return c->be->kv_bytes(c->st) / (size_t)c->m->cfg.n_ctx;
+    const int bs = GPT2_KV_BLOCK_TOKENS;
+    return c->be->kv_bytes(c->st) / ((size_t)(c->m->cfg.n_ctx + bs - 1) / bs * bs);
 }
 size_t gpt2_ctx_arena_bytes(const gpt2_ctx *c)
 {
@@ -123,6 +142,16 @@ static int check_room(const gpt2_ctx *c, int n, gpt2_error *err)
     return 0;
 }
 
+/* T tokens at the current position as a batch of one sequence. */
+static int forward1(gpt2_ctx *c, const int *ids, int T, int first_logit, gpt2_error *err)
+{
+    gpt2_batch_seq q = {.n_rows = T, .pos0 = c->pos, .first_logit = first_logit,
+                        .blocks = c->blocks};
+    gpt2_batch b = {.ids = ids, .n_rows = T, .seqs = &q, .n_seqs = 1,
+                    .n_logit_rows = T - first_logit};
+    return c->be->forward(c->st, &b, c->logits, err);
+}
+
 int gpt2_eval(gpt2_ctx *c, const int *ids, int n, const float **logits, gpt2_error *err)
 {
     int rc = check_room(c, n, err);
@@ -131,7 +160,7 @@ int gpt2_eval(gpt2_ctx *c, const int *ids, int n, const float **logits, gpt2_err
     for (int done = 0; done < n;) {
         int T = n - done < c->max_batch ? n - done : c->max_batch;
         int last = done + T == n;
-        rc = c->be->forward(c->st, ids + done, T, c->pos, last ? T - 1 : T, c->logits, err);
+        rc = forward1(c, ids + done, T, last ? T - 1 : T, err);
         if (rc)
             return rc;
         c->pos += T;
@@ -151,7 +180,7 @@ int gpt2_eval_all_logits(gpt2_ctx *c, const int *ids, int n, gpt2_logits_fn cb, 
     const int rows = LOGIT_ROWS < c->max_batch ? LOGIT_ROWS : c->max_batch;
     for (int done = 0; done < n;) {
         int T = n - done < rows ? n - done : rows;
-        rc = c->be->forward(c->st, ids + done, T, c->pos, 0, c->logits, err);
+        rc = forward1(c, ids + done, T, 0, err);
         if (rc)
             return rc;
         if (cb && cb(c->logits, c->pos, T, c->m->cfg.n_vocab, user))

@@ -142,6 +142,7 @@ typedef struct gpt2_ctx_opts {
     const char *backend; /* NULL or "cpu"; "cuda" when built with CUDA */
     const char *gemm;  /* NULL or "native": our kernels; "openblas": cblas_sgemm (F32 weights) */
     int max_batch;     /* tokens per forward pass (prefill chunk); 0: 512 */
+    int device;        /* GPU ordinal for "cuda" (0: the first) */
 } gpt2_ctx_opts;
 
 gpt2_ctx *gpt2_ctx_create(const gpt2_model *m, const gpt2_ctx_opts *opts, gpt2_error *err);

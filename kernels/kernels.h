@@ -31,6 +31,18 @@ gpt2k_isa gpt2k_best_isa(void);
 
 /* ---- slice kernels (single thread) -------------------------------------- */
 
+/* Where a sequence's cached keys and values live. Position t is row t % bs
+ * of block blocks[t / bs]: its key at k + blocks[t / bs] * block_stride +
+ * (t % bs) * ld, its value at the same offset from v. A contiguous cache is
+ * one block: blocks = {0}, bs >= every position. */
+typedef struct gpt2k_kv_view {
+    const float *k, *v;
+    const int *blocks;
+    size_t block_stride; /* floats from one block to the next */
+    int bs;              /* positions per block */
+    int ld;              /* floats from one position to the next inside a block */
+} gpt2k_kv_view;
+
 typedef struct gpt2k_ops {
     gpt2k_isa isa;
 
@@ -51,12 +63,13 @@ typedef struct gpt2k_ops {
     /* out[i] = a[i] + b[i]; out may alias a or b. */
     void (*add)(float *out, const float *a, const float *b, int n);
 
-    /* One attention head for one query:
-     *   s[t] = scale * dot(q, k + t*ldk) for t in [0, n_kv)
-     *   p = softmax(s);  out = sum_t p[t] * (v + t*ldv)
+    /* One attention head for one query over positions 0 .. n_kv-1 of a cache
+     * (see gpt2k_kv_view), the head's channels starting at column col:
+     *   s[t] = scale * dot(q, key(t) + col)
+     *   p = softmax(s);  out = sum_t p[t] * (value(t) + col)
      * q, out: HD floats. scratch: n_kv floats. */
-    void (*attention_head)(float *out, const float *q, const float *k, int ldk, const float *v,
-                           int ldv, int n_kv, int HD, float scale, float *scratch);
+    void (*attention_head)(float *out, const float *q, const struct gpt2k_kv_view *kv, int col,
+                           int n_kv, int HD, float scale, float *scratch);
 
     /* Q8_0 (see below): quantize n floats (n % 32 == 0) into n / 32 blocks. */
     void (*quantize_q8_0)(void *dst, const float *x, int n);
@@ -131,17 +144,18 @@ void gpt2k_layernorm_rows(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int l
 /* In-place GELU over rows x n (row stride ld). */
 void gpt2k_gelu_rows(gpt2k_pool *p, const gpt2k_ops *ops, float *x, int ld, int rows, int n);
 
-/* Causal multi-head attention for T new queries at absolute positions
- * pos0 .. pos0+T-1 against a cache holding positions 0 .. pos0+T-1
- * (the new keys/values must already be in it).
- *   q:      [T][ldq], head h at q + t*ldq + h*HD
- *   kcache: [pos][ldk], head h at kcache + pos*ldk + h*HD  (vcache alike)
- *   out:    [T][ldo], head h at out + t*ldo + h*HD
- * scratch: nth * scratch_stride floats, scratch_stride >= pos0 + T.
- * Work (t, h) pairs split across threads. scale = 1/sqrt(HD). */
+/* Causal multi-head attention for R query rows of a ragged batch: row r is
+ * position pos[r] of the sequence whose cache is views[seq[r]] and attends to
+ * that sequence's positions 0 .. pos[r] (their keys/values already written).
+ *   q:   [R][ldq], head h at q + r*ldq + h*HD
+ *   out: [R][ldo], head h at out + r*ldo + h*HD
+ * scratch: nth * scratch_stride floats, scratch_stride > every pos[r].
+ * cost: R + 1 int64 of workspace. (row, head) pairs are split across threads
+ * by their cost (keys read), so a long sequence does not leave threads idle.
+ * scale = 1/sqrt(HD). */
 void gpt2k_attention(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *q,
-                     int ldq, const float *kcache, int ldk, const float *vcache, int ldv,
-                     int pos0, int T, int NH, int HD, float *scratch, int scratch_stride);
+                     int ldq, const gpt2k_kv_view *views, const int *seq, const int *pos, int R,
+                     int NH, int HD, float *scratch, int scratch_stride, int64_t *cost);
 
 /* ---- the OpenBLAS baseline (gemm_openblas.c) ----------------------------- */
 

@@ -1,6 +1,7 @@
 /* AVX2 + FMA (+ F16C for fp16 weights) kernels. Same contract as ops_ref.c;
  * every loop over a vector width has a scalar tail. */
 #include "kernels.h"
+#include "kv_view_internal.h"
 #include "q8_0_internal.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -163,6 +164,14 @@ AINLINE void matmul_avx2(const int f16, float *out, int ldo, const float *in, in
         return;
     const tile_fn(*tiles)[4] = f16 ? tiles_f16 : tiles_f32;
 
+    /* K blocks of equal size (a multiple of the vector width) so no block is a
+     * tiny leftover; at least one block so K = 0 still writes bias. Both paths
+     * below sum K in these same blocks, so a row's result does not depend on
+     * how many rows share the call (batched decode equals decode alone). */
+    int nkb = (K + KC_MAX - 1) / KC_MAX;
+    if (nkb < 1)
+        nkb = 1;
+    int kcs = ((K + nkb - 1) / nkb + 7) & ~7;
     if (M <= GEMV_MAX_M) {
         /* Decode: memory-bound, so each weight row is read exactly once and used
          * for all M rows; NR rows at a time give NR independent streams. */
@@ -176,18 +185,20 @@ AINLINE void matmul_avx2(const int f16, float *out, int ldo, const float *in, in
              * the next panel as it goes: ~40% more from DRAM on Zen 3. fp32
              * panels stream fine without it (measured slower with it). */
             const char *pf = f16 && n + 2 * nr <= n1 ? (const char *)wn + (size_t)nr * K * 2 : NULL;
-            tiles[M - 1][nb - 1](out + n, ldo, in, ldi, wn, (size_t)K, K, bias ? bias + n : NULL,
-                                 !accumulate, pf);
+            for (int kb = 0; kb < nkb; kb++) {
+                int k0 = kb * kcs, kc = K - k0 < kcs ? K - k0 : kcs;
+                if (kc < 0)
+                    kc = 0;
+                const void *wk = f16 ? (const void *)((const uint16_t *)wn + k0)
+                                     : (const void *)((const float *)wn + k0);
+                tiles[M - 1][nb - 1](out + n, ldo, in + k0, ldi, wk, (size_t)K, kc,
+                                     kb == 0 && bias ? bias + n : NULL, kb == 0 && !accumulate,
+                                     pf ? pf + (size_t)k0 * nr * 2 : NULL);
+            }
         }
         return;
     }
 
-    /* Prefill: blocked. K blocks of equal size (a multiple of 8) so no block
-     * is a tiny leftover; at least one block so K = 0 still writes bias. */
-    int nkb = (K + KC_MAX - 1) / KC_MAX;
-    if (nkb < 1)
-        nkb = 1;
-    int kcs = ((K + nkb - 1) / nkb + 7) & ~7;
     /* fp16 panels are widened once into this buffer and reused by all tiles
      * of the M block, so the conversion cost is paid once per MC rows. */
     float wbuf[PANEL_N * KC_MAX] __attribute__((aligned(32)));
@@ -372,14 +383,14 @@ static void add_avx2(float *out, const float *a, const float *b, int n)
 
 /* ---- attention ------------------------------------------------------------------ */
 
-static void attention_head_avx2(float *out, const float *q, const float *k, int ldk, const float *v,
-                                int ldv, int n_kv, int HD, float scale, float *scratch)
+/* Scores of n keys (row stride ldk) into sc, four keys at a time: four
+ * independent FMA chains and one combined horizontal reduction. */
+AINLINE void scores_avx2(float *sc, const float *q, const float *k, int ldk, int n, int HD,
+                         float scale)
 {
     const int hd8 = HD & ~7;
-    /* Scores, four keys at a time: four independent FMA chains and one
-     * combined horizontal reduction. */
     int t = 0;
-    for (; t + 4 <= n_kv; t += 4) {
+    for (; t + 4 <= n; t += 4) {
         const float *k0 = k + (size_t)t * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0; i < hd8; i += 8) {
@@ -398,9 +409,9 @@ static void attention_head_avx2(float *out, const float *q, const float *k, int 
             s[3] += q[i] * k3[i];
         }
         for (int j = 0; j < 4; j++)
-            scratch[t + j] = s[j] * scale;
+            sc[t + j] = s[j] * scale;
     }
-    for (; t < n_kv; t++) {
+    for (; t < n; t++) {
         const float *kt = k + (size_t)t * ldk;
         __m256 a0 = _mm256_setzero_ps();
         for (int i = 0; i < hd8; i += 8)
@@ -408,7 +419,19 @@ static void attention_head_avx2(float *out, const float *q, const float *k, int 
         float s = hsum(a0);
         for (int i = hd8; i < HD; i++)
             s += q[i] * kt[i];
-        scratch[t] = s * scale;
+        sc[t] = s * scale;
+    }
+}
+
+static void attention_head_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
+                                int n_kv, int HD, float scale, float *scratch)
+{
+    const int hd8 = HD & ~7;
+    const float *kb, *vb;
+    int t, nb;
+    for (int t0 = 0; t0 < n_kv; t0 += nb) {
+        nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+        scores_avx2(scratch + t0, q, kb, kv->ld, nb, HD, scale);
     }
 
     /* Softmax, max-subtracted so every exp() is <= 1. */
@@ -439,11 +462,14 @@ static void attention_head_avx2(float *out, const float *q, const float *k, int 
         __m256 acc[8];
         for (int j = 0; j < 8; j++)
             acc[j] = _mm256_setzero_ps();
-        for (t = 0; t < n_kv; t++) {
-            const float *vt = v + (size_t)t * ldv + i;
-            __m256 p = _mm256_broadcast_ss(scratch + t);
-            for (int j = 0; j < 8; j++)
-                acc[j] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + 8 * j), acc[j]);
+        for (int t0 = 0; t0 < n_kv; t0 += nb) {
+            nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+            for (t = 0; t < nb; t++) {
+                const float *vt = vb + (size_t)t * kv->ld + i;
+                __m256 p = _mm256_broadcast_ss(scratch + t0 + t);
+                for (int j = 0; j < 8; j++)
+                    acc[j] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + 8 * j), acc[j]);
+            }
         }
         const __m256 iv = _mm256_set1_ps(inv);
         for (int j = 0; j < 8; j++)
@@ -451,15 +477,21 @@ static void attention_head_avx2(float *out, const float *q, const float *k, int 
     }
     for (; i < hd8; i += 8) {
         __m256 acc = _mm256_setzero_ps();
-        for (t = 0; t < n_kv; t++)
-            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scratch + t),
-                                  _mm256_loadu_ps(v + (size_t)t * ldv + i), acc);
+        for (int t0 = 0; t0 < n_kv; t0 += nb) {
+            nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+            for (t = 0; t < nb; t++)
+                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scratch + t0 + t),
+                                      _mm256_loadu_ps(vb + (size_t)t * kv->ld + i), acc);
+        }
         _mm256_storeu_ps(out + i, _mm256_mul_ps(acc, _mm256_set1_ps(inv)));
     }
     for (; i < HD; i++) {
         float acc = 0.0f;
-        for (t = 0; t < n_kv; t++)
-            acc += scratch[t] * v[(size_t)t * ldv + i];
+        for (int t0 = 0; t0 < n_kv; t0 += nb) {
+            nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+            for (t = 0; t < nb; t++)
+                acc += scratch[t0 + t] * vb[(size_t)t * kv->ld + i];
+        }
         out[i] = acc * inv;
     }
 }

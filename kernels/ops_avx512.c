@@ -3,6 +3,7 @@
  * Nothing here needs VNNI; the Q8_0 matmul (q8_0_avx512.c) has a VNNI
  * variant, so there are two tables, chosen once by the CPU's VNNI bit. */
 #include "kernels.h"
+#include "kv_view_internal.h"
 #include "q8_0_internal.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) &&                      \
@@ -162,6 +163,14 @@ AINLINE void matmul_avx512(const int f16, float *out, int ldo, const float *in, 
         return;
     const size_t esz = f16 ? 2 : 4;
 
+    /* K blocks of equal size (a multiple of the vector width) so no block is a
+     * tiny leftover; at least one block so K = 0 still writes bias. Both paths
+     * below sum K in these same blocks, so a row's result does not depend on
+     * how many rows share the call (batched decode equals decode alone). */
+    int nkb = (K + KC_MAX - 1) / KC_MAX;
+    if (nkb < 1)
+        nkb = 1;
+    int kcs = ((K + nkb - 1) / nkb + 15) & ~15;
     if (M <= GEMV_MAX_M) {
         /* Decode: each weight row read once for all M rows. */
         const tile_fn(*tiles)[4] = f16 ? tiles_f16 : tiles_f32;
@@ -169,16 +178,18 @@ AINLINE void matmul_avx512(const int f16, float *out, int ldo, const float *in, 
             int nb = n1 - n < PANEL_N ? n1 - n : PANEL_N;
             const char *wn = (const char *)w + (size_t)n * K * esz;
             const char *pf = f16 && n + 2 * PANEL_N <= n1 ? wn + (size_t)PANEL_N * K * esz : NULL;
-            tiles[M - 1][nb - 1](out + n, ldo, in, ldi, wn, (size_t)K, K, bias ? bias + n : NULL,
-                                 !accumulate, pf);
+            for (int kb = 0; kb < nkb; kb++) {
+                int k0 = kb * kcs, kc = K - k0 < kcs ? K - k0 : kcs;
+                if (kc < 0)
+                    kc = 0;
+                tiles[M - 1][nb - 1](out + n, ldo, in + k0, ldi, wn + (size_t)k0 * esz, (size_t)K,
+                                     kc, kb == 0 && bias ? bias + n : NULL, kb == 0 && !accumulate,
+                                     pf ? pf + (size_t)k0 * PANEL_N * esz : NULL);
+            }
         }
         return;
     }
 
-    int nkb = (K + KC_MAX - 1) / KC_MAX;
-    if (nkb < 1)
-        nkb = 1;
-    int kcs = ((K + nkb - 1) / nkb + 15) & ~15;
     float wbuf[PANEL_N * KC_MAX] __attribute__((aligned(64)));
 
     for (int m0 = 0; m0 < M; m0 += MC) {
@@ -352,15 +363,15 @@ static void add_avx512(float *out, const float *a, const float *b, int n)
 
 /* ---- attention ------------------------------------------------------------------ */
 
-static void attention_head_avx512(float *out, const float *q, const float *k, int ldk,
-                                  const float *v, int ldv, int n_kv, int HD, float scale,
-                                  float *scratch)
+/* Scores of n keys (row stride ldk) into sc, four keys at a time; the HD
+ * tail is one masked step. */
+AINLINE void scores_avx512(float *sc, const float *q, const float *k, int ldk, int n, int HD,
+                           float scale)
 {
     const int hd16 = HD & ~15;
     const __mmask16 hm = tail_mask(HD - hd16);
-    /* Scores, four keys at a time; the HD tail is one masked step. */
     int t = 0;
-    for (; t + 4 <= n_kv; t += 4) {
+    for (; t + 4 <= n; t += 4) {
         const float *k0 = k + (size_t)t * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0; i < hd16; i += 16) {
@@ -377,9 +388,9 @@ static void attention_head_avx512(float *out, const float *q, const float *k, in
             a2 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(hm, k2 + hd16), a2);
             a3 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(hm, k3 + hd16), a3);
         }
-        _mm_storeu_ps(scratch + t, _mm_mul_ps(hsum4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+        _mm_storeu_ps(sc + t, _mm_mul_ps(hsum4(a0, a1, a2, a3), _mm_set1_ps(scale)));
     }
-    for (; t < n_kv; t++) {
+    for (; t < n; t++) {
         const float *kt = k + (size_t)t * ldk;
         __m512 a0 = _mm512_setzero_ps();
         for (int i = 0; i < hd16; i += 16)
@@ -387,7 +398,18 @@ static void attention_head_avx512(float *out, const float *q, const float *k, in
         if (hm)
             a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(hm, q + hd16),
                                  _mm512_maskz_loadu_ps(hm, kt + hd16), a0);
-        scratch[t] = _mm512_reduce_add_ps(a0) * scale;
+        sc[t] = _mm512_reduce_add_ps(a0) * scale;
+    }
+}
+
+static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_view *kv, int col,
+                                  int n_kv, int HD, float scale, float *scratch)
+{
+    const float *kb, *vb;
+    int t, nb;
+    for (int t0 = 0; t0 < n_kv; t0 += nb) {
+        nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+        scores_avx512(scratch + t0, q, kb, kv->ld, nb, HD, scale);
     }
 
     /* Softmax, max-subtracted. Masked-off lanes load as -inf for the max and
@@ -413,13 +435,16 @@ static void attention_head_avx512(float *out, const float *q, const float *k, in
     int i = 0;
     for (; i + 64 <= HD; i += 64) {
         __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-        for (t = 0; t < n_kv; t++) {
-            const float *vt = v + (size_t)t * ldv + i;
-            __m512 p = _mm512_set1_ps(scratch[t]);
-            c0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt), c0);
-            c1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 16), c1);
-            c2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 32), c2);
-            c3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 48), c3);
+        for (int t0 = 0; t0 < n_kv; t0 += nb) {
+            nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+            for (t = 0; t < nb; t++) {
+                const float *vt = vb + (size_t)t * kv->ld + i;
+                __m512 p = _mm512_set1_ps(scratch[t0 + t]);
+                c0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt), c0);
+                c1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 16), c1);
+                c2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 32), c2);
+                c3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 48), c3);
+            }
         }
         _mm512_storeu_ps(out + i, _mm512_mul_ps(c0, iv));
         _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(c1, iv));
@@ -429,9 +454,12 @@ static void attention_head_avx512(float *out, const float *q, const float *k, in
     for (; i < HD; i += 16) {
         __mmask16 m = HD - i >= 16 ? (__mmask16)0xffff : tail_mask(HD - i);
         __m512 c0 = _mm512_setzero_ps();
-        for (t = 0; t < n_kv; t++)
-            c0 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[t]),
-                                 _mm512_maskz_loadu_ps(m, v + (size_t)t * ldv + i), c0);
+        for (int t0 = 0; t0 < n_kv; t0 += nb) {
+            nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+            for (t = 0; t < nb; t++)
+                c0 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[t0 + t]),
+                                     _mm512_maskz_loadu_ps(m, vb + (size_t)t * kv->ld + i), c0);
+        }
         _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(c0, iv));
     }
 }

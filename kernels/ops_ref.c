@@ -3,6 +3,7 @@
  * index order in float (what a naive engine does); statistics and the
  * transcendental parts use double so the reference is the accurate side. */
 #include "kernels.h"
+#include "kv_view_internal.h"
 #include "q8_0_internal.h"
 
 #include <math.h>
@@ -77,16 +78,16 @@ static void add_ref(float *out, const float *a, const float *b, int n)
         out[i] = a[i] + b[i];
 }
 
-static void attention_head_ref(float *out, const float *q, const float *k, int ldk,
-                               const float *v, int ldv, int n_kv, int HD, float scale,
-                               float *scratch)
+static void attention_head_ref(float *out, const float *q, const gpt2k_kv_view *kv, int col,
+                               int n_kv, int HD, float scale, float *scratch)
 {
+    const float *kb, *vb;
     float mx = -INFINITY;
     for (int t = 0; t < n_kv; t++) {
-        const float *kt = k + (size_t)t * ldk;
+        gpt2k_kv_span(kv, col, t, n_kv, &kb, &vb);
         float s = 0.0f;
         for (int i = 0; i < HD; i++)
-            s += q[i] * kt[i];
+            s += q[i] * kb[i];
         scratch[t] = s * scale;
         if (scratch[t] > mx)
             mx = scratch[t];
@@ -101,10 +102,10 @@ static void attention_head_ref(float *out, const float *q, const float *k, int l
     for (int i = 0; i < HD; i++)
         out[i] = 0.0f;
     for (int t = 0; t < n_kv; t++) {
-        const float *vt = v + (size_t)t * ldv;
+        gpt2k_kv_span(kv, col, t, n_kv, &kb, &vb);
         float p = scratch[t] * inv;
         for (int i = 0; i < HD; i++)
-            out[i] += p * vt[i];
+            out[i] += p * vb[i];
     }
 }
 

@@ -186,28 +186,28 @@ void gpt2k_gelu_rows(gpt2k_pool *p, const gpt2k_ops *ops, float *x, int ld, int 
 typedef struct {
     const gpt2k_ops *ops;
     float *out;
-    const float *q, *k, *v;
+    const float *q;
+    const gpt2k_kv_view *views;
+    const int *seq, *pos;
     float *scratch;
-    int ldo, ldq, ldk, ldv, pos0, T, NH, HD, scratch_stride;
+    int64_t *cost; /* cost[r]: summed cost of rows 0 .. r-1 (one head) */
+    int ldo, ldq, R, NH, HD, scratch_stride;
     float scale;
 } attn_args;
 
-/* Work unit u = h*T + t (head-major: a thread's range mostly shares one head's
- * K/V rows). Its cost grows with the keys it reads, pos0+t+1, plus a fixed part
- * for q/out; this is the prefix sum of those costs over units [0, u). */
+/* Work unit u = h*R + r (head-major: a thread's range mostly shares one head's
+ * K/V rows). A unit's cost is the keys it reads, pos[r] + 1, plus a fixed part
+ * for q/out; this is the summed cost of units [0, u). */
 static int64_t attn_cost_prefix(const attn_args *a, int64_t u)
 {
-    int64_t fixed = a->pos0 + 1 + a->HD / 8; /* cost of t = 0 */
-    int64_t T = a->T;
-    int64_t h = u / T, t = u % T;
-    int64_t per_head = T * fixed + T * (T - 1) / 2;
-    return h * per_head + t * fixed + t * (t - 1) / 2;
+    int64_t h = u / a->R, r = u % a->R;
+    return h * a->cost[a->R] + a->cost[r];
 }
 
 /* First unit whose prefix cost reaches target (prefix is increasing). */
 static int64_t attn_cost_split(const attn_args *a, int64_t target)
 {
-    int64_t lo = 0, hi = (int64_t)a->T * a->NH;
+    int64_t lo = 0, hi = (int64_t)a->R * a->NH;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
         if (attn_cost_prefix(a, mid) < target)
@@ -221,29 +221,30 @@ static int64_t attn_cost_split(const attn_args *a, int64_t target)
 static void attn_task(void *arg, int ith, int nth)
 {
     const attn_args *a = arg;
-    int64_t units = (int64_t)a->T * a->NH;
+    int64_t units = (int64_t)a->R * a->NH;
     int64_t total = attn_cost_prefix(a, units);
     /* Balance by cost, not count: under the causal mask late queries read more. */
     int64_t u0 = attn_cost_split(a, total * ith / nth);
     int64_t u1 = ith == nth - 1 ? units : attn_cost_split(a, total * (ith + 1) / nth);
     float *scratch = a->scratch + (int64_t)ith * a->scratch_stride;
     for (int64_t u = u0; u < u1; u++) {
-        int64_t h = u / a->T, t = u % a->T;
-        int n_kv = a->pos0 + (int)t + 1; /* causal: keys 0 .. pos0+t */
-        a->ops->attention_head(a->out + t * a->ldo + h * a->HD, a->q + t * a->ldq + h * a->HD,
-                               a->k + h * a->HD, a->ldk, a->v + h * a->HD, a->ldv, n_kv, a->HD,
+        int64_t h = u / a->R, r = u % a->R;
+        a->ops->attention_head(a->out + r * a->ldo + h * a->HD, a->q + r * a->ldq + h * a->HD,
+                               &a->views[a->seq[r]], (int)(h * a->HD), a->pos[r] + 1, a->HD,
                                a->scale, scratch);
     }
 }
 
 void gpt2k_attention(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *q,
-                     int ldq, const float *kcache, int ldk, const float *vcache, int ldv,
-                     int pos0, int T, int NH, int HD, float *scratch, int scratch_stride)
+                     int ldq, const gpt2k_kv_view *views, const int *seq, const int *pos, int R,
+                     int NH, int HD, float *scratch, int scratch_stride, int64_t *cost)
 {
-    if (T <= 0 || NH <= 0)
+    if (R <= 0 || NH <= 0)
         return;
-    attn_args a = {ops, out, q, kcache, vcache, scratch, ldo, ldq, ldk, ldv,
-                   pos0, T, NH, HD, scratch_stride, 0.0f};
-    a.scale = 1.0f / sqrtf((float)HD);
+    cost[0] = 0;
+    for (int r = 0; r < R; r++)
+        cost[r + 1] = cost[r] + pos[r] + 1 + HD / 8;
+    attn_args a = {ops, out, q, views, seq, pos, scratch, cost, ldo, ldq, R, NH, HD,
+                   scratch_stride, 1.0f / sqrtf((float)HD)};
     gpt2k_pool_run(p, attn_task, &a);
 }

@@ -528,6 +528,47 @@ static void attn_oracle(float *want, double *tol, const float *q, const float *k
     free(s);
 }
 
+/* A paged copy of a contiguous cache k/v ([n_kv][ld]): bs positions per block,
+ * blocks in a shuffled order inside a pool with one spare block, NaN wherever
+ * no position was copied (a kernel that reads past n_kv or across a block
+ * boundary without the table picks one up). */
+typedef struct {
+    float *k, *v;
+    int *blocks;
+    gpt2k_kv_view view;
+} paged_cache;
+
+static void paged_make(paged_cache *pc, const float *k, const float *v, int n_kv, int ld, int bs)
+{
+    const int nb = (n_kv + bs - 1) / bs, pool = nb + 1;
+    const size_t stride = (size_t)bs * ld + 5;
+    pc->k = falloc(stride * pool);
+    pc->v = falloc(stride * pool);
+    pc->blocks = xmalloc(sizeof(int) * (size_t)(nb > 0 ? nb : 1));
+    ffill(pc->k, stride * pool, NAN);
+    ffill(pc->v, stride * pool, NAN);
+    for (int j = 0; j < nb; j++)
+        pc->blocks[j] = (j * 7 + 3) % pool; /* 7 and pool coprime unless pool % 7 == 0 */
+    if (pool % 7 == 0)
+        for (int j = 0; j < nb; j++)
+            pc->blocks[j] = pool - 1 - j;
+    for (int t = 0; t < n_kv; t++) {
+        size_t off = (size_t)pc->blocks[t / bs] * stride + (size_t)(t % bs) * ld;
+        memcpy(pc->k + off, k + (size_t)t * ld, sizeof(float) * ld);
+        memcpy(pc->v + off, v + (size_t)t * ld, sizeof(float) * ld);
+    }
+    pc->view = (gpt2k_kv_view){pc->k, pc->v, pc->blocks, stride, bs, ld};
+}
+
+static void paged_free(paged_cache *pc)
+{
+    free(pc->k), free(pc->v), free(pc->blocks);
+}
+
+/* Block sizes tried for each cache: 0 stands for one contiguous block. */
+static const int BS_LIST[] = {0, 1, 3, 4, 16};
+#define NBS_LIST ((int)(sizeof BS_LIST / sizeof BS_LIST[0]))
+
 START_TEST(test_attention_head)
 {
     const int HD = HD_LIST[_i];
@@ -537,40 +578,54 @@ START_TEST(test_attention_head)
     for (int ki = 0; ki < NNKV_LIST; ki++)
         for (int peaky = 0; peaky < 2; peaky++) {
             const int n_kv = NKV_LIST[ki];
-            const int ldk = HD + (ki & 1 ? 5 : 0), ldv = HD + (ki & 2 ? 3 : 0);
+            const int col = ki & 1 ? 5 : 0, ld = col + HD + (ki & 2 ? 3 : 0);
             /* Two extra NaN rows past n_kv and NaN padding: must not be read. */
             const size_t rows = (size_t)n_kv + 2;
-            float *k = falloc(rows * ldk), *v = falloc(rows * ldv);
+            float *k = falloc(rows * ld), *v = falloc(rows * ld);
             float *sbuf = falloc(n_kv + GUARD);
             /* peaky: q scaled up so scores reach the hundreds; without the
              * max subtraction exp() would overflow. */
             const float qs = peaky ? 40.0f : 1.0f;
             for (int i = 0; i < HD; i++)
                 q[i] = qs * urand(-1, 1);
-            for (size_t t = 0; t < rows; t++) {
-                for (int i = 0; i < ldk; i++)
-                    k[t * ldk + i] = t < (size_t)n_kv && i < HD ? urand(-1, 1) : NAN;
-                for (int i = 0; i < ldv; i++)
-                    v[t * ldv + i] = t < (size_t)n_kv && i < HD ? urand(-2, 2) : NAN;
-            }
+            for (size_t t = 0; t < rows; t++)
+                for (int i = 0; i < ld; i++) {
+                    int in = t < (size_t)n_kv && i >= col && i < col + HD;
+                    k[t * ld + i] = in ? urand(-1, 1) : NAN;
+                    v[t * ld + i] = in ? urand(-2, 2) : NAN;
+                }
             const float scale = 1.0f / sqrtf((float)HD);
-            attn_oracle(want, tol, q, k, ldk, v, ldv, n_kv, HD, scale);
-            for (int t = -1; t < g_nsimd; t++) {
-                const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
-                char ctx[128];
-                snprintf(ctx, sizeof ctx, "attention_head %s HD=%d n_kv=%d ldk=%d ldv=%d peaky=%d",
-                         gpt2k_isa_name(ops->isa), HD, n_kv, ldk, ldv, peaky);
-                ffill(obuf, HD + 2 * GUARD, SENTINEL);
-                ffill(sbuf, n_kv + GUARD, SENTINEL);
-                ops->attention_head(obuf + GUARD, q, k, ldk, v, ldv, n_kv, HD, scale, sbuf);
-                span_region r = {GUARD, HD}, rs = {0, n_kv};
-                expect_guards(obuf, HD + 2 * GUARD, span_in_region, &r, ctx);
-                expect_guards(sbuf, n_kv + GUARD, span_in_region, &rs, ctx);
-                expect_close(obuf + GUARD, want, tol, HD, HD, "%s", ctx);
-                if (t < 0)
-                    memcpy(got_ref, obuf + GUARD, HD * sizeof(float));
-                else
-                    expect_close(obuf + GUARD, got_ref, tol, HD, HD, "%s vs scalar", ctx);
+            attn_oracle(want, tol, q, k + col, ld, v + col, ld, n_kv, HD, scale);
+            for (int bi = 0; bi < NBS_LIST; bi++) {
+                paged_cache pc;
+                int contiguous = BS_LIST[bi] == 0;
+                if (contiguous) {
+                    static const int zero = 0;
+                    pc = (paged_cache){NULL, NULL, NULL,
+                                       {k, v, &zero, 0, n_kv + 2, ld}};
+                } else {
+                    paged_make(&pc, k, v, n_kv, ld, BS_LIST[bi]);
+                }
+                for (int t = -1; t < g_nsimd; t++) {
+                    const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+                    char ctx[160];
+                    snprintf(ctx, sizeof ctx,
+                             "attention_head %s HD=%d n_kv=%d ld=%d col=%d bs=%d peaky=%d",
+                             gpt2k_isa_name(ops->isa), HD, n_kv, ld, col, pc.view.bs, peaky);
+                    ffill(obuf, HD + 2 * GUARD, SENTINEL);
+                    ffill(sbuf, n_kv + GUARD, SENTINEL);
+                    ops->attention_head(obuf + GUARD, q, &pc.view, col, n_kv, HD, scale, sbuf);
+                    span_region r = {GUARD, HD}, rs = {0, n_kv};
+                    expect_guards(obuf, HD + 2 * GUARD, span_in_region, &r, ctx);
+                    expect_guards(sbuf, n_kv + GUARD, span_in_region, &rs, ctx);
+                    expect_close(obuf + GUARD, want, tol, HD, HD, "%s", ctx);
+                    if (t < 0 && contiguous)
+                        memcpy(got_ref, obuf + GUARD, HD * sizeof(float));
+                    else
+                        expect_close(obuf + GUARD, got_ref, tol, HD, HD, "%s vs scalar", ctx);
+                }
+                if (!contiguous)
+                    paged_free(&pc);
             }
             free(k), free(v), free(sbuf);
         }
@@ -908,78 +963,95 @@ START_TEST(test_parallel_rows)
 }
 END_TEST
 
+/* Ragged batches: each sequence has n rows at positions pos0 .. pos0+n-1 and
+ * its own paged cache holding positions 0 .. pos0+n-1. */
 typedef struct {
-    int pos0, T, NH, HD;
-} attn_shape;
+    int n_seqs;
+    int pos0[4], n[4];
+    int NH, HD, bs;
+} attn_batch;
 
 START_TEST(test_parallel_attention)
 {
-    static const attn_shape shapes[] = {{0, 1, 1, 8}, {0, 9, 3, 16},  {5, 1, 12, 64},
-                                        {5, 4, 3, 7}, {0, 17, 2, 64}, {30, 3, 4, 33},
-                                        {0, 33, 5, 9}};
+    static const attn_batch shapes[] = {
+        {1, {0}, {1}, 1, 8, 16},           {1, {0}, {9}, 3, 16, 4},
+        {1, {5}, {1}, 12, 64, 16},         {1, {5}, {4}, 3, 7, 3},
+        {1, {0}, {17}, 2, 64, 16},         {1, {30}, {3}, 4, 33, 16},
+        {1, {0}, {33}, 5, 9, 1},           {3, {0, 7, 40}, {1, 1, 1}, 4, 16, 16},
+        {4, {0, 3, 0, 20}, {5, 1, 2, 1}, 3, 24, 4},
+        {2, {63, 0}, {1, 31}, 2, 32, 16},
+    };
     for (int nt = 1; nt <= 3; nt++) {
         gpt2k_pool *pool = gpt2k_pool_create(nt);
         ck_assert_ptr_nonnull(pool);
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int t = -1; t < g_nsimd; t++) {
                 const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
-                const attn_shape sh = shapes[s];
-                const int C = sh.NH * sh.HD, P = sh.pos0 + sh.T;
-                const int ldq = C + 3, ldk = 3 * C + 1, ldv = 3 * C + 2, ldo = C + 5;
-                const int sstride = P + 7;
-                /* Cache rows past pos0+T-1 are NaN: no query may read them. */
-                const size_t crows = (size_t)P + 2;
-                float *q = falloc((size_t)sh.T * ldq), *kc = falloc(crows * ldk);
-                float *vc = falloc(crows * ldv), *o1 = falloc((size_t)sh.T * ldo);
-                float *o2 = falloc((size_t)sh.T * ldo), *scratch = falloc((size_t)nt * sstride);
-                for (size_t i = 0; i < (size_t)sh.T * ldq; i++)
-                    q[i] = urand(-2, 2);
-                for (size_t r = 0; r < crows; r++) {
-                    for (int i = 0; i < ldk; i++)
-                        kc[r * ldk + i] = r < (size_t)P ? urand(-1, 1) : NAN;
-                    for (int i = 0; i < ldv; i++)
-                        vc[r * ldv + i] = r < (size_t)P ? urand(-1, 1) : NAN;
+                const attn_batch sh = shapes[s];
+                const int C = sh.NH * sh.HD, ld = C + 3, ldq = 3 * C + 1, ldo = C + 5;
+                int R = 0, maxp = 0;
+                for (int i = 0; i < sh.n_seqs; i++) {
+                    R += sh.n[i];
+                    maxp = sh.pos0[i] + sh.n[i] > maxp ? sh.pos0[i] + sh.n[i] : maxp;
                 }
-                ffill(o1, (size_t)sh.T * ldo, SENTINEL);
-                ffill(o2, (size_t)sh.T * ldo, SENTINEL);
-                gpt2k_attention(pool, ops, o1, ldo, q, ldq, kc, ldk, vc, ldv, sh.pos0, sh.T, sh.NH,
-                                sh.HD, scratch, sstride);
+                const int sstride = maxp + 7;
+                float *q = falloc((size_t)R * ldq), *o1 = falloc((size_t)R * ldo);
+                float *o2 = falloc((size_t)R * ldo), *scratch = falloc((size_t)nt * sstride);
+                int *seq = xmalloc(sizeof(int) * R), *pos = xmalloc(sizeof(int) * R);
+                int64_t *cost = xmalloc(sizeof(int64_t) * (R + 1));
+                paged_cache pc[4];
+                float *kc[4], *vc[4];
+                gpt2k_kv_view views[4];
+                for (size_t i = 0; i < (size_t)R * ldq; i++)
+                    q[i] = urand(-2, 2);
+                for (int i = 0, r = 0; i < sh.n_seqs; i++) {
+                    const int P = sh.pos0[i] + sh.n[i];
+                    kc[i] = falloc((size_t)P * ld);
+                    vc[i] = falloc((size_t)P * ld);
+                    for (size_t e = 0; e < (size_t)P * ld; e++) {
+                        kc[i][e] = urand(-1, 1);
+                        vc[i][e] = urand(-1, 1);
+                    }
+                    paged_make(&pc[i], kc[i], vc[i], P, ld, sh.bs);
+                    views[i] = pc[i].view;
+                    for (int j = 0; j < sh.n[i]; j++, r++) {
+                        seq[r] = i;
+                        pos[r] = sh.pos0[i] + j;
+                    }
+                }
+                ffill(o1, (size_t)R * ldo, SENTINEL);
+                ffill(o2, (size_t)R * ldo, SENTINEL);
+                gpt2k_attention(pool, ops, o1, ldo, q, ldq, views, seq, pos, R, sh.NH, sh.HD,
+                                scratch, sstride, cost);
                 const float scale = 1.0f / sqrtf((float)sh.HD);
-                for (int tq = 0; tq < sh.T; tq++)
+                for (int r = 0; r < R; r++)
                     for (int h = 0; h < sh.NH; h++)
-                        ops->attention_head(o2 + (size_t)tq * ldo + h * sh.HD,
-                                            q + (size_t)tq * ldq + h * sh.HD, kc + h * sh.HD, ldk,
-                                            vc + h * sh.HD, ldv, sh.pos0 + tq + 1, sh.HD, scale,
-                                            scratch);
+                        ops->attention_head(o2 + (size_t)r * ldo + h * sh.HD,
+                                            q + (size_t)r * ldq + h * sh.HD, &views[seq[r]],
+                                            h * sh.HD, pos[r] + 1, sh.HD, scale, scratch);
                 char ctx[160];
-                snprintf(ctx, sizeof ctx, "gpt2k_attention %s threads=%d pos0=%d T=%d NH=%d HD=%d",
-                         gpt2k_isa_name(ops->isa), nt, sh.pos0, sh.T, sh.NH, sh.HD);
-                expect_close(o1, o2, NULL, (size_t)sh.T * ldo, (size_t)ldo, "%s vs per-head", ctx);
+                snprintf(ctx, sizeof ctx, "gpt2k_attention %s threads=%d shape %zu (%d seqs, %d rows)",
+                         gpt2k_isa_name(ops->isa), nt, s, sh.n_seqs, R);
+                expect_close(o1, o2, NULL, (size_t)R * ldo, (size_t)ldo, "%s vs per-head", ctx);
 
-                /* Causality against a naive reference that scores every cached
-                 * position, masks the future with -inf and takes a full softmax. */
+                /* Causality and sequence isolation against the oracle on each
+                 * row's own contiguous cache, positions 0 .. pos only. */
                 float *want = falloc(sh.HD);
                 double *tol = xmalloc(sh.HD * sizeof(double));
-                float *km = falloc((size_t)P * sh.HD), *vm = falloc((size_t)P * sh.HD);
-                for (int tq = 0; tq < sh.T; tq++)
+                for (int r = 0; r < R; r++)
                     for (int h = 0; h < sh.NH; h++) {
-                        const float *qh = q + (size_t)tq * ldq + h * sh.HD;
-                        int n_vis = 0;
-                        for (int pos = 0; pos < P; pos++) {
-                            if (pos > sh.pos0 + tq)
-                                continue; /* masked: exp(-inf) = 0 weight */
-                            memcpy(km + (size_t)n_vis * sh.HD, kc + (size_t)pos * ldk + h * sh.HD,
-                                   sh.HD * sizeof(float));
-                            memcpy(vm + (size_t)n_vis * sh.HD, vc + (size_t)pos * ldv + h * sh.HD,
-                                   sh.HD * sizeof(float));
-                            n_vis++;
-                        }
-                        attn_oracle(want, tol, qh, km, sh.HD, vm, sh.HD, n_vis, sh.HD, scale);
-                        expect_close(o1 + (size_t)tq * ldo + h * sh.HD, want, tol, sh.HD, sh.HD,
-                                     "%s causal check t=%d h=%d", ctx, tq, h);
+                        attn_oracle(want, tol, q + (size_t)r * ldq + h * sh.HD,
+                                    kc[seq[r]] + h * sh.HD, ld, vc[seq[r]] + h * sh.HD, ld,
+                                    pos[r] + 1, sh.HD, scale);
+                        expect_close(o1 + (size_t)r * ldo + h * sh.HD, want, tol, sh.HD, sh.HD,
+                                     "%s causal check row=%d h=%d", ctx, r, h);
                     }
-                free(want), free(tol), free(km), free(vm);
-                free(q), free(kc), free(vc), free(o1), free(o2), free(scratch);
+                free(want), free(tol);
+                for (int i = 0; i < sh.n_seqs; i++) {
+                    paged_free(&pc[i]);
+                    free(kc[i]), free(vc[i]);
+                }
+                free(q), free(o1), free(o2), free(scratch), free(seq), free(pos), free(cost);
             }
         gpt2k_pool_free(pool);
     }
