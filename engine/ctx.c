@@ -23,7 +23,7 @@ struct gpt2_ctx {
     int *blocks;   /* identity block table */
 };
 
-static const gpt2_backend_ops *find_backend(const char *name, gpt2_error *err)
+const gpt2_backend_ops *gpt2_find_backend(const char *name, gpt2_error *err)
 {
     if (!name || !*name || strcmp(name, "cpu") == 0)
         return &gpt2_backend_cpu;
@@ -41,6 +41,14 @@ static const gpt2_backend_ops *find_backend(const char *name, gpt2_error *err)
     return NULL;
 }
 
+int gpt2_resolve_threads(int n_threads)
+{
+    if (n_threads > 0)
+        return n_threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 gpt2_ctx *gpt2_ctx_create(const gpt2_model *m, const gpt2_ctx_opts *opts, gpt2_error *err)
 {
     gpt2_ctx_opts defaults = {0};
@@ -55,7 +63,7 @@ gpt2_ctx *gpt2_ctx_create(const gpt2_model *m, const gpt2_ctx_opts *opts, gpt2_e
         gpt2_seterr(err, GPT2_ERR_INVALID, "max_batch %d: expected >= 0", opts->max_batch);
         return NULL;
     }
-    const gpt2_backend_ops *be = find_backend(opts->backend, err);
+    const gpt2_backend_ops *be = gpt2_find_backend(opts->backend, err);
     if (!be)
         return NULL;
     gpt2_ctx *c = calloc(1, sizeof *c);
@@ -68,11 +76,7 @@ gpt2_ctx *gpt2_ctx_create(const gpt2_model *m, const gpt2_ctx_opts *opts, gpt2_e
     c->max_batch = opts->max_batch ? opts->max_batch : 512;
     if (c->max_batch > m->cfg.n_ctx)
         c->max_batch = m->cfg.n_ctx;
-    int threads = opts->n_threads;
-    if (threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (int)n : 1;
-    }
+    int threads = gpt2_resolve_threads(opts->n_threads);
     const int bs = GPT2_KV_BLOCK_TOKENS;
     const int n_blocks = (m->cfg.n_ctx + bs - 1) / bs;
     gpt2_backend_opts bo = {

@@ -6,4 +6,10 @@
 
 const gpt2_model *gpt2_ctx_model(const gpt2_ctx *c);
 
+struct gpt2_backend_ops;
+/* "cpu" (or NULL), "cuda" when built with it; NULL with err set otherwise. */
+const struct gpt2_backend_ops *gpt2_find_backend(const char *name, gpt2_error *err);
+/* 0: all online cores. */
+int gpt2_resolve_threads(int n_threads);
+
 #endif

@@ -73,6 +73,7 @@ const char *gpt2_status_name(int status)
     case GPT2_ERR_UNSUPPORTED: return "unsupported";
     case GPT2_ERR_CRC: return "CRC mismatch";
     case GPT2_ERR_TOKENIZE: return "tokenizer error";
+    case GPT2_ERR_BUSY: return "busy";
     default: return "unknown error";
     }
 }

@@ -28,7 +28,8 @@ typedef enum {
     GPT2_ERR_CONTEXT = -5,     /* request longer than the context window */
     GPT2_ERR_UNSUPPORTED = -6, /* valid but not supported (type, backend) */
     GPT2_ERR_CRC = -7,         /* tensor data does not match its CRC-32 */
-    GPT2_ERR_TOKENIZE = -8     /* text cannot be encoded / id out of range */
+    GPT2_ERR_TOKENIZE = -8,    /* text cannot be encoded / id out of range */
+    GPT2_ERR_BUSY = -9         /* no room (KV pool full) within the wait allowed */
 } gpt2_status;
 
 typedef struct gpt2_error {
@@ -214,6 +215,99 @@ typedef int (*gpt2_token_fn)(int id, void *user);
 /* Resets the context, evaluates the prompt, samples up to n_new tokens. */
 int gpt2_generate(gpt2_ctx *c, const int *prompt, int n_prompt, const gpt2_gen_opts *opts,
                   gpt2_token_fn cb, void *user, gpt2_gen_stats *stats, gpt2_error *err);
+
+/* ---- serving: many requests batched into one forward step ---------------- */
+/* A gpt2_engine owns a backend, a paged KV pool and a scheduler thread.
+ * Requests are submitted from any number of threads; every step the
+ * scheduler runs one forward pass over the next token of every decoding
+ * sequence plus chunks of waiting prompts (continuous batching), so each
+ * weight is read once per step for all of them. A request's tokens are the
+ * ones gpt2_generate would give it alone on a context of the same backend
+ * (greedy or sampled with its seed) with the native GEMM; "openblas" keeps no
+ * such promise (its sums depend on the batch). */
+
+typedef struct gpt2_engine gpt2_engine;
+typedef struct gpt2_request gpt2_request;
+
+typedef struct gpt2_engine_opts {
+    gpt2_ctx_opts ctx;    /* threads, isa, backend, gemm, device; ctx.max_batch:
+                           * tokens per step, decode and prefill together (0: 256) */
+    int max_seqs;         /* sequences running at once (0: 64; <= tokens per step) */
+    int kv_tokens;        /* KV pool in positions (0: from kv_mem_mb) */
+    int kv_mem_mb;        /* KV pool in MB when kv_tokens is 0 (0: 512); at least
+                           * one full context either way */
+    int queue_timeout_ms; /* a request waiting longer than this for KV room fails
+                           * with GPT2_ERR_BUSY (0: 60000; < 0: wait forever) */
+} gpt2_engine_opts;
+
+typedef enum {
+    GPT2_REQ_QUEUED = 0,    /* waiting for KV room or a sequence slot */
+    GPT2_REQ_RUNNING = 1,   /* prefilling or decoding */
+    GPT2_REQ_DONE = 2,      /* n_new tokens, EOS, or the callback stopped it */
+    GPT2_REQ_CANCELLED = 3, /* gpt2_request_cancel (tokens so far are kept) */
+    GPT2_REQ_FAILED = 4     /* see the result's error */
+} gpt2_req_state;
+
+typedef struct gpt2_request_opts {
+    const int *prompt;      /* token ids (copied), or NULL: tokenize text */
+    int n_prompt;
+    const char *text;       /* used when prompt is NULL; NULL or "": <|endoftext|> */
+    gpt2_gen_opts gen;      /* n_new, ignore_eos, sampling (its own seed) */
+    gpt2_token_fn on_token; /* may be NULL; called on the scheduler thread for each
+                             * token, must be quick; non-zero stops the request */
+    void *user;
+    float *logits;          /* may be NULL: [n_new][n_vocab], row i receives the logits
+                             * token i was sampled from (checks, accuracy studies) */
+} gpt2_request_opts;
+
+typedef struct gpt2_request_result {
+    int state;              /* gpt2_req_state */
+    const int *tokens;      /* generated so far; valid until gpt2_request_free */
+    int n_tokens;
+    int n_prompt;
+    int stopped_at_eos;
+    double queue_ms;        /* submitted -> admitted (KV room reserved) */
+    double ttft_ms;         /* submitted -> first token (0 before it) */
+    double total_ms;        /* submitted -> finished (0 before it) */
+    gpt2_error error;       /* state GPT2_REQ_FAILED */
+} gpt2_request_result;
+
+typedef struct gpt2_engine_stats {
+    uint64_t steps;         /* forward passes */
+    uint64_t rows;          /* tokens they held (decode + prefill) */
+    uint64_t decode_rows;
+    uint64_t seq_steps;     /* sum over steps of the sequences in the step */
+    uint64_t submitted, completed, cancelled, failed;
+    int running, queued;
+    int kv_blocks, kv_block_tokens;
+    int kv_blocks_used, kv_blocks_peak, kv_blocks_reserved;
+    size_t kv_bytes_per_token;
+    size_t kv_pool_bytes;
+    double forward_ms;      /* time inside forward passes */
+} gpt2_engine_stats;
+
+gpt2_engine *gpt2_engine_create(const gpt2_model *m, const gpt2_engine_opts *opts,
+                                gpt2_error *err);
+/* Cancels what is unfinished and stops the scheduler. Requests not yet freed
+ * stay readable (state CANCELLED if they had not finished) until
+ * gpt2_request_free. */
+void gpt2_engine_free(gpt2_engine *e);
+/* Validates and queues a request; NULL with err set if it can never run
+ * (empty or too long for the context, larger than the whole KV pool, bad
+ * sampling parameters, engine stopping). Thread-safe. */
+gpt2_request *gpt2_submit(gpt2_engine *e, const gpt2_request_opts *opts, gpt2_error *err);
+/* Asks the scheduler to stop the request at the next step; its KV blocks
+ * return to the pool then. Thread-safe; no effect once it has finished. */
+void gpt2_request_cancel(gpt2_request *r);
+/* Waits up to timeout_ms (< 0: forever) for the request to finish and fills
+ * out (may be NULL) with its state and tokens so far. Returns the state. */
+int gpt2_request_wait(gpt2_request *r, int timeout_ms, gpt2_request_result *out);
+/* Releases the handle; an unfinished request is cancelled first. */
+void gpt2_request_free(gpt2_request *r);
+void gpt2_engine_get_stats(gpt2_engine *e, gpt2_engine_stats *out);
+const char *gpt2_engine_isa(const gpt2_engine *e);
+const char *gpt2_engine_gemm(const gpt2_engine *e);
+int gpt2_engine_threads(const gpt2_engine *e);
 
 /* ---- misc --------------------------------------------------------------- */
 

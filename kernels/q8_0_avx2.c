@@ -107,49 +107,31 @@ AINLINE void put(float *o, float v, const float *bias, int store)
  * the weights stream strictly sequentially, with a software prefetch
  * PF_DIST bytes ahead (Zen 3, weights from DRAM: 4 interleaved rows ~3.4
  * GB/s, sequential ~7, sequential + prefetch ~10, the single-core read
- * ceiling). U accumulators per activation row (blocks b % U) keep enough
- * independent FMA chains in flight when M is small. xs: the activation
+ * ceiling). One accumulator per activation row, blocks in order: exactly the
+ * operations of the prefill tile, so a row's result does not depend on how
+ * many rows share the call (measured: no slower than 4 interleaved chains,
+ * the block's load, not the FMA latency, sets the pace). xs: the activation
  * scales, row m at xs + m * nb. */
 #define PF_DIST 2048
 AINLINE void gemv_row(const int MR, float *o, int ldo, const blk *x, size_t ldx, const float *xs,
                       const blk *w, int nb, const float *bias, int store)
 {
-    enum { U = 4 };
-    const int uu = MR == 1 ? 4 : MR == 2 ? 2 : 1;
-    __m256 acc[4][U];
+    __m256 acc[4];
     for (int m = 0; m < MR; m++)
-        for (int u = 0; u < U; u++)
-            acc[m][u] = _mm256_setzero_ps();
-    int b = 0;
-    for (; b + uu <= nb; b += uu) {
-        for (int i = 0; i < uu * (int)sizeof(blk); i += 64)
-            _mm_prefetch((const char *)(w + b) + PF_DIST + i, _MM_HINT_T0);
-        for (int u = 0; u < uu; u++) {
-            const __m256i wq = load_qs(w + b + u), wa = _mm256_abs_epi8(wq);
-            const float dw = _cvtsh_ss(w[b + u].d);
-            for (int m = 0; m < MR; m++) {
-                __m256 f = _mm256_cvtepi32_ps(dot_block(wa, wq, load_qs(x + m * ldx + b + u)));
-                acc[m][u] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw * xs[m * nb + b + u]), acc[m][u]);
-            }
-        }
-    }
-    for (; b < nb; b++) { /* the nb % uu leftovers go to chain 0 */
+        acc[m] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        if (b % 2 == 0)
+            _mm_prefetch((const char *)(w + b) + PF_DIST, _MM_HINT_T0);
         const __m256i wq = load_qs(w + b), wa = _mm256_abs_epi8(wq);
         const float dw = _cvtsh_ss(w[b].d);
         for (int m = 0; m < MR; m++) {
             __m256 f = _mm256_cvtepi32_ps(dot_block(wa, wq, load_qs(x + m * ldx + b)));
-            acc[m][0] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw * xs[m * nb + b]), acc[m][0]);
+            acc[m] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw * xs[m * nb + b]), acc[m]);
         }
     }
     const __m256 z = _mm256_setzero_ps();
-    for (int m = 0; m < MR; m++) {
-        __m256 a = acc[m][0];
-        if (uu == 2)
-            a = _mm256_add_ps(a, acc[m][1]);
-        if (uu == 4)
-            a = _mm256_add_ps(_mm256_add_ps(a, acc[m][1]), _mm256_add_ps(acc[m][2], acc[m][3]));
-        put(o + (size_t)m * ldo, _mm_cvtss_f32(hsum4(a, z, z, z)), bias, store);
-    }
+    for (int m = 0; m < MR; m++)
+        put(o + (size_t)m * ldo, _mm_cvtss_f32(hsum4(acc[m], z, z, z)), bias, store);
 }
 
 typedef void (*gemv_fn)(float *o, int ldo, const blk *x, size_t ldx, const float *xs,

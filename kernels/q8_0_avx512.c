@@ -127,10 +127,12 @@ AINLINE void put(float *o, float v, const float *bias, int store)
 }
 
 /* Decode: one weight row against MR (<= 4) activation rows, two blocks per
- * step, U chains per row for small MR, weights streamed sequentially with a
- * prefetch ahead (see q8_0_avx2.c). xs: activation scales, row m at m * nb. */
+ * step, weights streamed sequentially with a prefetch ahead (see
+ * q8_0_avx2.c). One accumulator per row, steps in order: the operations of
+ * the prefill tile, so a row's result does not depend on how many rows share
+ * the call. xs: activation scales, row m at m * nb. */
 #define PF_DIST 2048
-AINLINE void gemv_step(const int vnni, const int MR, __m512 *acc, int u, const blk *x, size_t ldx,
+AINLINE void gemv_step(const int vnni, const int MR, __m512 *acc, const blk *x, size_t ldx,
                        const float *xs, int nb, const blk *w, int b, const int two)
 {
     const __m512i wq = load_qs2(w + b, two), wa = _mm512_abs_epi8(wq);
@@ -138,39 +140,26 @@ AINLINE void gemv_step(const int vnni, const int MR, __m512 *acc, int u, const b
     const __m512 dw = scales2_f16(w + b, two);
     for (int m = 0; m < MR; m++) {
         __m512 f = _mm512_cvtepi32_ps(dot2(vnni, wa, wneg, load_qs2(x + m * ldx + b, two)));
-        acc[m * 4 + u] =
-            _mm512_fmadd_ps(f, _mm512_mul_ps(dw, scales2(xs + m * nb + b, two)), acc[m * 4 + u]);
+        acc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, scales2(xs + m * nb + b, two)), acc[m]);
     }
 }
 
 AINLINE void gemv_row(const int vnni, const int MR, float *o, int ldo, const blk *x, size_t ldx,
                       const float *xs, const blk *w, int nb, const float *bias, int store)
 {
-    const int uu = MR == 1 ? 4 : MR == 2 ? 2 : 1;
-    __m512 acc[4 * 4]; /* [m][u] */
-    for (int i = 0; i < MR * 4; i++)
-        acc[i] = _mm512_setzero_ps();
+    __m512 acc[4];
+    for (int m = 0; m < MR; m++)
+        acc[m] = _mm512_setzero_ps();
     int b = 0;
-    for (; b + 2 * uu <= nb; b += 2 * uu) {
-        for (int i = 0; i < uu * 2 * (int)sizeof(blk); i += 64)
-            _mm_prefetch((const char *)(w + b) + PF_DIST + i, _MM_HINT_T0);
-        for (int u = 0; u < uu; u++)
-            gemv_step(vnni, MR, acc, u, x, ldx, xs, nb, w, b + 2 * u, 1);
+    for (; b + 2 <= nb; b += 2) {
+        _mm_prefetch((const char *)(w + b) + PF_DIST, _MM_HINT_T0);
+        gemv_step(vnni, MR, acc, x, ldx, xs, nb, w, b, 1);
     }
-    for (; b + 2 <= nb; b += 2) /* leftovers go to chain 0 */
-        gemv_step(vnni, MR, acc, 0, x, ldx, xs, nb, w, b, 1);
     if (b < nb)
-        gemv_step(vnni, MR, acc, 0, x, ldx, xs, nb, w, b, 0);
+        gemv_step(vnni, MR, acc, x, ldx, xs, nb, w, b, 0);
     const __m512 z = _mm512_setzero_ps();
-    for (int m = 0; m < MR; m++) {
-        __m512 a = acc[m * 4];
-        if (uu == 2)
-            a = _mm512_add_ps(a, acc[m * 4 + 1]);
-        if (uu == 4)
-            a = _mm512_add_ps(_mm512_add_ps(a, acc[m * 4 + 1]),
-                              _mm512_add_ps(acc[m * 4 + 2], acc[m * 4 + 3]));
-        put(o + (size_t)m * ldo, _mm_cvtss_f32(hsum4(a, z, z, z)), bias, store);
-    }
+    for (int m = 0; m < MR; m++)
+        put(o + (size_t)m * ldo, _mm_cvtss_f32(hsum4(acc[m], z, z, z)), bias, store);
 }
 
 /* Prefill: one MR x NR register tile, two blocks per step (see the AVX2
