@@ -692,7 +692,7 @@ static int run_graph(cuda_state *s, shape k, const meta_layout *L, gpt2_error *e
 static int cuda_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *err)
 {
     cuda_state *s = p;
-    int rc = gpt2_batch_check(b, &s->cfg, s->max_batch, s->max_logit, err);
+    int rc = gpt2_batch_check(b, &s->cfg, s->max_batch, s->max_logit, s->kv_blocks, s->bs, err);
     if (rc)
         return rc;
     cudaError_t e;

@@ -404,7 +404,17 @@ static void make_models(void)
 {
     for (int i = 0; i < N_CFGS; i++) {
         gpt2_error err = {0};
-        int rc = gpt2_write_synthetic(&CFGS[i].c, 100 + i, CFGS[i].dtype, model_path(&CFGS[i]), 0, &err);
+        int rc;
+        if (CFGS[i].dtype == GPT2_DTYPE_Q8_0) { /* f32, then the quantizer (Q8_0 embeddings too) */
+            const char *tmp = tu_fmt("%s.f32", model_path(&CFGS[i]));
+            rc = gpt2_write_synthetic(&CFGS[i].c, 100 + i, GPT2_DTYPE_F32, tmp, 0, &err);
+            if (!rc)
+                rc = gpt2_quantize(tmp, model_path(&CFGS[i]), GPT2_DTYPE_Q8_0, GPT2_DTYPE_Q8_0,
+                                   NULL, NULL, &err);
+        } else {
+            rc = gpt2_write_synthetic(&CFGS[i].c, 100 + i, CFGS[i].dtype, model_path(&CFGS[i]), 0,
+                                      &err);
+        }
         if (rc) {
             fprintf(stderr, "test_cuda_model: writing %s: %s\n", model_path(&CFGS[i]), err.msg);
             exit(1);
