@@ -430,9 +430,11 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_layernorm);
     tcase_add_test(tc, test_embed);
-    tcase_add_loop_test(tc, test_matmul, 0, N_MSHAPES);
+    /* GPT2C_CUDA_TEST_QUICK=1: the small shapes only, for runs under compute-sanitizer */
+    const int quick = getenv("GPT2C_CUDA_TEST_QUICK") && atoi(getenv("GPT2C_CUDA_TEST_QUICK"));
+    tcase_add_loop_test(tc, test_matmul, 0, quick ? 9 : N_MSHAPES);
     tcase_add_test(tc, test_q8);
-    tcase_add_loop_test(tc, test_attention, 0, 8);
+    tcase_add_loop_test(tc, test_attention, 0, quick ? 4 : 8);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
