@@ -21,3 +21,16 @@ add_test(NAME golden_default_model
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/golden_default.sh ${CMAKE_BINARY_DIR}/bin
           ${CMAKE_SOURCE_DIR} ${GPT2C_TESTDATA}/golden ${GPT2C_PYTHON})
 set_tests_properties(golden_default_model PROPERTIES TIMEOUT 600)
+
+# The CUDA suites (built only with the CUDA backend). Without a device they
+# print "skipped: no CUDA device" and pass; tools/gpu_check runs them on a GPU.
+if(GPT2C_CUDA_ON)
+  foreach(name test_cuda_kernels test_cuda_model)
+    add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/${name}.c)
+    target_link_libraries(${name} PRIVATE gpt2c PkgConfig::CHECK)
+    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+    add_test(NAME ${name} COMMAND ${name})
+    set_tests_properties(${name} PROPERTIES ENVIRONMENT
+      "GPT2C_SOURCE_DIR=${CMAKE_SOURCE_DIR};GPT2C_TESTDATA=${GPT2C_TESTDATA}" TIMEOUT 900)
+  endforeach()
+endif()

@@ -1,0 +1,166 @@
+/* Tensor-core GEMM for prefill and large batches: out = x[M][K] * W[N][K]^T
+ * with the epilogue fused. Block tiles BM x BN over K in steps of 32; each
+ * step's x and W tiles are copied global -> shared by cp.async (16 bytes,
+ * zero-filled past the edges) into one of two buffers while the warps run
+ * WMMA 16x16x16 (fp16/bf16 in, fp32 accumulate) on the other. */
+#include <mma.h>
+
+#include "common.cuh"
+
+using namespace nvcuda;
+
+#define GEMM_BK 32
+#define GEMM_LDS (GEMM_BK + 8) /* shared row stride (elements): padding against bank conflicts */
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    int n = valid ? 16 : 0; /* 0: nothing read, 16 zero bytes written */
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/* WM x WN warps; each warp owns a (BM/WM) x (BN/WN) tile of the output. */
+template <typename T, int BM, int BN, int WM, int WN>
+__global__ void __launch_bounds__(WM *WN * 32)
+    gemm_kernel(void *out, int ldo, g2c_epi epi, const T *__restrict__ x, int ldx,
+                const T *__restrict__ w, const float *__restrict__ bias, int M, int K, int N)
+{
+    constexpr int THREADS = WM * WN * 32;
+    constexpr int WTM = BM / WM, WTN = BN / WN; /* warp tile */
+    constexpr int FM = WTM / 16, FN = WTN / 16; /* fragments per warp */
+    constexpr int CH = GEMM_BK / 8;             /* 16-byte chunks per tile row */
+    constexpr int A_ELEMS = BM * GEMM_LDS, B_ELEMS = BN * GEMM_LDS;
+    constexpr int TILE_BYTES = 2 * (A_ELEMS + B_ELEMS) * (int)sizeof(T);
+    constexpr int EPI_BYTES = WM * WN * 256 * (int)sizeof(float);
+    __shared__ __align__(128) unsigned char smem[TILE_BYTES > EPI_BYTES ? TILE_BYTES : EPI_BYTES];
+    T *As = (T *)smem;           /* [2][BM][LDS] */
+    T *Bs = As + 2 * A_ELEMS;    /* [2][BN][LDS] */
+
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid & 31;
+    const int wm = warp / WN, wn = warp % WN;
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const int nk = (K + GEMM_BK - 1) / GEMM_BK;
+
+    auto load_tile = [&](int kt, int stage) {
+        const int k0 = kt * GEMM_BK;
+        for (int c = tid; c < BM * CH; c += THREADS) {
+            int r = c / CH, kc = (c % CH) * 8;
+            int gm = m0 + r, gk = k0 + kc;
+            bool ok = gm < M && gk < K; /* K % 8 == 0: a chunk is wholly in or out */
+            const T *src = ok ? x + (size_t)gm * ldx + gk : x;
+            cp_async16(As + stage * A_ELEMS + r * GEMM_LDS + kc, src, ok);
+        }
+        for (int c = tid; c < BN * CH; c += THREADS) {
+            int r = c / CH, kc = (c % CH) * 8;
+            int gn = n0 + r, gk = k0 + kc;
+            bool ok = gn < N && gk < K;
+            const T *src = ok ? w + (size_t)gn * K + gk : w;
+            cp_async16(Bs + stage * B_ELEMS + r * GEMM_LDS + kc, src, ok);
+        }
+        cp_async_commit();
+    };
+
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][FN];
+#pragma unroll
+    for (int i = 0; i < FM; i++)
+#pragma unroll
+        for (int j = 0; j < FN; j++)
+            wmma::fill_fragment(acc[i][j], 0.0f);
+
+    load_tile(0, 0);
+    for (int kt = 0; kt < nk; kt++) {
+        if (kt + 1 < nk) {
+            load_tile(kt + 1, (kt + 1) & 1); /* that buffer was released by the last barrier */
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const T *a = As + (kt & 1) * A_ELEMS + (wm * WTM) * GEMM_LDS;
+        const T *b = Bs + (kt & 1) * B_ELEMS + (wn * WTN) * GEMM_LDS;
+#pragma unroll
+        for (int kk = 0; kk < GEMM_BK; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[FM];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb[FN];
+#pragma unroll
+            for (int i = 0; i < FM; i++)
+                wmma::load_matrix_sync(fa[i], a + i * 16 * GEMM_LDS + kk, GEMM_LDS);
+#pragma unroll
+            for (int j = 0; j < FN; j++) /* W tile [n][k] is B (k x n) column-major */
+                wmma::load_matrix_sync(fb[j], b + j * 16 * GEMM_LDS + kk, GEMM_LDS);
+#pragma unroll
+            for (int i = 0; i < FM; i++)
+#pragma unroll
+                for (int j = 0; j < FN; j++)
+                    wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        }
+        __syncthreads(); /* everyone is done with this buffer before it is refilled */
+    }
+
+    /* epilogue: each warp stages one 16x16 fragment at a time in shared memory
+     * (the tile buffers are free now), then writes it with bias/GELU/residual */
+    float *stage = (float *)smem + warp * 256;
+#pragma unroll
+    for (int i = 0; i < FM; i++) {
+#pragma unroll
+        for (int j = 0; j < FN; j++) {
+            wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
+            __syncwarp();
+            const int fm = m0 + wm * WTM + i * 16, fn = n0 + wn * WTN + j * 16;
+#pragma unroll
+            for (int e = lane; e < 256; e += 32) {
+                int m = fm + e / 16, n = fn + e % 16;
+                if (m < M && n < N)
+                    epilogue_store<T>(out, ldo, epi, bias, m, n, stage[e]);
+            }
+            __syncwarp();
+        }
+    }
+}
+
+extern "C" int g2c_gemm_ok(g2c_dtype t, const void *x, int ldx, const void *w, int K)
+{
+    return (t == G2C_F16 || t == G2C_BF16) && K % 8 == 0 && ldx % 8 == 0 &&
+           ((uintptr_t)x & 15) == 0 && ((uintptr_t)w & 15) == 0;
+}
+
+template <typename T, int BM, int BN, int WM, int WN>
+static int gemm_launch(cudaStream_t st, void *out, int ldo, g2c_epi epi, const void *x, int ldx,
+                       const void *w, const float *bias, int M, int K, int N)
+{
+    dim3 grid((N + BN - 1) / BN, (M + BM - 1) / BM), block(WM * WN * 32);
+    gemm_kernel<T, BM, BN, WM, WN><<<grid, block, 0, st>>>(out, ldo, epi, (const T *)x, ldx,
+                                                           (const T *)w, bias, M, K, N);
+    return g2c_launch_rc();
+}
+
+template <typename T>
+static int gemm_pick(cudaStream_t st, void *out, int ldo, g2c_epi epi, const void *x, int ldx,
+                     const void *w, const float *bias, int M, int K, int N, int n_sm)
+{
+    /* large tiles reuse more per byte loaded, but only pay when they fill the GPU */
+    long big = (long)((M + 127) / 128) * ((N + 127) / 128);
+    if (big >= n_sm)
+        return gemm_launch<T, 128, 128, 2, 4>(st, out, ldo, epi, x, ldx, w, bias, M, K, N);
+    return gemm_launch<T, 64, 64, 2, 2>(st, out, ldo, epi, x, ldx, w, bias, M, K, N);
+}
+
+extern "C" int g2c_gemm(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype t,
+                        const void *x, int ldx, const void *w, const float *bias, int M, int K,
+                        int N, int n_sm)
+{
+    if (M <= 0 || N <= 0)
+        return 0;
+    if (!g2c_gemm_ok(t, x, ldx, w, K))
+        return (int)cudaErrorInvalidValue;
+    if (n_sm < 1)
+        n_sm = 1;
+    if (t == G2C_F16)
+        return gemm_pick<__half>(st, out, ldo, epi, x, ldx, w, bias, M, K, N, n_sm);
+    return gemm_pick<__nv_bfloat16>(st, out, ldo, epi, x, ldx, w, bias, M, K, N, n_sm);
+}

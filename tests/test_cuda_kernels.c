@@ -1,0 +1,444 @@
+/* Every CUDA kernel against the CPU reference kernels (gpt2k_ops_ref) over
+ * many shapes, ragged ones included (K, N, C not multiples of any vector or
+ * tile width; M = 1; M just past the GEMV/GEMM switch).
+ *
+ * Inputs are rounded to the device type on the host first, so the reference
+ * sees exactly the values the GPU sees and the only differences left are the
+ * order of fp32 sums and the rounding of the output. Tolerances:
+ *   fp32 outputs: |d| <= 1e-4 * max|ref| + 1e-4 |ref|. fp32 sums of K <= 3072
+ *     products differ by order only: ~sqrt(K) * 6e-8 relative to the terms'
+ *     scale, two orders below this bound; a wrong index or bias moves
+ *     results by O(max|ref|).
+ *   fp16 outputs add one rounding: rtol 1e-3 (2^-11 = 4.9e-4 per rounding).
+ *   bf16 outputs: rtol 8e-3 (2^-8 = 3.9e-3 per rounding).
+ *   attention uses __expf (2 ulp): included in the fp32 bound.
+ * Without a CUDA device the suite prints "skipped: no CUDA device" and passes. */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_kernels.h"
+#include "cuda_testutil.h"
+#include "gemm_cublas.h"
+#include "kernel_testutil.h"
+#include "kernels.h"
+#include "testutil.h"
+
+static const gpt2k_ops *REF;
+
+static float *rand_vec(size_t n, float scale, int dtype)
+{
+    float *v = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        v[i] = cu_round(urand(-scale, scale), dtype);
+    return v;
+}
+
+static double out_rtol(int dtype) { return dtype == 1 ? 1e-3 : dtype == 2 ? 8e-3 : 1e-4; }
+
+static void expect_close(const char *what, const float *got, const float *ref, long n,
+                         double rtol)
+{
+    double mx = 0;
+    for (long i = 0; i < n; i++)
+        mx = fabs(ref[i]) > mx ? fabs(ref[i]) : mx;
+    tu_diff d = tu_compare(got, ref, n, 1e-4 * (mx > 0 ? mx : 1) + 1e-6, rtol);
+    if (d.n_bad)
+        ck_abort_msg("%s: %ld of %ld values differ; worst at %ld: got %.7g expected %.7g "
+                     "(max |diff| %.3g, max |ref| %.3g)",
+                     what, d.n_bad, n, d.worst, got[d.worst], ref[d.worst], d.max_abs, d.ref_max);
+}
+
+/* ---- LayerNorm ------------------------------------------------------------- */
+
+START_TEST(test_layernorm)
+{
+    const int Cs[] = {1, 7, 32, 36, 100, 768};
+    const int Rs[] = {1, 3, 17};
+    for (int ci = 0; ci < 6; ci++)
+        for (int ri = 0; ri < 3; ri++)
+            for (int dt = 0; dt < 3; dt++) {
+                const int C = Cs[ci], R = Rs[ri], ldx = C + 5, ldo = C + 3, X = 2 * R + 1;
+                float *x = rand_vec((size_t)X * ldx, 3.0f, 0);
+                for (long i = 0; i < (long)X * ldx; i++)
+                    x[i] += 1.5f; /* a mean away from zero */
+                float *g = rand_vec(C, 1.5f, 0), *b = rand_vec(C, 0.5f, 0);
+                int rows[64];
+                for (int r = 0; r < R; r++)
+                    rows[r] = (r * 7 + 3) % X; /* gathered rows, as for the logit rows */
+                float *ref = xmalloc(sizeof(float) * R * ldo), *got = xmalloc(sizeof(float) * R * ldo);
+                memset(ref, 0, sizeof(float) * R * ldo);
+                for (int r = 0; r < R; r++) {
+                    REF->layernorm(ref + (size_t)r * ldo, x + (size_t)rows[r] * ldx, g, b, C, 1e-5f);
+                    for (int c = 0; c < C; c++)
+                        ref[(size_t)r * ldo + c] = cu_round(ref[(size_t)r * ldo + c], dt);
+                }
+                float *dx = cu_upload(x, sizeof(float) * X * ldx);
+                float *dg = cu_upload(g, sizeof(float) * C), *db = cu_upload(b, sizeof(float) * C);
+                int *drows = cu_upload(rows, sizeof(int) * R);
+                void *dout;
+                CU(cudaMalloc(&dout, (size_t)R * ldo * 4));
+                CU(cudaMemset(dout, 0, (size_t)R * ldo * 4));
+                LAUNCH_OK(g2c_layernorm(0, dout, (g2c_dtype)dt, ldo, dx, ldx, drows, dg, db, R, C, 1e-5f));
+                cu_download_as(got, dout, (size_t)R * ldo, dt);
+                expect_close(tu_fmt("layernorm C=%d R=%d %s", C, R, g2c_dtype_name(dt)), got, ref,
+                             (long)R * ldo, out_rtol(dt));
+                cudaFree(dx), cudaFree(dg), cudaFree(db), cudaFree(drows), cudaFree(dout);
+                free(x), free(g), free(b), free(ref), free(got);
+            }
+}
+END_TEST
+
+/* ---- embedding --------------------------------------------------------------- */
+
+START_TEST(test_embed)
+{
+    const int Cs[] = {32, 64, 768};
+    for (int ci = 0; ci < 3; ci++)
+        for (int wt = 0; wt < 4; wt++) {
+            const int C = Cs[ci], V = 37, NCTX = 19, R = 11;
+            float *wte = rand_vec((size_t)V * C, 0.5f, wt < 3 ? wt : 0);
+            float *wpe = rand_vec((size_t)NCTX * C, 0.5f, 0);
+            int ids[11], pos[11];
+            for (int r = 0; r < R; r++)
+                ids[r] = (int)(rand_u64() % V), pos[r] = (int)(rand_u64() % NCTX);
+            void *dwte;
+            if (wt == G2C_Q8_0) { /* quantize, dequantize for the reference, repack for the device */
+                size_t rb = gpt2k_q8_0_row_bytes(C);
+                gpt2k_block_q8_0 *q = xmalloc(rb * V);
+                gpt2k_quantize_q8_0_ref(q, wte, V * C);
+                gpt2k_dequantize_q8_0(wte, q, V * C);
+                char *dev = xmalloc(g2c_q8_bytes(V, C));
+                float *sc = (float *)(dev + (size_t)V * C);
+                for (int blk = 0; blk < V * C / 32; blk++) {
+                    memcpy(dev + (size_t)blk * 32, q[blk].qs, 32);
+                    sc[blk] = gpt2k_f16_to_f32(q[blk].d);
+                }
+                dwte = cu_upload(dev, g2c_q8_bytes(V, C));
+                free(q), free(dev);
+            } else {
+                dwte = cu_upload_as(wte, (size_t)V * C, wt);
+            }
+            float *ref = xmalloc(sizeof(float) * R * C), *got = xmalloc(sizeof(float) * R * C);
+            for (int r = 0; r < R; r++)
+                for (int c = 0; c < C; c++)
+                    ref[r * C + c] = wte[(size_t)ids[r] * C + c] + wpe[(size_t)pos[r] * C + c];
+            float *dwpe = cu_upload(wpe, sizeof(float) * NCTX * C), *dx;
+            int *dids = cu_upload(ids, sizeof ids), *dpos = cu_upload(pos, sizeof pos);
+            CU(cudaMalloc((void **)&dx, sizeof(float) * R * C));
+            LAUNCH_OK(g2c_embed(0, dx, dids, dpos, R, dwte, (g2c_dtype)wt, V, dwpe, C));
+            cu_download(got, dx, sizeof(float) * R * C);
+            expect_close(tu_fmt("embed C=%d %s", C, g2c_dtype_name(wt)), got, ref, (long)R * C, 1e-6);
+            cudaFree(dwte), cudaFree(dwpe), cudaFree(dx), cudaFree(dids), cudaFree(dpos);
+            free(wte), free(wpe), free(ref), free(got);
+        }
+}
+END_TEST
+
+/* ---- matmul: GEMV, tensor-core GEMM, the dispatcher, cuBLAS ------------------- */
+
+typedef struct mshape {
+    int M, K, N;
+} mshape;
+static const mshape MSHAPES[] = {
+    {1, 8, 1},    {1, 768, 2304}, {2, 36, 13},   {3, 40, 7},    {8, 64, 40},  {9, 64, 40},
+    {17, 72, 33}, {64, 96, 130},  {65, 128, 64}, {130, 768, 200}, {256, 3072, 72}, {512, 768, 768},
+};
+#define N_MSHAPES (int)(sizeof MSHAPES / sizeof MSHAPES[0])
+
+enum { K_GEMV = 0, K_GEMM = 1, K_DISPATCH = 2, K_CUBLAS = 3 };
+static const char *KNAMES[] = {"gemv", "gemm", "matmul", "cublas"};
+
+/* one (shape, dtype, epilogue, kernel) case: loop index = shape */
+static void run_matmul_case(const mshape *s, int dt, int epi, int kern)
+{
+    const int M = s->M, K = s->K, N = s->N, ldx = K + (dt == 0 ? 4 : 8), ldo = N + 3;
+    if (kern == K_GEMM && (dt == 0 || K % 8))
+        return; /* the tensor-core kernel takes fp16/bf16 and K % 8 == 0 */
+    float *x = rand_vec((size_t)M * ldx, 1.0f, dt), *w = rand_vec((size_t)N * K, 0.5f, dt);
+    float *bias = rand_vec(N, 0.5f, 0);
+    float *init = rand_vec((size_t)M * ldo, 1.0f, 0);
+    float *ref = xmalloc(sizeof(float) * M * ldo), *got = xmalloc(sizeof(float) * M * ldo);
+    const int out_dt = epi == G2C_EPI_GELU ? dt : 0;
+    memcpy(ref, init, sizeof(float) * M * ldo);
+    if (out_dt)
+        for (long i = 0; i < (long)M * ldo; i++)
+            ref[i] = init[i] = cu_round(init[i], dt);
+    REF->matmul_f32(ref, ldo, x, ldx, w, bias, M, K, 0, N, epi == G2C_EPI_ACCUM);
+    if (epi == G2C_EPI_GELU)
+        for (int m = 0; m < M; m++) {
+            REF->gelu(ref + (size_t)m * ldo, N);
+            for (int n = 0; n < N; n++)
+                ref[(size_t)m * ldo + n] = cu_round(ref[(size_t)m * ldo + n], dt);
+        }
+    void *dx = cu_upload_as(x, (size_t)M * ldx, dt), *dw = cu_upload_as(w, (size_t)N * K, dt);
+    float *db = cu_upload(bias, sizeof(float) * N);
+    void *dout = cu_upload_as(init, (size_t)M * ldo, out_dt);
+    float *scratch;
+    CU(cudaMalloc((void **)&scratch, sizeof(float) * M * N));
+    int rc = 0;
+    cublasHandle_t h = NULL;
+    switch (kern) {
+    case K_GEMV: rc = g2c_gemv(0, dout, ldo, epi, dt, dx, ldx, dw, db, M, K, N); break;
+    case K_GEMM: rc = g2c_gemm(0, dout, ldo, epi, dt, dx, ldx, dw, db, M, K, N, 132); break;
+    case K_DISPATCH: rc = g2c_matmul(0, dout, ldo, epi, dt, dx, ldx, dw, dt, db, M, K, N, NULL, 132); break;
+    case K_CUBLAS:
+        ck_assert(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS);
+        rc = g2c_cublas_matmul(h, 0, dout, ldo, epi, dt, dx, ldx, dw, db, M, K, N, scratch);
+        ck_assert_msg(rc == 0, "cublas: %s", g2c_cublas_error(rc));
+        break;
+    }
+    ck_assert_msg(rc == 0, "%s launch: %s", KNAMES[kern], cudaGetErrorString((cudaError_t)rc));
+    CU(cudaDeviceSynchronize());
+    if (h)
+        cublasDestroy(h);
+    cu_download_as(got, dout, (size_t)M * ldo, out_dt);
+    /* padding columns n >= N must be untouched: compare them against init */
+    for (int m = 0; m < M; m++)
+        for (int n = N; n < ldo; n++)
+            ck_assert_msg(got[(size_t)m * ldo + n] == init[(size_t)m * ldo + n],
+                          "%s wrote past column N=%d at row %d", KNAMES[kern], N, m);
+    /* cuBLAS may run its fp16 GEMMs on tensor cores with a different sum order
+     * and split K: same bound */
+    expect_close(tu_fmt("%s M=%d K=%d N=%d %s epi=%d", KNAMES[kern], M, K, N, g2c_dtype_name(dt), epi),
+                 got, ref, (long)M * ldo, out_rtol(out_dt ? dt : 0));
+    cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dout), cudaFree(scratch);
+    free(x), free(w), free(bias), free(init), free(ref), free(got);
+}
+
+START_TEST(test_matmul)
+{
+    const mshape *s = &MSHAPES[_i];
+    for (int kern = 0; kern < 4; kern++)
+        for (int dt = 0; dt < 3; dt++)
+            for (int epi = 0; epi < 3; epi++)
+                run_matmul_case(s, dt, epi, kern);
+}
+END_TEST
+
+/* ---- Q8_0 GEMV ----------------------------------------------------------------- */
+
+START_TEST(test_q8)
+{
+    const mshape shapes[] = {{1, 32, 1}, {1, 768, 2304}, {5, 64, 7}, {8, 96, 65}, {9, 3072, 40}, {20, 128, 33}};
+    for (int si = 0; si < 6; si++)
+        for (int xt = 0; xt < 2; xt++)
+            for (int epi = 0; epi < 3; epi++) {
+                const int M = shapes[si].M, K = shapes[si].K, N = shapes[si].N, ldx = K + 32, ldo = N + 1;
+                const int nb = K / 32;
+                float *x = rand_vec((size_t)M * ldx, 2.0f, xt), *w = rand_vec((size_t)N * K, 0.5f, 0);
+                float *bias = rand_vec(N, 0.5f, 0), *init = rand_vec((size_t)M * ldo, 1.0f, 0);
+                const int out_dt = epi == G2C_EPI_GELU ? xt : 0;
+                if (out_dt)
+                    for (long i = 0; i < (long)M * ldo; i++)
+                        init[i] = cu_round(init[i], xt);
+                size_t rb = gpt2k_q8_0_row_bytes(K);
+                char *wq = xmalloc(rb * N), *xq = xmalloc(rb * M);
+                gpt2k_quantize_q8_0_ref(wq, w, N * K);
+                for (int m = 0; m < M; m++)
+                    REF->quantize_q8_0(xq + rb * m, x + (size_t)m * ldx, K);
+                float *ref = xmalloc(sizeof(float) * M * ldo), *got = xmalloc(sizeof(float) * M * ldo);
+                memcpy(ref, init, sizeof(float) * M * ldo);
+                REF->matmul_q8_0(ref, ldo, xq, wq, bias, M, K, 0, N, epi == G2C_EPI_ACCUM);
+                if (epi == G2C_EPI_GELU)
+                    for (int m = 0; m < M; m++) {
+                        REF->gelu(ref + (size_t)m * ldo, N);
+                        for (int n = 0; n < N; n++)
+                            ref[(size_t)m * ldo + n] = cu_round(ref[(size_t)m * ldo + n], xt);
+                    }
+                /* device layout: int8 rows, then fp32 scales */
+                char *dev = xmalloc(g2c_q8_bytes(N, K));
+                float *sc = (float *)(dev + (size_t)N * K);
+                const gpt2k_block_q8_0 *blk = (const gpt2k_block_q8_0 *)wq;
+                for (int b = 0; b < N * nb; b++) {
+                    memcpy(dev + (size_t)b * 32, blk[b].qs, 32);
+                    sc[b] = gpt2k_f16_to_f32(blk[b].d);
+                }
+                void *dw = cu_upload(dev, g2c_q8_bytes(N, K)), *dx = cu_upload_as(x, (size_t)M * ldx, xt);
+                float *db = cu_upload(bias, sizeof(float) * N);
+                void *dout = cu_upload_as(init, (size_t)M * ldo, out_dt), *dxq;
+                CU(cudaMalloc(&dxq, g2c_q8_bytes(M, K)));
+                LAUNCH_OK(g2c_gemv_q8(0, dout, ldo, epi, xt, dx, ldx, dw, db, M, K, N, dxq));
+                cu_download_as(got, dout, (size_t)M * ldo, out_dt);
+                expect_close(tu_fmt("q8_0 M=%d K=%d N=%d x=%s epi=%d", M, K, N, g2c_dtype_name(xt), epi),
+                             got, ref, (long)M * ldo, out_rtol(out_dt));
+                cudaFree(dw), cudaFree(dx), cudaFree(db), cudaFree(dout), cudaFree(dxq);
+                free(x), free(w), free(bias), free(init), free(wq), free(xq), free(dev), free(ref), free(got);
+            }
+}
+END_TEST
+
+/* ---- attention over the paged cache ---------------------------------------------- */
+
+typedef struct aseq {
+    int pos0, n_rows;
+} aseq;
+
+/* loop index: (HD, block size) combination */
+START_TEST(test_attention)
+{
+    const int HDs[] = {12, 16, 64, 80}, BSs[] = {4, 16};
+    const int HD = HDs[_i / 2], bs = BSs[_i % 2], NH = HD == 64 ? 3 : 2, C = NH * HD, L = 2;
+    const int layer = 1, n_ctx = 300;
+    /* ragged: decode rows, short chunks, long prefill chunks past one tile, a
+     * chunk that starts mid-sequence */
+    const aseq seqs[] = {{0, 1}, {0, 5}, {7, 1}, {13, 70}, {100, 3}, {0, 130}, {250, 1}, {60, 4}};
+    const int S = 8;
+    int R = 0, max_tab = (n_ctx + bs - 1) / bs;
+    for (int i = 0; i < S; i++)
+        R += seqs[i].n_rows;
+    /* the block pool: every sequence gets a shuffled set of blocks */
+    const int n_blocks = S * max_tab;
+    int *perm = xmalloc(sizeof(int) * n_blocks);
+    for (int i = 0; i < n_blocks; i++)
+        perm[i] = i;
+    for (int i = n_blocks - 1; i > 0; i--) {
+        int j = (int)(rand_u64() % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    /* every position of every sequence (0 .. pos0+n_rows-1) gets a qkv row;
+     * the cache is filled through g2c_kv_write; rows of the batch are the last
+     * n_rows positions of each sequence */
+    int n_all = 0;
+    for (int i = 0; i < S; i++)
+        n_all += seqs[i].pos0 + seqs[i].n_rows;
+    const int ldq = 3 * C;
+    float *qkv = rand_vec((size_t)n_all * ldq, 1.5f, 0);
+    int *pos_all = xmalloc(sizeof(int) * n_all), *tab_all = xmalloc(sizeof(int) * n_all);
+    int *pos = xmalloc(sizeof(int) * R), *tab = xmalloc(sizeof(int) * R), *brow = xmalloc(sizeof(int) * R);
+    int *seq_of = xmalloc(sizeof(int) * R);
+    int a = 0, r = 0;
+    for (int i = 0; i < S; i++) {
+        int n = seqs[i].pos0 + seqs[i].n_rows;
+        for (int t = 0; t < n; t++, a++) {
+            pos_all[a] = t, tab_all[a] = i * max_tab;
+            if (t >= seqs[i].pos0)
+                pos[r] = t, tab[r] = i * max_tab, brow[r] = a, seq_of[r] = i, r++;
+        }
+    }
+    /* q of the batch rows: gathered from the qkv rows (stride ldq) */
+    float *q = xmalloc(sizeof(float) * R * ldq);
+    for (r = 0; r < R; r++)
+        memcpy(q + (size_t)r * ldq, qkv + (size_t)brow[r] * ldq, sizeof(float) * ldq);
+
+    size_t pool_elems = (size_t)n_blocks * L * 2 * bs * C;
+    uint16_t *dpool;
+    CU(cudaMalloc((void **)&dpool, pool_elems * 2));
+    CU(cudaMemset(dpool, 0xff, pool_elems * 2)); /* NaN everywhere no write reaches */
+    int *dtables = cu_upload(perm, sizeof(int) * n_blocks);
+    float *dqkv = cu_upload(qkv, sizeof(float) * n_all * ldq), *dq = cu_upload(q, sizeof(float) * R * ldq);
+    int *dpos_all = cu_upload(pos_all, sizeof(int) * n_all), *dtab_all = cu_upload(tab_all, sizeof(int) * n_all);
+    int *dpos = cu_upload(pos, sizeof(int) * R), *dtab = cu_upload(tab, sizeof(int) * R);
+    g2c_kv kv = {dpool, L, C, bs, layer, dtables};
+    LAUNCH_OK(g2c_kv_write(0, &kv, dqkv, ldq, dpos_all, dtab_all, n_all));
+
+    /* the cache as the reference reads it: fp16 values as floats, same layout */
+    uint16_t *hpool = xmalloc(pool_elems * 2);
+    float *fpool = xmalloc(pool_elems * sizeof(float));
+    cu_download(hpool, dpool, pool_elems * 2);
+    for (size_t i = 0; i < pool_elems; i++)
+        fpool[i] = gpt2k_f16_to_f32(hpool[i]);
+    /* the write itself: every position's K and V are fp16(qkv) at their place */
+    for (a = 0; a < n_all; a++) {
+        int t = pos_all[a], blk = perm[tab_all[a] + t / bs];
+        for (int kind = 0; kind < 2; kind++)
+            for (int c = 0; c < C; c++) {
+                size_t i = (((size_t)blk * L + layer) * 2 + kind) * bs * C + (size_t)(t % bs) * C + c;
+                float want = cu_round(qkv[(size_t)a * ldq + (kind + 1) * C + c], 1);
+                ck_assert_msg(fpool[i] == want, "kv_write: position %d kind %d channel %d: %g, expected %g",
+                              t, kind, c, fpool[i], want);
+            }
+    }
+    /* reference output per batch row */
+    float *ref = xmalloc(sizeof(float) * R * C), *scratch = xmalloc(sizeof(float) * n_ctx);
+    for (r = 0; r < R; r++) {
+        int i = seq_of[r];
+        gpt2k_kv_view view = {fpool + (size_t)layer * 2 * bs * C, fpool + ((size_t)layer * 2 + 1) * bs * C,
+                              perm + i * max_tab, (size_t)L * 2 * bs * C, bs, C};
+        for (int h = 0; h < NH; h++)
+            REF->attention_head(ref + (size_t)r * C + h * HD, q + (size_t)r * ldq + h * HD, &view,
+                                h * HD, pos[r] + 1, HD, 1.0f / sqrtf((float)HD), scratch);
+    }
+    /* prefill tiles for the chunks of >= 4 rows, decode for the rest; then the
+     * decode kernel alone for every row: both paths cover every row shape */
+    int *tiles = xmalloc(sizeof(int) * 2 * R), *dec = xmalloc(sizeof(int) * R), *all = xmalloc(sizeof(int) * R);
+    int P = 0, D = 0;
+    r = 0;
+    for (int i = 0; i < S; i++) {
+        if (seqs[i].n_rows >= 4)
+            for (int k = 0; k < seqs[i].n_rows; k += 64) {
+                tiles[2 * P] = r + k;
+                tiles[2 * P + 1] = seqs[i].n_rows - k < 64 ? seqs[i].n_rows - k : 64;
+                P++;
+            }
+        else
+            for (int k = 0; k < seqs[i].n_rows; k++)
+                dec[D++] = r + k;
+        r += seqs[i].n_rows;
+    }
+    for (r = 0; r < R; r++)
+        all[r] = r;
+    int *dtiles = cu_upload(tiles, sizeof(int) * 2 * P), *ddec = cu_upload(dec, sizeof(int) * D);
+    int *dall = cu_upload(all, sizeof(int) * R);
+    float *part;
+    CU(cudaMalloc((void **)&part, sizeof(float) * R * NH * g2c_decode_splits(n_ctx) * (HD + 2)));
+    float *got = xmalloc(sizeof(float) * R * C);
+    for (int ot = 0; ot < 2; ot++)
+        for (int mode = 0; mode < 2; mode++) {
+            void *dout;
+            CU(cudaMalloc(&dout, (size_t)R * C * 4));
+            CU(cudaMemset(dout, 0xff, (size_t)R * C * 4));
+            if (mode == 0) {
+                LAUNCH_OK(g2c_attention_prefill(0, &kv, dout, ot, C, dq, ldq, dpos, dtab, dtiles, P, NH, HD));
+                LAUNCH_OK(g2c_attention_decode(0, &kv, dout, ot, C, dq, ldq, dpos, dtab, ddec, D, NH, HD,
+                                               n_ctx, part));
+            } else {
+                LAUNCH_OK(g2c_attention_decode(0, &kv, dout, ot, C, dq, ldq, dpos, dtab, dall, R, NH, HD,
+                                               n_ctx, part));
+            }
+            cu_download_as(got, dout, (size_t)R * C, ot);
+            float *want = xmalloc(sizeof(float) * R * C);
+            for (long i = 0; i < (long)R * C; i++)
+                want[i] = cu_round(ref[i], ot);
+            expect_close(tu_fmt("attention HD=%d bs=%d %s out=%s", HD, bs,
+                                mode ? "decode-only" : "prefill+decode", g2c_dtype_name(ot)),
+                         got, want, (long)R * C, ot ? 1e-3 : 1e-4);
+            free(want);
+            cudaFree(dout);
+        }
+    cudaFree(dpool), cudaFree(dtables), cudaFree(dqkv), cudaFree(dq), cudaFree(dpos_all);
+    cudaFree(dtab_all), cudaFree(dpos), cudaFree(dtab), cudaFree(dtiles), cudaFree(ddec);
+    cudaFree(dall), cudaFree(part);
+    free(perm), free(qkv), free(pos_all), free(tab_all), free(pos), free(tab), free(brow), free(seq_of);
+    free(q), free(hpool), free(fpool), free(ref), free(scratch), free(tiles), free(dec), free(all), free(got);
+}
+END_TEST
+
+int main(void)
+{
+    char why[256];
+    if (!cu_have_device(why, sizeof why)) {
+        printf("test_cuda_kernels: skipped: no CUDA device (%s)\n", why);
+        return 0;
+    }
+    REF = gpt2k_ops_ref();
+    Suite *s = suite_create("cuda_kernels");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_layernorm);
+    tcase_add_test(tc, test_embed);
+    /* GPT2C_CUDA_TEST_QUICK=1: the small shapes only, for runs under compute-sanitizer */
+    const int quick = getenv("GPT2C_CUDA_TEST_QUICK") && atoi(getenv("GPT2C_CUDA_TEST_QUICK"));
+    tcase_add_loop_test(tc, test_matmul, 0, quick ? 9 : N_MSHAPES);
+    tcase_add_test(tc, test_q8);
+    tcase_add_loop_test(tc, test_attention, 0, quick ? 4 : 8);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
