@@ -71,7 +71,7 @@ typedef struct gpt2_backend_ops {
 
 extern const gpt2_backend_ops gpt2_backend_cpu;
 #ifdef GPT2C_HAVE_CUDA
-extern const gpt2_backend_ops gpt2_backend_cuda; /* cuda/backend_cuda.cu */
+extern const gpt2_backend_ops gpt2_backend_cuda; /* cuda/backend_cuda.c */
 #endif
 
 /* Checks a batch against the limits every backend shares (row counts, positions

@@ -33,6 +33,11 @@ for row in ph["throughput"]["rows"]:
                         (row["concurrency"], row["mismatches"], row["failures"]))
     if row["requests"] < 1:
         problems.append("concurrency %d: no request completed" % row["concurrency"])
+if ph["throughput"]["rows"][-1]["mean_batch_seqs"] < 2:
+    problems.append("16 clients: %.2f sequences per step: the engine did not batch" %
+                    ph["throughput"]["rows"][-1]["mean_batch_seqs"])
+if "kv_pool" not in ph["memory"] or ph["memory"]["kv_pool"]["peak_blocks_used"] < 1:
+    problems.append("phase 3 lacks the KV pool's use")
 if [row["concurrency"] for row in ph["throughput"]["rows"]] != [1, 2, 4, 8, 16]:
     problems.append("concurrency levels are not 1, 2, 4, 8, 16")
 if len(ph["latency"]["rows"]) < 3:

@@ -352,7 +352,8 @@ static cJSON *make_report(const tree_opts *o)
         num(t, "prompt_tokens", 32);
         num(t, "generated_tokens", 32);
         num(t, "window_s", 20);
-        str(t, "mode", txt(o, "one context behind a lock (no batching yet)"));
+        str(t, "mode", txt(o, "continuous batching"));
+        num(t, "max_seqs", 16);
         cJSON *trows = cJSON_AddArrayToObject(t, "rows");
         static const double rq[] = {0.52, 0.71, 0.86, 0.88, 0.87};
         for (int i = 0, c = 1; c <= (o->quick ? 2 : 16); c *= 2, i++) {
@@ -367,6 +368,13 @@ static cJSON *make_report(const tree_opts *o)
             num(row, "tok_s", req * 32);
             cJSON_AddItemToObject(row, "latency_ms", stats(1900.0 * c / (rq[i] / rq[0]), 0.1, 10, 0.3));
             num(row, "scaling", rq[i] / rq[0]);
+            cJSON_AddItemToObject(row, "ttft_ms", stats(80.0 * c, 0.2, 10, 0.3));
+            cJSON_AddItemToObject(row, "tpot_ms", stats(30.0 + 2.5 * c, 0.05, 10, 0.3));
+            num(row, "tpot_p50_vs_one_client", (30.0 + 2.5 * c) / 32.5);
+            num(row, "steps", 700 - 10 * c);
+            num(row, "mean_batch_rows", 1.4 * c);
+            num(row, "mean_batch_seqs", 0.97 * c);
+            num(row, "kv_peak_blocks", 3 * c);
             if (c == 1)
                 rq1 = req;
             if (c == 4) {

@@ -77,7 +77,7 @@ static unsigned parse_phases(const char *s)
 }
 
 /* The sizes of every phase, from --quick and the model's window. */
-static void make_plan(bench_plan *pl, int quick, int n_ctx)
+static void make_plan(bench_plan *pl, int quick, int n_ctx, int gpu)
 {
     memset(pl, 0, sizeof *pl);
     pl->latency_gen = quick ? 16 : 64;
@@ -97,11 +97,12 @@ static void make_plan(bench_plan *pl, int quick, int n_ctx)
     pl->leak_window_s = quick ? 15 : 60;
     pl->leak_prompt = 32 < n_ctx / 2 ? 32 : n_ctx / 2;
     pl->leak_gen = quick ? 8 : 16;
-    static const int conc[] = {1, 2, 4, 8, 16};
+    /* a GPU has room for many more sequences per step */
+    static const int conc[] = {1, 2, 4, 8, 16, 32, 64};
     memcpy(pl->concurrency, conc, sizeof conc);
-    pl->n_concurrency = 5;
+    pl->n_concurrency = gpu ? 7 : 5;
     pl->tput_window_s = quick ? 4 : 15;
-    pl->tput_gen = quick ? 16 : 32;
+    pl->tput_gen = quick ? 16 : 64;
     pl->tput_prompt = 32 < n_ctx - pl->tput_gen ? 32 : n_ctx - pl->tput_gen;
     pl->agreement_tokens = 512 < n_ctx ? 512 : n_ctx;
 }
@@ -269,7 +270,7 @@ int main(int argc, char **argv)
     b.ctx = gpt2_ctx_create(b.model, &co, &err);
     if (!b.ctx)
         cli_die(PROG, "%s", err.msg);
-    make_plan(&b.plan, b.set.quick, cfg->n_ctx);
+    make_plan(&b.plan, b.set.quick, cfg->n_ctx, !strcmp(gpt2_ctx_backend(b.ctx), "cuda"));
     fprintf(stderr, "%s: %s (%s, %d layers) | %s | isa %s | gemm %s | %d threads | %s run -> %s/\n",
             PROG, b.set.model_path, gpt2_model_dtype(b.model), cfg->n_layer, gpt2_ctx_backend(b.ctx),
             gpt2_ctx_isa(b.ctx), gpt2_ctx_gemm(b.ctx), gpt2_ctx_threads(b.ctx),

@@ -1643,6 +1643,19 @@ static void section_memory(bench_sb *s, const cJSON *phases)
     };
     bench_sb_put(s, "<div class=\"cols\"><div><h3>Footprint</h3>\n");
     kv_table(s, m, "phases.memory", F, NFIELDS(F));
+    const cJSON *pool = bench_get(m, "kv_pool");
+    if (cJSON_IsObject(pool)) {
+        static const field P[] = {
+            {"block_tokens", "Positions per block", "", F_PLAIN},
+            {"blocks", "Blocks in the pool", "", F_PLAIN},
+            {"bytes_per_token", "KV per token", "bytes", F_BYTES},
+            {"pool_mb", "Pool (reserved address space)", "MiB", F_MIB},
+            {"peak_blocks_used", "Most blocks held at once (phase 4)", "", F_PLAIN},
+            {"peak_used_mb", "Most KV memory held at once", "MiB", F_MIB},
+        };
+        bench_sb_put(s, "<h3>Serving engine's paged KV pool</h3>\n");
+        kv_table(s, pool, "phases.memory.kv_pool", P, NFIELDS(P));
+    }
     bench_sb_put(s, "</div><div><h3>Growth over repeated requests</h3>\n");
     const cJSON *leak = bench_get(m, "leak");
     if (!cJSON_IsObject(leak)) {
@@ -1703,12 +1716,16 @@ static void section_throughput(bench_sb *s, const cJSON *phases)
         {"generated_tokens", "Generated per request", "tokens", F_PLAIN},
         {"window_s", "Window per concurrency", "s", F_PLAIN},
         {"mode", "Serving mode", "", F_PLAIN},
+        {"max_seqs", "Sequences per step at most", "", F_PLAIN},
     };
     kv_table(s, t, "phases.throughput", F, NFIELDS(F));
     const cJSON *rows = bench_get(t, "rows");
     bench_sb_put(s, "<h3>Rates</h3>\n<table><thead><tr><th class=\"num\">clients</th><th class=\"num\">requests</th>"
                     "<th class=\"num\">failures</th><th class=\"num\">mismatches</th><th class=\"num\">window (s)</th><th class=\"num\">req/s</th>"
-                    "<th class=\"num\">tokens/s</th><th class=\"num\">scaling (\xc3\x97 one client)</th></tr></thead><tbody>\n");
+                    "<th class=\"num\">tokens/s</th><th class=\"num\">scaling (\xc3\x97 one client)</th>"
+                    "<th class=\"num\">mean batch (tokens)</th><th class=\"num\">mean batch (sequences)</th>"
+                    "<th class=\"num\">TPOT p50 (\xc3\x97 one client)</th><th class=\"num\">forward steps</th>"
+                    "<th class=\"num\">KV blocks (peak)</th></tr></thead><tbody>\n");
     int i = 0;
     const cJSON *row;
     cJSON_ArrayForEach(row, rows)
@@ -1725,25 +1742,38 @@ static void section_throughput(bench_sb *s, const cJSON *phases)
         tagged_key(s, "td", "num hl", row, rp.s, "req_s");
         tagged_key(s, "td", "num", row, rp.s, "tok_s");
         tagged_key(s, "td", "num", row, rp.s, "scaling");
+        tagged_key(s, "td", "num", row, rp.s, "mean_batch_rows");
+        tagged_key(s, "td", "num", row, rp.s, "mean_batch_seqs");
+        tagged_key(s, "td", "num", row, rp.s, "tpot_p50_vs_one_client");
+        tagged_key(s, "td", "num", row, rp.s, "steps");
+        tagged_key(s, "td", "num", row, rp.s, "kv_peak_blocks");
         bench_sb_put(s, "</tr>\n");
     }
     if (!cJSON_IsArray(rows) || cJSON_GetArraySize(rows) == 0)
-        bench_sb_put(s, "<tr><td colspan=\"8\" class=\"muted\">no rows</td></tr>\n");
-    bench_sb_put(s, "</tbody></table>\n<h3>Request latency (ms)</h3>\n<table>");
-    stats_head(s, "clients", NULL);
-    bench_sb_put(s, "<tbody>\n");
-    i = 0;
-    cJSON_ArrayForEach(row, rows)
-    {
-        jpath rp = jp_idx("phases.throughput.rows", i++);
-        double cc;
-        char b[BENCH_NUM_BUF];
-        bench_sb_printf(s, "<tr><td class=\"num hl\">%s</td>",
-                        bench_get_num(row, "concurrency", &cc) ? bench_fmt_num(cc, b, sizeof b) : DASH);
-        stats_cells(s, row, rp.s, "latency_ms");
-        bench_sb_put(s, "</tr>\n");
-    }
+        bench_sb_put(s, "<tr><td colspan=\"13\" class=\"muted\">no rows</td></tr>\n");
     bench_sb_put(s, "</tbody></table>\n");
+    static const struct {
+        const char *key, *title;
+    } lat[] = {{"latency_ms", "Request latency, submit to last token (ms)"},
+               {"ttft_ms", "Time to first token, queueing included (ms)"},
+               {"tpot_ms", "Time per output token after the first (ms)"}};
+    for (size_t k = 0; k < sizeof lat / sizeof lat[0]; k++) {
+        bench_sb_printf(s, "<h3>%s</h3>\n<table>", lat[k].title);
+        stats_head(s, "clients", NULL);
+        bench_sb_put(s, "<tbody>\n");
+        i = 0;
+        cJSON_ArrayForEach(row, rows)
+        {
+            jpath rp = jp_idx("phases.throughput.rows", i++);
+            double cc;
+            char b[BENCH_NUM_BUF];
+            bench_sb_printf(s, "<tr><td class=\"num hl\">%s</td>",
+                            bench_get_num(row, "concurrency", &cc) ? bench_fmt_num(cc, b, sizeof b) : DASH);
+            stats_cells(s, row, rp.s, lat[k].key);
+            bench_sb_put(s, "</tr>\n");
+        }
+        bench_sb_put(s, "</tbody></table>\n");
+    }
 }
 
 static void section_environment(bench_sb *s, const cJSON *r)
