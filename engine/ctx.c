@@ -2,6 +2,7 @@
  * n_ctx positions (block j is the sequence's j-th block); it keeps the
  * position and the host logits buffer and splits long inputs into max_batch
  * chunks. (Many sequences at once: scheduler.c.) */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,9 @@
 #include "ctx.h"
 #include "errors.h"
 #include "model.h"
+#ifdef GPT2C_HAVE_CUDA
+#include "gpt2_cuda.h"
+#endif
 
 #define LOGIT_ROWS 32 /* rows per call when every position's logits are wanted */
 
@@ -21,6 +25,7 @@ struct gpt2_ctx {
     int max_batch;
     float *logits; /* [LOGIT_ROWS][n_vocab] */
     int *blocks;   /* identity block table */
+    int device;
 };
 
 const gpt2_backend_ops *gpt2_find_backend(const char *name, gpt2_error *err)
@@ -74,6 +79,7 @@ gpt2_ctx *gpt2_ctx_create(const gpt2_model *m, const gpt2_ctx_opts *opts, gpt2_e
     c->m = m;
     c->be = be;
     c->max_batch = opts->max_batch ? opts->max_batch : 512;
+    c->device = opts->device;
     if (c->max_batch > m->cfg.n_ctx)
         c->max_batch = m->cfg.n_ctx;
     int threads = gpt2_resolve_threads(opts->n_threads);
@@ -121,6 +127,17 @@ int gpt2_ctx_threads(const gpt2_ctx *c) { return c->be->threads(c->st); }
 const char *gpt2_ctx_isa(const gpt2_ctx *c) { return c->be->isa_name(c->st); }
 const char *gpt2_ctx_backend(const gpt2_ctx *c) { return c->be->name; }
 const char *gpt2_ctx_gemm(const gpt2_ctx *c) { return c->be->gemm_name(c->st); }
+int gpt2_ctx_device_info(const gpt2_ctx *c, char *json, size_t cap)
+{
+#ifdef GPT2C_HAVE_CUDA
+    if (c->be == &gpt2_backend_cuda)
+        return gpt2_cuda_device_info(c->device, json, cap);
+#endif
+    if (cap > 0)
+        snprintf(json, cap, "null");
+    return -1;
+}
+
 size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c) { return c->be->kv_bytes(c->st); }
 size_t gpt2_ctx_kv_bytes_per_token(const gpt2_ctx *c)
 {

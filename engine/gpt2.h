@@ -157,6 +157,10 @@ size_t gpt2_ctx_kv_bytes_per_token(const gpt2_ctx *c);
 size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c);
 size_t gpt2_ctx_arena_bytes(const gpt2_ctx *c);
 int gpt2_ctx_pos(const gpt2_ctx *c); /* tokens currently in the KV cache */
+/* The device a "cuda" context runs on, as one JSON object (name, compute
+ * capability, SMs, memory, clocks, driver and runtime versions, peak
+ * bandwidth) for reports. -1 (json = "null") for the CPU backend. */
+int gpt2_ctx_device_info(const gpt2_ctx *c, char *json, size_t cap);
 
 /* Forgets the KV cache (position 0). */
 void gpt2_ctx_reset(gpt2_ctx *c);

@@ -30,6 +30,8 @@ static void usage(void)
         "  --isa NAME         auto|scalar|avx2|avx512 (default auto, or $GPT2C_ISA)\n"
         "  --backend NAME     cpu|cuda (default cpu)\n"
         "  --gemm NAME        native|openblas: matmul by our kernels or cblas_sgemm\n"
+        "                     (native|cublas with --backend cuda)\n"
+        "  --device N         GPU ordinal for --backend cuda (default 0)\n"
         "  --ids              the prompt is whitespace-separated token ids; print ids\n"
         "  --logits FILE      write float32 logits of every prompt position\n"
         "                     ([T x n_vocab], row-major, little-endian) and exit\n"
@@ -101,6 +103,7 @@ int main(int argc, char **argv)
 {
     const char *model_path = CLI_DEFAULT_MODEL, *prompt = NULL, *logits_path = NULL;
     const char *stats_path = NULL, *isa = NULL, *backend = NULL, *gemm = NULL;
+    int device = 0;
     int n_new = 64, threads = 0, ids_mode = 0, quiet = 0, sampled = 0;
     gpt2_load_opts lo = {0};
     gpt2_gen_opts go = {0};
@@ -140,6 +143,8 @@ int main(int argc, char **argv)
             backend = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--gemm")) {
             gemm = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--device")) {
+            device = (int)cli_long(PROG, a, cli_value(PROG, argc, argv, &i), 0, 1023);
         } else if (!strcmp(a, "--ids")) {
             ids_mode = 1;
         } else if (!strcmp(a, "--logits")) {
@@ -207,7 +212,8 @@ int main(int argc, char **argv)
         cli_die(PROG, "prompt of %d tokens exceeds the context window of %d positions",
                 n_prompt, cfg->n_ctx);
 
-    gpt2_ctx_opts co = {.n_threads = threads, .isa = isa, .backend = backend, .gemm = gemm};
+    gpt2_ctx_opts co = {.n_threads = threads, .isa = isa, .backend = backend, .gemm = gemm,
+                        .device = device};
     gpt2_ctx *c = gpt2_ctx_create(m, &co, &err);
     if (!c)
         cli_die(PROG, "%s", err.msg);

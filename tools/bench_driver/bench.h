@@ -14,6 +14,7 @@ typedef struct bench_settings {
     const char *reference_path; /* --reference: fp32 model for agreement */
     const char *backend, *isa, *gemm;
     int threads;
+    int device; /* --device: GPU ordinal */
     int quick;
     unsigned phases; /* bit (1 << n) for phase n */
     uint64_t seed;

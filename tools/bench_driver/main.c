@@ -41,6 +41,7 @@ static void usage(void)
         "  --threads N         CPU threads (default: all cores)\n"
         "  --isa NAME          auto|scalar|avx2|avx512 (default auto, or $GPT2C_ISA)\n"
         "  --gemm NAME         native|openblas (cublas with --backend cuda)\n"
+        "  --device N          GPU ordinal for --backend cuda (default 0)\n"
         "  --phases LIST       e.g. 1,2,5 (default 1,2,3,4,5)\n"
         "  --quick             everything small: under 3 minutes on 2 cores\n"
         "  --out DIR           report folder (default reports/<UTC timestamp>/)\n"
@@ -164,6 +165,14 @@ static cJSON *environment_json(const bench *b)
         cJSON_AddItemToArray(avail, cJSON_CreateString(t));
     cJSON_AddStringToObject(e, "gemm", gpt2_ctx_gemm(b->ctx));
     cJSON_AddStringToObject(e, "backend", gpt2_ctx_backend(b->ctx));
+    char dev[4096];
+    cJSON *cd = gpt2_ctx_device_info(b->ctx, dev, sizeof dev) == 0 ? cJSON_Parse(dev) : NULL;
+    if (cJSON_IsObject(cd))
+        cJSON_AddItemToObject(e, "cuda_device", cd);
+    else {
+        cJSON_Delete(cd);
+        cJSON_AddNullToObject(e, "cuda_device");
+    }
     cJSON_AddItemToObject(e, "model", model_json(b));
     return e;
 }
@@ -223,6 +232,8 @@ int main(int argc, char **argv)
             b.set.isa = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--gemm")) {
             b.set.gemm = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--device")) {
+            b.set.device = (int)cli_long(PROG, a, cli_value(PROG, argc, argv, &i), 0, 1023);
         } else if (!strcmp(a, "--phases")) {
             b.set.phases = parse_phases(cli_value(PROG, argc, argv, &i));
         } else if (!strcmp(a, "--quick")) {
@@ -265,7 +276,8 @@ int main(int argc, char **argv)
         cli_die(PROG, "%s", err.msg);
     b.rss_after_load_mb = rss_mb();
     const gpt2_config *cfg = gpt2_model_config(b.model);
-    gpt2_ctx_opts co = {.n_threads = b.set.threads, .isa = b.set.isa, .backend = b.set.backend,
+    gpt2_ctx_opts co = {.device = b.set.device, .n_threads = b.set.threads, .isa = b.set.isa,
+                        .backend = b.set.backend,
                         .gemm = b.set.gemm};
     b.ctx = gpt2_ctx_create(b.model, &co, &err);
     if (!b.ctx)

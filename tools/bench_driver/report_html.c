@@ -1854,6 +1854,25 @@ static void section_environment(bench_sb *s, const cJSON *r)
         }
         bench_sb_put(s, "</tbody></table>\n");
     }
+    /* what the CUDA runtime says of the device that ran (a cuda run only) */
+    const cJSON *cd = bench_get(env, "cuda_device");
+    if (cJSON_IsObject(cd)) {
+        bench_sb_put(s, "<h3>CUDA device</h3>\n<table class=\"kv\"><tbody>\n");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, cd)
+        {
+            bench_sb_put(s, "<tr><th>");
+            esc(s, it->string);
+            bench_sb_put(s, "</th>");
+            tagged_key(s, "td", "num", cd, "environment.cuda_device", it->string);
+            bench_sb_put(s, "</tr>\n");
+        }
+        bench_sb_put(s, "</tbody></table>\n");
+    } else {
+        bench_sb_put(s, "<p class=\"notrun\">CUDA device: ");
+        tagged(s, "span", "", cd, "environment.cuda_device");
+        bench_sb_put(s, " (not a CUDA run).</p>\n");
+    }
     bench_sb_put(s, "</div></div>\n<h3>CPU flags</h3>\n<div class=\"flags\">");
     put_list(s, bench_get(env, "cpu_flags"), "environment.cpu_flags", " ", NULL);
     bench_sb_put(s, "</div>\n");
