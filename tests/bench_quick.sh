@@ -51,10 +51,20 @@ if problems:
 print("bench_quick: report valid; %d throughput levels, no mismatches; 0 allocations/token"
       % len(ph["throughput"]["rows"]))
 PY
-# --compare against the first run, and an interrupted run is marked incomplete
+# a few seconds of gpt2c-kbench: its JSON validates, and --kbench puts its
+# roofline into the report (validated again below)
+"$bin/gpt2c-kbench" --quick --threads 2 --bw-mib 16 --cold-mib 0 \
+    --filter matmul/f32/openblas/124M/proj,matmul/f32/native/avx2/124M/proj,attention/scalar/decode,gelu/scalar/M1x \
+    --json "$work/kbench.json" >"$work/kbench.out" 2>"$work/kbench.err" ||
+    { cat "$work/kbench.err"; echo "bench_quick: gpt2c-kbench failed"; exit 1; }
+"$py" "$src/tests/reference/validate_report.py" "$work/kbench.json"
+grep -q "vsBLAS" "$work/kbench.out" || { echo "bench_quick: the kbench table is missing"; exit 1; }
+# --compare against the first run (with the kernel roofline), and an interrupted
+# run is marked incomplete
 "$bin/gpt2c-bench" --model "$work/tiny.gguf" --quick --phases 1,5 --out "$work/run2" \
-    --compare "$work/run1/report.json" >"$work/stdout2" 2>"$work/stderr2" ||
+    --kbench "$work/kbench.json" --compare "$work/run1/report.json" >"$work/stdout2" 2>"$work/stderr2" ||
     { cat "$work/stderr2"; echo "bench_quick: --compare run failed"; exit 1; }
 "$py" "$src/tests/reference/validate_report.py" "$work/run2/report.json" --html "$work/run2/report.html"
 grep -q "compare" "$work/run2/summary.md" || { echo "bench_quick: summary.md lacks the comparison"; exit 1; }
+grep -q 'id="chart-roofline"' "$work/run2/report.html" || { echo "bench_quick: report.html lacks the roofline"; exit 1; }
 echo "bench_quick: 2 runs OK"

@@ -10,7 +10,11 @@ set_tests_properties(reference_selftest PROPERTIES TIMEOUT 300)
 add_test(NAME tokenizer_fixture_current
   COMMAND ${GPT2C_PYTHON} ${CMAKE_SOURCE_DIR}/tests/reference/tokenizer_ref.py --check)
 
-# A whole quick benchmark run on a tiny model: schema, HTML, throughput isolation.
+# test_kbench (a Check suite, added by CMakeLists.txt) also needs the kbench library.
+target_link_libraries(test_kbench PRIVATE gpt2c_kbench)
+
+# A whole quick benchmark run on a tiny model: schema, HTML, throughput isolation;
+# with a few seconds of gpt2c-kbench, whose roofline the report must carry.
 add_test(NAME bench_quick
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/bench_quick.sh ${CMAKE_BINARY_DIR}/bin
           ${CMAKE_SOURCE_DIR} ${GPT2C_TESTDATA}/bench_quick ${GPT2C_PYTHON})

@@ -19,7 +19,11 @@
    No data-k may name a path the JSON does not have, and the page must be
    self-contained: no script, no external stylesheet, image, font or frame.
    The five charts must be there (ids chart-ttft, chart-decode, chart-itl,
-   chart-throughput, chart-scaling, chart-rss).
+   chart-throughput, chart-scaling, chart-rss), and chart-roofline with one
+   point (class "kbpt") per kernel result that has an intensity and a rate
+   when the report carries gpt2c-kbench data ("kbench").
+3. A gpt2c-kbench --json document (its "schema" is "gpt2c-kbench") is checked
+   against $defs/kbench of the same schema file instead (--html does not apply).
 
 Exit status 0 when everything holds; 1 with one line per problem otherwise;
 2 on bad usage or an unreadable file. Standard library + jsonschema only; this
@@ -77,6 +81,10 @@ def leaves(node, path=""):
 
 # ---- schema and semantic checks ---------------------------------------------
 
+def is_kbench_doc(report):
+    return isinstance(report, dict) and report.get("schema") == "gpt2c-kbench"
+
+
 def schema_problems(report, schema_path):
     try:
         import jsonschema
@@ -84,6 +92,8 @@ def schema_problems(report, schema_path):
         return ["python3-jsonschema is not installed (apt-get install python3-jsonschema)"]
     with open(schema_path, encoding="utf-8") as f:
         schema = json.load(f)
+    if is_kbench_doc(report):
+        schema = {"$schema": schema.get("$schema"), "$defs": schema.get("$defs", {}), "$ref": "#/$defs/kbench"}
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     probs = []
@@ -204,6 +214,16 @@ def html_problems(report, html_text):
     for cid in CHART_IDS:
         if cid not in page.ids:
             probs.append("html: chart #%s is missing" % cid)
+    kb = report.get("kbench") if isinstance(report, dict) else None
+    if isinstance(kb, dict):
+        if "chart-roofline" not in page.ids:
+            probs.append("html: chart #chart-roofline is missing (the report has kbench data)")
+        want = sum(1 for r in kb.get("results", []) if isinstance(r, dict)
+                   and isinstance(r.get("intensity"), (int, float)) and isinstance(r.get("gflop_s"), (int, float))
+                   and r["intensity"] > 0 and r["gflop_s"] > 0)
+        got = len(re.findall(r'class="kbpt"', html_text))
+        if got != want:
+            probs.append("html: the roofline has %d kernel points, the JSON %d results to plot" % (got, want))
 
     shown = {}
     for path, text in page.found:
@@ -256,7 +276,9 @@ def main(argv=None):
         return 2
     probs += semantic_problems(report)
     n_leaves = sum(1 for _ in leaves(report))
-    if html_text is not None:
+    if html_text is not None and is_kbench_doc(report):
+        probs.append("--html: %s is a gpt2c-kbench document, not a bench report" % args.report)
+    elif html_text is not None:
         probs += html_problems(report, html_text)
     if probs:
         print("validate_report: %s: %d problem%s" % (args.report, len(probs), "" if len(probs) == 1 else "s"),

@@ -46,6 +46,8 @@ static void usage(void)
         "  --quick             everything small: under 3 minutes on 2 cores\n"
         "  --out DIR           report folder (default reports/<UTC timestamp>/)\n"
         "  --compare FILE      an older report.json: show the change of every headline figure\n"
+        "  --kbench FILE       a gpt2c-kbench --json file: kept as report[\"kbench\"], drawn as\n"
+        "                      the roofline section of report.html\n"
         "  --seed S            seed of the sampled requests (default 0)\n"
         "  --no-crc            skip the CRC-32 check at load\n"
         "  -h, --help          this help\n"
@@ -215,6 +217,7 @@ int main(int argc, char **argv)
     b.set.model_path = CLI_DEFAULT_MODEL;
     b.set.phases = 0x3e; /* 1..5 */
     gpt2_load_opts lo = {0};
+    const char *kbench_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -242,6 +245,8 @@ int main(int argc, char **argv)
             b.set.out_dir = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--compare")) {
             b.set.compare_path = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--kbench")) {
+            kbench_path = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--seed")) {
             b.set.seed = cli_u64(PROG, a, cli_value(PROG, argc, argv, &i));
         } else if (!strcmp(a, "--no-crc")) {
@@ -255,6 +260,11 @@ int main(int argc, char **argv)
     gpt2_set_log(log_notice, NULL);
     if (b.set.compare_path && access(b.set.compare_path, R_OK) != 0)
         cli_die(PROG, "--compare %s: cannot read it", b.set.compare_path);
+    /* read before the run: a bad kernel file should not cost the phases */
+    cJSON *kbench = NULL;
+    char kerr[512];
+    if (kbench_path && bench_kbench_load(kbench_path, &kbench, kerr, sizeof kerr) != 0)
+        cli_die(PROG, "--kbench %s", kerr);
 
     /* the report folder first: a run that cannot write its report should not start */
     char out_dir[4096];
@@ -328,6 +338,7 @@ int main(int argc, char **argv)
     b.headline = cJSON_AddObjectToObject(r, "headline");
     cJSON_AddNumberToObject(b.headline, "load_ms", gpt2_model_load_ms(b.model));
     cJSON_AddNullToObject(r, "compare");
+    cJSON_AddItemToObject(r, "kbench", kbench ? kbench : cJSON_CreateNull());
 
     signal(SIGINT, on_sigint);
     typedef int (*phase_fn)(bench *);

@@ -67,6 +67,24 @@ const cJSON *bench_get_obj(const cJSON *obj, const char *key);
 int bench_report_err(char *err, size_t errlen, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* ---- the kernel roofline (report_roofline.c) ------------------------------ */
+
+/* Reads a gpt2c-kbench --json file for report["kbench"]: it must be a JSON
+ * object with "schema": "gpt2c-kbench", "schema_version": 1, a "ceilings"
+ * object and a "results" array (tools/kbench/README.md). *out owned by the
+ * caller. */
+int bench_kbench_load(const char *path, cJSON **out, char *err, size_t errlen);
+/* The "Kernel roofline" section of report.html from report["kbench"]: a
+ * log-log SVG (#chart-roofline) with the measured roofs and one point per
+ * kernel, native GEMM vs OpenBLAS per shape, and every figure in tables. A
+ * null or missing kbench gives a one-line note and no chart. */
+void bench_html_roofline(bench_sb *s, const cJSON *report);
+
+/* report_html.c's writers, shared with report_roofline.c: text and attribute
+ * escaping, and <tag data-k="path">value</tag> by the number rule. */
+void bench_html_esc(bench_sb *s, const char *text);
+void bench_html_tagged(bench_sb *s, const char *tag, const char *cls, const cJSON *v, const char *path);
+
 /* The headline figures, in summary order: key, label, unit, 1 if higher is
  * better. Shared by the HTML, summary.md and compare. */
 typedef struct bench_headline_fig {

@@ -291,6 +291,12 @@ static void tagged(bench_sb *s, const char *tag, const char *cls, const cJSON *v
     bench_sb_printf(s, "</%s>", tag);
 }
 
+void bench_html_esc(bench_sb *s, const char *text) { esc(s, text); }
+void bench_html_tagged(bench_sb *s, const char *tag, const char *cls, const cJSON *v, const char *path)
+{
+    tagged(s, tag, cls, v, path);
+}
+
 /* parent[key] in a tag, with the path derived. */
 static void tagged_key(bench_sb *s, const char *tag, const char *cls, const cJSON *parent,
                        const char *ppath, const char *key)
@@ -1331,7 +1337,7 @@ static void section_header(bench_sb *s, const cJSON *r)
     }
     bench_sb_put(s, "</p>\n<nav><a href=\"#headline\">Headline</a><a href=\"#charts\">Charts</a>"
                     "<a href=\"#validation\">Validation</a><a href=\"#latency\">Latency</a><a href=\"#memory\">Memory</a>"
-                    "<a href=\"#throughput\">Throughput</a><a href=\"#environment\">Environment</a>"
+                    "<a href=\"#throughput\">Throughput</a><a href=\"#roofline\">Kernels</a><a href=\"#environment\">Environment</a>"
                     "<a href=\"#settings\">Settings</a>");
     if (cJSON_IsObject(bench_get(r, "compare")))
         bench_sb_put(s, "<a href=\"#compare\">Comparison</a>");
@@ -1952,6 +1958,7 @@ int bench_write_html(const cJSON *report, const char *path, char *err, size_t er
     section_latency(s, phases);
     section_memory(s, phases);
     section_throughput(s, phases);
+    bench_html_roofline(s, report);
     section_environment(s, report);
     section_settings(s, report);
 

@@ -1,0 +1,193 @@
+/* gpt2c-kbench: the kernel micro-benchmark. What its files share.
+ *
+ *   ceilings.c        the machine's ceilings: read bandwidth, fp32 FMA and int8 peaks
+ *   ceilings_avx2.c   the AVX2 inner loops of those (compiled with -mavx2 -mfma)
+ *   ceilings_avx512.c the AVX-512 ones (-mavx512*; VNNI when the CPU has it)
+ *   accounting.c      bytes and FLOPs per op, the roofline (no timing: tested)
+ *   cases.c           the list of cases (op x ISA x GEMM path x shape) and the filter
+ *   ops_bench.c       buffers and timed runs of one case through the parallel drivers
+ *   kbench_json.c     the JSON document (tools/kbench/README.md): write and read back
+ *   main.c            options, the run, the table on stdout
+ *
+ * A kernel tool: it calls kernels/kernels.h directly, not the engine. */
+#ifndef GPT2C_KBENCH_H
+#define GPT2C_KBENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#define KB_SCHEMA "gpt2c-kbench"
+#define KB_SCHEMA_VERSION 1
+
+/* ---- ops and their accounting -------------------------------------------- */
+
+typedef enum {
+    KB_OP_MATMUL = 0,
+    KB_OP_ATTENTION,
+    KB_OP_LAYERNORM,
+    KB_OP_GELU,
+    KB_OP_ADD,
+    KB_OP_QUANTIZE, /* Q8_0 activation quantize */
+    KB_OP_COUNT
+} kb_op;
+
+typedef enum { KB_W_F32 = 0, KB_W_F16, KB_W_Q8_0, KB_W_COUNT } kb_wtype;
+typedef enum { KB_GEMM_NONE = 0, KB_GEMM_NATIVE, KB_GEMM_OPENBLAS } kb_gemm;
+
+const char *kb_op_name(kb_op op);         /* "matmul", "attention", ... */
+const char *kb_wtype_name(kb_wtype w);    /* "f32", "f16", "q8_0" */
+const char *kb_gemm_name(kb_gemm g);      /* NULL, "native", "openblas" */
+int kb_op_parse(const char *s);           /* -1 if unknown */
+int kb_wtype_parse(const char *s);
+int kb_gemm_parse(const char *s);         /* NULL string -> KB_GEMM_NONE */
+
+/* One measured case. Shape fields that do not apply to an op are 0 (null in JSON):
+ *   matmul     M rows x K -> N columns, weights W[N][K] of wtype, with bias
+ *   attention  M query rows (1: decode, ctx: prefill of a whole ctx prompt),
+ *              ctx positions of cache, heads x head_dim = K (N = 0)
+ *   layernorm, gelu, add, quantize: M rows x N values */
+typedef struct kb_shape {
+    kb_op op;
+    kb_wtype wtype; /* matmul only; f32 elsewhere */
+    int M, K, N;
+    int ctx, heads, head_dim; /* attention only */
+} kb_shape;
+
+/* Compulsory traffic and work of one call: every operand read once, every
+ * result written once (the minimum any implementation must move), and the
+ * nominal FLOPs (for q8_0 matmul: integer multiply-adds counted as 2 ops).
+ * Documented per op in tools/kbench/README.md. */
+double kb_bytes(const kb_shape *s);
+double kb_flops(const kb_shape *s);
+
+/* The machine's ceilings, as measured (0 where not measured). */
+#define KB_MAX_THREADS 256
+typedef struct kb_ceilings {
+    int max_threads;                  /* entries 1..max_threads below are filled */
+    double bw_gb_s[KB_MAX_THREADS + 1]; /* streaming read, by thread count (GB = 1e9 B) */
+    double bw_buffer_mib;
+    double fma_gflop_s[GPT2K_ISA_COUNT][2]; /* [isa][0: 1 thread, 1: max_threads] fp32 */
+    double int8_gop_s[2];             /* best int8 dot-product path: 1 thread, max_threads */
+    char int8_kind[12];               /* "vnni" | "maddubs" | "" (not measured) */
+} kb_ceilings;
+
+/* The roofline for one case at `threads` threads: bandwidth at that thread
+ * count (the nearest measured one below it), compute peak = the best fp32 FMA
+ * peak of any ISA (the int8 peak for q8_0 matmul), 1 thread or all. */
+typedef struct kb_roof {
+    double bw_gb_s, peak_gflop_s;
+    double intensity;    /* FLOP per byte */
+    double ridge;        /* peak / bw: intensity where the roofs meet */
+    double roof_gflop_s; /* min(peak, intensity * bw) */
+    int compute_bound;   /* intensity >= ridge */
+} kb_roof;
+int kb_roofline(const kb_ceilings *c, const kb_shape *s, int threads, kb_roof *out);
+
+/* ---- a case and its result ------------------------------------------------ */
+
+typedef struct kb_case {
+    kb_shape shape;
+    int isa;             /* gpt2k_isa; -1 for OpenBLAS (its own dispatch) */
+    kb_gemm gemm;
+    char model[8];       /* "124M" ... or "" */
+    char label[12];      /* matmul: "qkv" ...; attention: "decode" | "prefill"; else "" */
+    char name[96];       /* "matmul/f32/native/avx2/124M/qkv/M1": what --filter matches */
+} kb_case;
+
+typedef struct kb_result {
+    kb_case c;
+    int threads;
+    int reps;            /* timed repetitions (after one warm-up) */
+    double median_ms, min_ms, max_ms;
+    double bytes, flops;
+    double gb_s, gflop_s;
+    kb_roof roof;
+    double pct_of_roof;  /* 100 * gflop_s / roof_gflop_s */
+    double vs_openblas;  /* f32 native matmul: OpenBLAS median / ours (> 1: ours faster); NAN if none */
+} kb_result;
+
+/* Fills the derived figures (bytes, flops, rates, roof, %) from c, threads,
+ * the times and the ceilings. */
+void kb_result_finish(kb_result *r, const kb_ceilings *ceil);
+/* For every native f32 matmul, the ratio to the OpenBLAS row of the same shape. */
+void kb_link_openblas(kb_result *rs, int n);
+
+/* ---- the case list -------------------------------------------------------- */
+
+typedef struct kb_plan_opts {
+    int quick;
+    int scalar_prefill; /* include the scalar path at prefill sizes (M >= 128): slow */
+    const char *filter; /* comma-separated substrings; a case runs if its name holds any */
+} kb_plan_opts;
+
+/* The GPT-2 sizes: name and width C. */
+typedef struct kb_model { const char *name; int C; } kb_model;
+extern const kb_model kb_models[4];
+
+/* Builds the cases (malloc'd, *n set) for the ISA paths this CPU runs. NULL when
+ * out of memory. */
+kb_case *kb_plan(const kb_plan_opts *o, int *n);
+int kb_filter_match(const char *filter, const char *name);
+void kb_case_name(kb_case *c);
+
+/* ---- ceilings (ceilings.c) ------------------------------------------------ */
+
+typedef struct kb_ceil_opts {
+    int threads;
+    double bw_mib;
+    int quick;
+} kb_ceil_opts;
+/* Measures everything; progress lines on stderr. 0, or -1 with a message on stderr. */
+int kb_measure_ceilings(gpt2k_pool *pool, const kb_ceil_opts *o, kb_ceilings *out);
+
+/* per-ISA inner loops (ceilings_avx2.c, ceilings_avx512.c); each returns a
+ * value that depends on all the work so the compiler cannot drop it */
+double kb_read_avx2(const float *p, size_t n); /* n % 256 == 0 */
+double kb_fma_avx2(long iters, double *flops);  /* *flops: the work done */
+double kb_int8_avx2(long iters, double *ops);    /* maddubs steps; *ops: 2 per byte product */
+int kb_avx512_compiled(void);
+double kb_read_avx512(const float *p, size_t n);
+double kb_fma_avx512(long iters, double *flops);
+double kb_int8_avx512(long iters, int vnni, double *ops); /* vpdpbusd, or maddubs without VNNI */
+int kb_cpu_has_vnni(void);
+
+/* ---- timing one case (ops_bench.c) ------------------------------------------ */
+
+typedef struct kb_run_opts {
+    double target_s; /* time to spend per case, roughly */
+    int min_reps, max_reps;
+    double cold_bytes; /* decode matmuls cycle through copies of W totalling this */
+} kb_run_opts;
+/* Runs one case (warm-up + adaptive repeats), filling times and threads of r.
+ * 0, or -1 with a message on stderr (out of memory). */
+int kb_run_case(gpt2k_pool *pool, const kb_case *c, const kb_run_opts *o, kb_result *r);
+/* Frees the weights kept from one case to the next (same shape, other paths). */
+void kb_release_buffers(void);
+
+/* ---- the document (kbench_json.c) ----------------------------------------- */
+
+typedef struct kb_doc {
+    char created_utc[32];
+    char command[1024];
+    int quick;
+    int threads;
+    char cpu_model[128];
+    char git_commit[48];
+    char openblas[160];
+    kb_ceilings ceil;
+    kb_result *results;
+    int n_results;
+    double wall_s;
+} kb_doc;
+
+/* Writes the document to path (path.tmp.<pid> then rename). 0, or -1 with a
+ * message naming the file in err. */
+int kb_json_write(const kb_doc *d, const char *path, char *err, size_t errlen);
+/* Reads a document written by kb_json_write. results malloc'd (free with
+ * kb_doc_free). 0, or -1 with a message naming the file and field. */
+int kb_json_read(const char *path, kb_doc *d, char *err, size_t errlen);
+void kb_doc_free(kb_doc *d);
+
+#endif

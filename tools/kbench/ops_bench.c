@@ -1,0 +1,381 @@
+/* One case, timed: buffers made outside the clock, one warm-up call, then
+ * repeats (as many as fit the case's time target, within min..max), each timed
+ * alone; the median is the figure. Ops run through the kernels' parallel
+ * drivers on the pool, as the engine calls them.
+ *
+ * Decode matmuls (M <= 16) read weights that in a real forward step come from
+ * memory, not cache: they cycle through copies of W totalling cold_bytes, so
+ * a matrix that fits the last-level cache is still measured from DRAM. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kbench.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static void *alloc64(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+}
+
+/* Deterministic values in [-scale, scale] (xorshift): same data every run. */
+static void fill(float *x, size_t n, uint32_t seed, float scale)
+{
+    uint32_t s = seed ? seed : 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        x[i] = ((float)(s >> 8) / 8388608.0f - 1.0f) * scale;
+    }
+}
+
+/* ---- timing ---- */
+
+typedef struct timed {
+    void (*prepare)(void *ctx, int rep); /* untimed, may be NULL */
+    void (*call)(void *ctx, int rep);
+    void *ctx;
+} timed;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int time_case(const timed *t, const kb_run_opts *o, kb_result *r)
+{
+    if (t->prepare)
+        t->prepare(t->ctx, 0);
+    double t0 = now_ms();
+    t->call(t->ctx, 0); /* warm-up: first touch, caches, the pool's threads awake */
+    double warm = now_ms() - t0;
+    int reps = warm > 0 ? (int)ceil(o->target_s * 1e3 / warm) : o->max_reps;
+    if (reps < o->min_reps)
+        reps = o->min_reps;
+    if (reps > o->max_reps)
+        reps = o->max_reps;
+    double *ms = malloc((size_t)reps * sizeof *ms);
+    if (!ms)
+        return -1;
+    double spent = 0;
+    int n = 0;
+    for (int i = 0; i < reps; i++) {
+        if (t->prepare)
+            t->prepare(t->ctx, i + 1);
+        double a = now_ms();
+        t->call(t->ctx, i + 1);
+        ms[n++] = now_ms() - a;
+        spent += ms[n - 1];
+        /* the warm-up can mislead the estimate: stop at twice the target */
+        if (n >= o->min_reps && spent > 2e3 * o->target_s)
+            break;
+    }
+    qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+    r->reps = n;
+    r->median_ms = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+    r->min_ms = ms[0];
+    r->max_ms = ms[n - 1];
+    free(ms);
+    return 0;
+}
+
+/* ---- matmul: weights made once per shape ---- */
+
+static struct {
+    int K, N;
+    float *f32;                   /* the matrix, N x K */
+    char *w[KB_W_COUNT];          /* ncopies back to back */
+    int ncopies[KB_W_COUNT];
+    size_t wbytes[KB_W_COUNT];
+} g_w;
+
+static void weights_free(void)
+{
+    free(g_w.f32);
+    for (int t = 0; t < KB_W_COUNT; t++)
+        free(g_w.w[t]);
+    memset(&g_w, 0, sizeof g_w);
+}
+
+/* Copies of W in type t (at least `copies`), converted from the f32 matrix. */
+static const char *weights(int K, int N, kb_wtype t, int copies, size_t *wbytes, int *ncopies)
+{
+    if (g_w.K != K || g_w.N != N) {
+        weights_free();
+        g_w.f32 = alloc64((size_t)N * K * sizeof(float));
+        if (!g_w.f32)
+            return NULL;
+        fill(g_w.f32, (size_t)N * K, 0x9e3779b9u ^ (uint32_t)(K * 31 + N), 0.05f);
+        g_w.K = K;
+        g_w.N = N;
+    }
+    if (g_w.ncopies[t] < copies) {
+        free(g_w.w[t]);
+        g_w.w[t] = NULL;
+        g_w.ncopies[t] = 0;
+        size_t nk = (size_t)N * K;
+        size_t wb = t == KB_W_F32 ? nk * 4 : t == KB_W_F16 ? nk * 2 : (size_t)N * gpt2k_q8_0_row_bytes(K);
+        wb = (wb + 63) / 64 * 64; /* each copy 64-byte aligned */
+        char *w = alloc64(wb * (size_t)copies);
+        if (!w)
+            return NULL;
+        if (t == KB_W_F32) {
+            memcpy(w, g_w.f32, nk * 4);
+        } else if (t == KB_W_F16) {
+            uint16_t *h = (uint16_t *)w;
+            for (size_t i = 0; i < nk; i++)
+                h[i] = gpt2k_f32_to_f16(g_w.f32[i]);
+        } else {
+            gpt2k_quantize_q8_0_ref(w, g_w.f32, (int)nk); /* rows are whole blocks: K % 32 == 0 */
+        }
+        for (int c = 1; c < copies; c++)
+            memcpy(w + wb * (size_t)c, w, wb);
+        g_w.w[t] = w;
+        g_w.ncopies[t] = copies;
+        g_w.wbytes[t] = wb;
+    }
+    *wbytes = g_w.wbytes[t];
+    *ncopies = g_w.ncopies[t];
+    return g_w.w[t];
+}
+
+typedef struct mm_ctx {
+    gpt2k_pool *pool;
+    const gpt2k_ops *ops;
+    const kb_case *c;
+    const char *w;
+    size_t wstride;
+    int ncopies;
+    float *in, *out, *bias;
+    void *qbuf;
+} mm_ctx;
+
+static void mm_call(void *arg, int rep)
+{
+    mm_ctx *m = arg;
+    const kb_shape *s = &m->c->shape;
+    const void *w = m->w + m->wstride * (size_t)(rep % m->ncopies);
+    if (m->c->gemm == KB_GEMM_OPENBLAS)
+        gpt2k_matmul_openblas(m->out, s->N, m->in, s->K, w, m->bias, s->M, s->K, s->N, 0);
+    else if (s->wtype == KB_W_Q8_0)
+        gpt2k_matmul_q8_0(m->pool, m->ops, m->out, s->N, m->in, s->K, w, m->bias, s->M, s->K, s->N,
+                          0, m->qbuf);
+    else
+        gpt2k_matmul(m->pool, m->ops, m->out, s->N, m->in, s->K, w,
+                     s->wtype == KB_W_F16 ? GPT2K_W_F16 : GPT2K_W_F32, m->bias, s->M, s->K, s->N, 0);
+}
+
+static int run_matmul(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c, const kb_run_opts *o,
+                      kb_result *r)
+{
+    const kb_shape *s = &c->shape;
+    size_t one = s->wtype == KB_W_F32 ? (size_t)s->N * s->K * 4
+               : s->wtype == KB_W_F16 ? (size_t)s->N * s->K * 2
+                                      : (size_t)s->N * gpt2k_q8_0_row_bytes(s->K);
+    int copies = 1;
+    if (s->M <= 16 && o->cold_bytes > one)
+        copies = (int)ceil(o->cold_bytes / (double)one);
+    if (copies > 64)
+        copies = 64;
+    mm_ctx m = {pool, ops, c, NULL, 0, 1, NULL, NULL, NULL, NULL};
+    m.w = weights(s->K, s->N, s->wtype, copies, &m.wstride, &m.ncopies);
+    m.in = alloc64((size_t)s->M * s->K * sizeof(float));
+    m.out = alloc64((size_t)s->M * s->N * sizeof(float));
+    m.bias = alloc64((size_t)s->N * sizeof(float));
+    m.qbuf = alloc64((size_t)s->M * gpt2k_q8_0_row_bytes(s->K));
+    int rc = -1;
+    if (m.w && m.in && m.out && m.bias && m.qbuf) {
+        fill(m.in, (size_t)s->M * s->K, 7, 1.0f);
+        fill(m.bias, (size_t)s->N, 11, 0.1f);
+        memset(m.out, 0, (size_t)s->M * s->N * sizeof(float));
+        timed t = {NULL, mm_call, &m};
+        rc = time_case(&t, o, r);
+    }
+    free(m.in);
+    free(m.out);
+    free(m.bias);
+    free(m.qbuf);
+    return rc;
+}
+
+/* ---- attention: a paged cache of 16-position blocks, in reverse order ---- */
+
+#define KV_BLOCK 16
+
+typedef struct attn_ctx {
+    gpt2k_pool *pool;
+    const gpt2k_ops *ops;
+    const kb_shape *s;
+    float *q, *out, *scratch;
+    gpt2k_kv_view view;
+    int *seq, *pos;
+    int64_t *cost;
+} attn_ctx;
+
+static void attn_call(void *arg, int rep)
+{
+    attn_ctx *a = arg;
+    const kb_shape *s = a->s;
+    gpt2k_attention(a->pool, a->ops, a->out, s->K, a->q, s->K, &a->view, a->seq, a->pos, s->M,
+                    s->heads, s->head_dim, a->scratch, s->ctx, a->cost);
+}
+
+static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c,
+                         const kb_run_opts *o, kb_result *r)
+{
+    const kb_shape *s = &c->shape;
+    int C = s->K, nblk = (s->ctx + KV_BLOCK - 1) / KV_BLOCK, nth = gpt2k_pool_size(pool);
+    size_t kv = (size_t)nblk * KV_BLOCK * C;
+    attn_ctx a = {pool, ops, s, NULL, NULL, NULL, {0}, NULL, NULL, NULL};
+    float *k = alloc64(kv * sizeof(float)), *v = alloc64(kv * sizeof(float));
+    int *blocks = malloc((size_t)nblk * sizeof(int));
+    a.q = alloc64((size_t)s->M * C * sizeof(float));
+    a.out = alloc64((size_t)s->M * C * sizeof(float));
+    a.scratch = alloc64((size_t)nth * s->ctx * sizeof(float));
+    a.seq = calloc((size_t)s->M, sizeof(int));
+    a.pos = malloc((size_t)s->M * sizeof(int));
+    a.cost = malloc(((size_t)s->M + 1) * sizeof(int64_t));
+    int rc = -1;
+    if (k && v && blocks && a.q && a.out && a.scratch && a.seq && a.pos && a.cost) {
+        fill(k, kv, 3, 1.0f);
+        fill(v, kv, 5, 1.0f);
+        fill(a.q, (size_t)s->M * C, 13, 1.0f);
+        for (int b = 0; b < nblk; b++)
+            blocks[b] = nblk - 1 - b; /* not contiguous, as in a shared pool */
+        for (int i = 0; i < s->M; i++)
+            a.pos[i] = s->ctx - s->M + i;
+        a.view = (gpt2k_kv_view){k, v, blocks, (size_t)KV_BLOCK * C, KV_BLOCK, C};
+        timed t = {NULL, attn_call, &a};
+        rc = time_case(&t, o, r);
+    }
+    free(k);
+    free(v);
+    free(blocks);
+    free(a.q);
+    free(a.out);
+    free(a.scratch);
+    free(a.seq);
+    free(a.pos);
+    free(a.cost);
+    return rc;
+}
+
+/* ---- the elementwise ops ---- */
+
+typedef struct ew_ctx {
+    gpt2k_pool *pool;
+    const gpt2k_ops *ops;
+    const kb_shape *s;
+    float *x, *x0, *y, *out, *g, *b;
+    char *q;
+} ew_ctx;
+
+/* add and quantize have no parallel driver: split rows as parallel.c does for
+ * the Q8_0 activations (a few rows are done by the caller alone) */
+#define SERIAL_ROWS 4
+
+static void ew_rows(void *arg, int ith, int nth)
+{
+    ew_ctx *e = arg;
+    const kb_shape *s = e->s;
+    int r0 = (int)((int64_t)s->M * ith / nth), r1 = (int)((int64_t)s->M * (ith + 1) / nth);
+    size_t qrow = gpt2k_q8_0_row_bytes(s->N);
+    for (int r = r0; r < r1; r++) {
+        size_t o = (size_t)r * s->N;
+        if (s->op == KB_OP_ADD)
+            e->ops->add(e->out + o, e->x + o, e->y + o, s->N);
+        else
+            e->ops->quantize_q8_0(e->q + qrow * r, e->x + o, s->N);
+    }
+}
+
+static void gelu_prepare(void *arg, int rep)
+{
+    ew_ctx *e = arg; /* in place: start from the same values every time */
+    memcpy(e->x, e->x0, (size_t)e->s->M * e->s->N * sizeof(float));
+}
+
+static void ew_call(void *arg, int rep)
+{
+    ew_ctx *e = arg;
+    const kb_shape *s = e->s;
+    switch (s->op) {
+    case KB_OP_LAYERNORM:
+        gpt2k_layernorm_rows(e->pool, e->ops, e->out, s->N, e->x, s->N, e->g, e->b, s->M, s->N, 1e-5f);
+        break;
+    case KB_OP_GELU: gpt2k_gelu_rows(e->pool, e->ops, e->x, s->N, s->M, s->N); break;
+    default:
+        if (s->M <= SERIAL_ROWS)
+            ew_rows(e, 0, 1);
+        else
+            gpt2k_pool_run(e->pool, ew_rows, e);
+        break;
+    }
+}
+
+static int run_elementwise(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c,
+                           const kb_run_opts *o, kb_result *r)
+{
+    const kb_shape *s = &c->shape;
+    size_t n = (size_t)s->M * s->N;
+    ew_ctx e = {pool, ops, s, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    e.x = alloc64(n * sizeof(float));
+    e.x0 = alloc64(n * sizeof(float));
+    e.y = alloc64(n * sizeof(float));
+    e.out = alloc64(n * sizeof(float));
+    e.g = alloc64((size_t)s->N * sizeof(float));
+    e.b = alloc64((size_t)s->N * sizeof(float));
+    e.q = alloc64((size_t)s->M * gpt2k_q8_0_row_bytes(s->N));
+    int rc = -1;
+    if (e.x && e.x0 && e.y && e.out && e.g && e.b && e.q) {
+        fill(e.x0, n, 17, 2.0f);
+        memcpy(e.x, e.x0, n * sizeof(float));
+        fill(e.y, n, 19, 2.0f);
+        fill(e.g, (size_t)s->N, 23, 1.0f);
+        fill(e.b, (size_t)s->N, 29, 0.1f);
+        timed t = {s->op == KB_OP_GELU ? gelu_prepare : NULL, ew_call, &e};
+        rc = time_case(&t, o, r);
+    }
+    free(e.x);
+    free(e.x0);
+    free(e.y);
+    free(e.out);
+    free(e.g);
+    free(e.b);
+    free(e.q);
+    return rc;
+}
+
+int kb_run_case(gpt2k_pool *pool, const kb_case *c, const kb_run_opts *o, kb_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->c = *c;
+    r->threads = gpt2k_pool_size(pool);
+    const gpt2k_ops *ops = c->isa >= 0 ? gpt2k_ops_for((gpt2k_isa)c->isa) : NULL;
+    if (c->gemm != KB_GEMM_OPENBLAS && !ops) {
+        fprintf(stderr, "gpt2c-kbench: %s: this CPU cannot run the %s path\n", c->name,
+                gpt2k_isa_name((gpt2k_isa)c->isa));
+        return -1;
+    }
+    int rc;
+    switch (c->shape.op) {
+    case KB_OP_MATMUL: rc = run_matmul(pool, ops, c, o, r); break;
+    case KB_OP_ATTENTION: rc = run_attention(pool, ops, c, o, r); break;
+    default: rc = run_elementwise(pool, ops, c, o, r); break;
+    }
+    if (rc != 0)
+        fprintf(stderr, "gpt2c-kbench: %s: out of memory for its buffers\n", c->name);
+    return rc;
+}
+
+void kb_release_buffers(void) { weights_free(); }
