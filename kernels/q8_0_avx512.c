@@ -275,7 +275,9 @@ static inline void prefetch_part(const blk *x, size_t ldx, int rows, int cb, int
  * 3 x (w, |w|, scales) leave room in the 32 zmm registers. Not tuned on
  * AVX-512 hardware. */
 #define NBC 256
-#define GEMV_MAX_M 4
+/* Up to 8 rows (batched decode) the GEMV loop beats the tiles: measured on
+ * Zen 3, 2 threads, 124M: 10-15% faster per step at 5-8 rows, slower at 16. */
+#define GEMV_MAX_M 8
 #define XS_CAP 8192
 #define MC 64
 #define MT 4
@@ -299,10 +301,16 @@ AINLINE void matmul(const gemv_fn *gemvs, const tile_fn (*tiles)[3], float *out,
         const int store = c == 0 && !accumulate;
 
         if (M <= GEMV_MAX_M) {
+            /* Decode, one or many sequences: memory-bound; each weight row is read
+             * from memory once and used, from L1, by every group of up to 4 rows. */
             load_scales(xs, x + b0, (size_t)nb, M, cb);
             for (int n = n0; n < n1; n++)
-                gemvs[M - 1](out + n, ldo, x + b0, (size_t)nb, xs, wq + (size_t)n * nb + b0, cb,
-                             bc ? bc + n : NULL, store);
+                for (int m0 = 0; m0 < M; m0 += 4) {
+                    const int mr = M - m0 < 4 ? M - m0 : 4;
+                    gemvs[mr - 1](out + (size_t)m0 * ldo + n, ldo, x + (size_t)m0 * nb + b0,
+                                  (size_t)nb, xs + (size_t)m0 * cb, wq + (size_t)n * nb + b0, cb,
+                                  bc ? bc + n : NULL, store);
+                }
             continue;
         }
 

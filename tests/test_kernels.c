@@ -482,6 +482,63 @@ START_TEST(test_add)
 }
 END_TEST
 
+/* ---- batch invariance ------------------------------------------------------------- */
+
+/* A row's result must not depend on the other rows of the call: the serving
+ * engine's promise (batched == alone, bit for bit) rests on it. Every M up to
+ * and past the GEMV/blocked boundary, K spanning several K blocks, fp32 and
+ * fp16 weights, with and without bias and residual accumulation. */
+START_TEST(test_matmul_rows_independent)
+{
+    static const int Ms[] = {2, 4, 5, 8, 13, 16, 17, 33};
+    static const int Ks[] = {64, 1000, 3072};
+    const int N = 37;
+    for (int ki = 0; ki < 3; ki++)
+        for (int wf16 = 0; wf16 < 2; wf16++) {
+            const int K = Ks[ki], Mmax = 33;
+            float *in = falloc((size_t)Mmax * K), *wf = falloc((size_t)N * K), *bias = falloc(N);
+            uint16_t *wh = xmalloc(sizeof(uint16_t) * (size_t)N * K);
+            float *all = falloc((size_t)Mmax * N), *one = falloc(N);
+            for (size_t i = 0; i < (size_t)Mmax * K; i++)
+                in[i] = urand(-1, 1);
+            for (size_t i = 0; i < (size_t)N * K; i++) {
+                wf[i] = urand(-1, 1);
+                wh[i] = gpt2k_f32_to_f16(wf[i]);
+            }
+            for (int n = 0; n < N; n++)
+                bias[n] = urand(-1, 1);
+            const void *w = wf16 ? (const void *)wh : (const void *)wf;
+            for (int t = -1; t < g_nsimd; t++) {
+                const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+                for (int mi = 0; mi < (int)(sizeof Ms / sizeof Ms[0]); mi++)
+                    for (int acc = 0; acc < 2; acc++) {
+                        const int M = Ms[mi];
+                        for (size_t i = 0; i < (size_t)M * N; i++)
+                            all[i] = (float)(i % 7) * 0.25f;
+                        if (wf16)
+                            ops->matmul_f16(all, N, in, K, w, acc ? NULL : bias, M, K, 0, N, acc);
+                        else
+                            ops->matmul_f32(all, N, in, K, w, acc ? NULL : bias, M, K, 0, N, acc);
+                        for (int m = 0; m < M; m++) {
+                            for (int n = 0; n < N; n++)
+                                one[n] = (float)(((size_t)m * N + n) % 7) * 0.25f;
+                            if (wf16)
+                                ops->matmul_f16(one, N, in + (size_t)m * K, K, w, acc ? NULL : bias,
+                                                1, K, 0, N, acc);
+                            else
+                                ops->matmul_f32(one, N, in + (size_t)m * K, K, w, acc ? NULL : bias,
+                                                1, K, 0, N, acc);
+                            ck_assert_msg(memcmp(one, all + (size_t)m * N, sizeof(float) * N) == 0,
+                                          "%s %s K=%d M=%d acc=%d: row %d differs from the row alone",
+                                          gpt2k_isa_name(ops->isa), wf16 ? "f16" : "f32", K, M, acc, m);
+                        }
+                    }
+            }
+            free(in), free(wf), free(bias), free(wh), free(all), free(one);
+        }
+}
+END_TEST
+
 /* ---- attention head ----------------------------------------------------------------- */
 
 static const int NKV_LIST[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 100, 300};
@@ -1104,6 +1161,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_parallel_matmul);
     tcase_add_test(tc, test_parallel_rows);
     tcase_add_test(tc, test_parallel_attention);
+    tcase_add_test(tc, test_matmul_rows_independent);
     suite_add_tcase(s, tc);
     return s;
 }

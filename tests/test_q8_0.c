@@ -711,6 +711,49 @@ END_TEST
 
 /* ---- dispatch ------------------------------------------------------------------- */
 
+/* A row's result must not depend on the other rows of the call (the serving
+ * engine's batched == alone promise): every M across the GEMV/tile boundary,
+ * K spanning several scale chunks. Integer paths: exact. */
+START_TEST(test_matmul_rows_independent)
+{
+    static const int Ms[] = {2, 4, 5, 8, 9, 16, 33};
+    static const int Ks[] = {64, 3072, 9216};
+    const int N = 21;
+    for (int ki = 0; ki < 3; ki++) {
+        const int K = Ks[ki], Mmax = 33;
+        const size_t rb = gpt2k_q8_0_row_bytes(K);
+        float *x = xmalloc(sizeof(float) * (size_t)Mmax * K), *wf = xmalloc(sizeof(float) * (size_t)N * K);
+        char *xq = xmalloc(rb * Mmax), *wq = xmalloc(rb * N);
+        float *bias = xmalloc(sizeof(float) * N), *all = xmalloc(sizeof(float) * (size_t)Mmax * N);
+        float *one = xmalloc(sizeof(float) * N);
+        for (size_t i = 0; i < (size_t)Mmax * K; i++)
+            x[i] = urand(-1, 1);
+        for (size_t i = 0; i < (size_t)N * K; i++)
+            wf[i] = urand(-1, 1);
+        for (int n = 0; n < N; n++)
+            bias[n] = urand(-1, 1);
+        for (int m = 0; m < Mmax; m++)
+            gpt2k_quantize_q8_0_ref(xq + m * rb, x + (size_t)m * K, K);
+        for (int n = 0; n < N; n++)
+            gpt2k_quantize_q8_0_ref(wq + n * rb, wf + (size_t)n * K, K);
+        for (int t = -1; t < g_nsimd; t++) {
+            const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t].ops;
+            for (int mi = 0; mi < (int)(sizeof Ms / sizeof Ms[0]); mi++) {
+                const int M = Ms[mi];
+                ops->matmul_q8_0(all, N, xq, wq, bias, M, K, 0, N, 0);
+                for (int m = 0; m < M; m++) {
+                    ops->matmul_q8_0(one, N, xq + m * rb, wq, bias, 1, K, 0, N, 0);
+                    ck_assert_msg(memcmp(one, all + (size_t)m * N, sizeof(float) * N) == 0,
+                                  "%s K=%d M=%d: row %d differs from the row alone",
+                                  t < 0 ? "scalar" : g_simd[t].name, K, M, m);
+                }
+            }
+        }
+        free(x), free(wf), free(xq), free(wq), free(bias), free(all), free(one);
+    }
+}
+END_TEST
+
 START_TEST(test_dispatch)
 {
     ck_assert_uint_eq(gpt2k_q8_0_row_bytes(768), 24 * 34);
@@ -763,6 +806,7 @@ static Suite *q8_suite(void)
     tc = tcase_create("parallel");
     tcase_set_timeout(tc, TIMEOUT_S);
     tcase_add_test(tc, test_parallel_matmul_q8_0);
+    tcase_add_test(tc, test_matmul_rows_independent);
     suite_add_tcase(s, tc);
     return s;
 }
