@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include "backend.h"
@@ -64,7 +63,7 @@ typedef struct cuda_state {
     int keep_q8;   /* Q8_0 matrices stay Q8_0 (GPT2C_CUDA_DTYPE=q8_0) */
     int cublas_on, graphs_on;
     cudaStream_t stream;
-    cublasHandle_t cublas;
+    g2c_cublas *cublas;
     /* weights: one buffer */
     void *wbuf;
     size_t wbytes, woff;
@@ -329,8 +328,7 @@ static void cuda_destroy(void *p)
     cudaSetDevice(s->device);
     for (int i = 0; i < s->n_graphs; i++)
         cudaGraphExecDestroy(s->graphs[i].exec);
-    if (s->cublas)
-        cublasDestroy(s->cublas);
+    g2c_cublas_close(s->cublas);
     if (s->stream)
         cudaStreamDestroy(s->stream);
     cudaFree(s->wbuf);
@@ -478,14 +476,9 @@ static void *cuda_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_e
         goto fail;
     }
     if (s->cublas_on) {
-        cublasStatus_t cs = cublasCreate(&s->cublas);
-        if (cs == CUBLAS_STATUS_SUCCESS)
-            cs = cublasSetStream(s->cublas, s->stream);
-        if (cs == CUBLAS_STATUS_SUCCESS)
-            cs = cublasSetWorkspace(s->cublas, s->cublas_ws, (size_t)32 << 20);
-        if (cs != CUBLAS_STATUS_SUCCESS) {
-            gpt2_seterr(err, GPT2_ERR_UNSUPPORTED, "cuda: cuBLAS setup: %s",
-                        cublasGetStatusString(cs));
+        s->cublas = g2c_cublas_open(s->stream, s->cublas_ws, (size_t)32 << 20, why, sizeof why);
+        if (!s->cublas) {
+            gpt2_seterr(err, GPT2_ERR_UNSUPPORTED, "cuda: cuBLAS setup (--gemm cublas): %s", why);
             goto fail;
         }
     }

@@ -24,7 +24,10 @@ target_compile_options(gpt2c_cuda_kernels PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall>
   $<$<COMPILE_LANGUAGE:C>:-Wall -Wextra -Wno-unused-parameter>)
 target_include_directories(gpt2c_cuda_kernels PUBLIC ${CMAKE_SOURCE_DIR}/cuda)
-target_link_libraries(gpt2c_cuda_kernels PUBLIC CUDA::cudart CUDA::cublas)
+# cuBLAS is opened with dlopen when --gemm cublas asks for it (gemm_cublas.h):
+# linked, it would cost every process ~210 MB of resident memory. Its headers only.
+target_include_directories(gpt2c_cuda_kernels PUBLIC ${CUDAToolkit_INCLUDE_DIRS})
+target_link_libraries(gpt2c_cuda_kernels PUBLIC CUDA::cudart ${CMAKE_DL_LIBS})
 
 # gpt2c was created before CUDA was enabled: give it the architectures too
 set_target_properties(gpt2c PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")

@@ -248,12 +248,11 @@ int main(int argc, char **argv)
     }
 
     /* GEMM shapes of the prefill, hand-written vs cuBLAS */
-    cublasHandle_t cb;
-    if (cublasCreate(&cb) != CUBLAS_STATUS_SUCCESS) {
-        fprintf(stderr, "kbench: cublasCreate failed\n");
+    g2c_cublas *cb = g2c_cublas_open(g_st, NULL, 0, why, sizeof why);
+    if (!cb) {
+        fprintf(stderr, "kbench: cuBLAS: %s\n", why);
         return 1;
     }
-    cublasSetStream(cb, g_st);
     struct gemm_row {
         int K, N;
         double native_ms, cublas_ms, max_rel_diff;
@@ -315,6 +314,6 @@ int main(int argc, char **argv)
     fprintf(f, "  ]\n}\n");
     if (json)
         fclose(f);
-    cublasDestroy(cb);
+    g2c_cublas_close(cb);
     return 0;
 }

@@ -180,21 +180,22 @@ static void run_matmul_case(const mshape *s, int dt, int epi, int kern)
     float *scratch;
     CU(cudaMalloc((void **)&scratch, sizeof(float) * M * N));
     int rc = 0;
-    cublasHandle_t h = NULL;
+    g2c_cublas *h = NULL;
+    char why[512];
     switch (kern) {
     case K_GEMV: rc = g2c_gemv(0, dout, ldo, epi, dt, dx, ldx, dw, db, M, K, N); break;
     case K_GEMM: rc = g2c_gemm(0, dout, ldo, epi, dt, dx, ldx, dw, db, M, K, N, 132); break;
     case K_DISPATCH: rc = g2c_matmul(0, dout, ldo, epi, dt, dx, ldx, dw, dt, db, M, K, N, NULL, 132); break;
     case K_CUBLAS:
-        ck_assert(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS);
+        h = g2c_cublas_open(0, NULL, 0, why, sizeof why);
+        ck_assert_msg(h != NULL, "cuBLAS: %s", why);
         rc = g2c_cublas_matmul(h, 0, dout, ldo, epi, dt, dx, ldx, dw, db, M, K, N, scratch);
         ck_assert_msg(rc == 0, "cublas: %s", g2c_cublas_error(rc));
         break;
     }
     ck_assert_msg(rc == 0, "%s launch: %s", KNAMES[kern], cudaGetErrorString((cudaError_t)rc));
     CU(cudaDeviceSynchronize());
-    if (h)
-        cublasDestroy(h);
+    g2c_cublas_close(h);
     cu_download_as(got, dout, (size_t)M * ldo, out_dt);
     /* padding columns n >= N must be untouched: compare them against init */
     for (int m = 0; m < M; m++)
