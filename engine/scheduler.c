@@ -84,6 +84,7 @@ struct gpt2_engine {
     gpt2_batch_seq *bseqs;    /* [max_seqs] */
     gpt2_request **breqs;     /* [max_seqs] */
     float *logits;            /* [max_seqs][n_vocab] */
+    int *finish_state;        /* [max_seqs]: what each batch sequence ends as (0: runs on) */
 };
 
 static int is_final(int state) { return state >= GPT2_REQ_DONE; }
@@ -305,7 +306,7 @@ static void *scheduler_main(void *arg)
 {
     gpt2_engine *e = arg;
     hub *h = e->h;
-    int *finish_state = calloc((size_t)e->max_seqs, sizeof(int));
+    int *finish_state = e->finish_state;
     pthread_mutex_lock(&h->mu);
     while (!e->stop) {
         admit(e);
@@ -335,8 +336,6 @@ static void *scheduler_main(void *arg)
         double t0 = gpt2_now_ms();
         int rc = e->be->forward(e->st, &b, e->logits, &err);
         double t1 = gpt2_now_ms();
-        if (rc == 0 && !finish_state)
-            rc = gpt2_seterr(&err, GPT2_ERR_NOMEM, "scheduler: out of memory");
         if (rc == 0)
             after_forward(e, ns, finish_state);
 
@@ -367,7 +366,6 @@ static void *scheduler_main(void *arg)
     while (e->q_head)
         e->q_head->error = stopped, finish(e, e->q_head, GPT2_REQ_CANCELLED);
     pthread_mutex_unlock(&h->mu);
-    free(finish_state);
     return NULL;
 }
 
@@ -429,7 +427,8 @@ gpt2_engine *gpt2_engine_create(const gpt2_model *m, const gpt2_engine_opts *opt
     e->bseqs = calloc((size_t)e->max_seqs, sizeof *e->bseqs);
     e->breqs = calloc((size_t)e->max_seqs, sizeof *e->breqs);
     e->logits = malloc(sizeof(float) * (size_t)e->max_seqs * c->n_vocab);
-    if (!e->running || !e->ids || !e->bseqs || !e->breqs || !e->logits ||
+    e->finish_state = calloc((size_t)e->max_seqs, sizeof *e->finish_state);
+    if (!e->running || !e->ids || !e->bseqs || !e->breqs || !e->logits || !e->finish_state ||
         kv_pool_init(&e->pool, kv_blocks)) {
         gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory for the engine's batch buffers");
         gpt2_engine_free(e);
@@ -469,6 +468,7 @@ void gpt2_engine_free(gpt2_engine *e)
     free(e->bseqs);
     free(e->breqs);
     free(e->logits);
+    free(e->finish_state);
     free(e);
     pthread_mutex_lock(&h->mu);
     hub_unref_unlock(h);
