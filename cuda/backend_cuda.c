@@ -32,6 +32,7 @@
 #define PREFILL_MIN_ROWS 4 /* sequences with this many rows use the flash tiles */
 #define PREFILL_TILE 64    /* rows per prefill tile (k_attention.cu: PF_ROWS) */
 #define ALIGN 256
+#define STAGED_LOGIT_ROWS 8 /* logit rows copied back through pinned memory */
 
 typedef struct dmat {
     void *p;
@@ -82,6 +83,10 @@ typedef struct cuda_state {
     /* batch metadata: packed ints, host (pinned) and device */
     int *meta_h, *meta_d;
     size_t meta_ints;
+    /* pinned staging for the logits of decode-sized steps: a copy into pageable
+     * memory goes through the driver's own bounce buffer, slower per byte */
+    float *logits_h;
+    int staged_rows;
     int max_batch, max_logit, max_tab;
     graph_entry graphs[MAX_GRAPHS];
     int n_graphs;
@@ -337,6 +342,8 @@ static void cuda_destroy(void *p)
     cudaFree(s->meta_d);
     if (s->meta_h)
         cudaFreeHost(s->meta_h);
+    if (s->logits_h)
+        cudaFreeHost(s->logits_h);
     free(s->layers);
     free(s);
 }
@@ -473,6 +480,12 @@ static void *cuda_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_e
     if ((e = cudaMalloc((void **)&s->meta_d, bytes)) != cudaSuccess ||
         (e = cudaMallocHost((void **)&s->meta_h, bytes)) != cudaSuccess) {
         cuda_fail(err, GPT2_ERR_NOMEM, "allocating the batch metadata buffers", e);
+        goto fail;
+    }
+    s->staged_rows = s->max_logit < STAGED_LOGIT_ROWS ? s->max_logit : STAGED_LOGIT_ROWS;
+    bytes = (size_t)s->staged_rows * c->n_vocab * sizeof(float);
+    if ((e = cudaMallocHost((void **)&s->logits_h, bytes)) != cudaSuccess) {
+        cuda_fail(err, GPT2_ERR_NOMEM, "allocating the pinned logits buffer", e);
         goto fail;
     }
     if (s->cublas_on) {
@@ -705,14 +718,18 @@ static int cuda_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error 
         rc = enqueue(s, k, &L, err);
     if (rc)
         return rc;
+    const size_t logit_bytes = (size_t)k.G * s->cfg.n_vocab * sizeof(float);
+    const int staged = k.G > 0 && k.G <= s->staged_rows;
     if (k.G > 0) {
-        e = cudaMemcpyAsync(logits, s->logits, (size_t)k.G * s->cfg.n_vocab * sizeof(float),
+        e = cudaMemcpyAsync(staged ? s->logits_h : logits, s->logits, logit_bytes,
                             cudaMemcpyDeviceToHost, s->stream);
         if (e != cudaSuccess)
             return cuda_fail(err, GPT2_ERR_UNSUPPORTED, "copying logits to the host", e);
     }
     if ((e = cudaStreamSynchronize(s->stream)) != cudaSuccess)
         return cuda_fail(err, GPT2_ERR_UNSUPPORTED, "forward pass (kernel execution)", e);
+    if (staged)
+        memcpy(logits, s->logits_h, logit_bytes);
     return 0;
 }
 

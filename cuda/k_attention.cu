@@ -142,17 +142,46 @@ extern "C" int g2c_attention_prefill(cudaStream_t st, const g2c_kv *kv, void *ou
 }
 
 /* ---- decode: split-K flash-decoding ------------------------------------------
- * Block (row, head, split) handles positions split*CHUNK .. min(+CHUNK, pos+1):
- * a warp per key for the scores (lanes over channels), the block's own softmax
- * over its chunk, channels over threads for p.V. It leaves acc (HD floats), its
- * max and its sum; the combine kernel merges the splits with their maxima. */
+ * Block (row, head, split) handles positions split*CHUNK .. min(+CHUNK, pos+1)
+ * with one thread per key: each thread reads its whole key (128-bit loads when
+ * HD % 8 == 0), so a chunk's scores cost one round of independent loads, not
+ * one dependent warp reduction per key. Then the block's softmax over its
+ * chunk, and p.V with threads over channel pairs (coalesced half2 loads) and
+ * groups of threads over keys. It leaves acc (HD floats), its max and its sum;
+ * the combine kernel merges the splits with their maxima. */
 #define DEC_THREADS 128
+#if G2C_DECODE_CHUNK != DEC_THREADS
+#error "the decode kernel gives each key of a chunk its own thread"
+#endif
+
+/* q (in shared memory, already scaled) . key of HD fp16 values */
+__device__ __forceinline__ float dot_key(const float *qs, const uint16_t *k, int HD)
+{
+    float a = 0.0f;
+    if ((HD & 7) == 0) { /* rows and head offsets are then multiples of 16 bytes */
+#pragma unroll 4
+        for (int d = 0; d < HD; d += 8) {
+            const uint4 v = *(const uint4 *)(k + d);
+            const __half2 *h = (const __half2 *)&v;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float2 f = __half22float2(h[i]);
+                a = fmaf(qs[d + 2 * i], f.x, a);
+                a = fmaf(qs[d + 2 * i + 1], f.y, a);
+            }
+        }
+    } else {
+        for (int d = 0; d < HD; d++)
+            a = fmaf(qs[d], h2f_bits(k[d]), a);
+    }
+    return a;
+}
 
 __global__ void __launch_bounds__(DEC_THREADS)
     attn_decode_kernel(g2c_kv kv, const float *q, int ldq, const int *pos, const int *tab,
                        const int *rows, int NH, int HD, float scale, int splits, float *part)
 {
-    __shared__ float qs[128], sc[G2C_DECODE_CHUNK], red[DEC_THREADS];
+    __shared__ float qs[128], sc[G2C_DECODE_CHUNK], red[DEC_THREADS / 32], pv[2 * DEC_THREADS];
     const int ri = blockIdx.x, h = blockIdx.y, sp = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid & 31;
     const int r = rows[ri], p = pos[r];
@@ -169,57 +198,68 @@ __global__ void __launch_bounds__(DEC_THREADS)
         qs[d] = q[(size_t)r * ldq + h * HD + d] * scale;
     __syncthreads();
 
-    for (int j = warp; j < n; j += DEC_THREADS / 32) {
-        const uint16_t *k = kv_at(kv, table, t0 + j, 0) + h * HD;
-        float s = 0.0f;
-        for (int d = lane; d < HD; d += 32)
-            s = fmaf(qs[d], h2f_bits(k[d]), s);
-        s = warp_sum(s);
-        if (lane == 0)
-            sc[j] = s;
-    }
-    __syncthreads();
+    /* scores: thread j owns key t0 + j */
+    float s = -INFINITY;
+    if (tid < n)
+        s = dot_key(qs, kv_at(kv, table, t0 + tid, 0) + h * HD, HD);
 
     /* block max, then exp and block sum */
-    float m = -INFINITY;
-    for (int j = tid; j < n; j += DEC_THREADS)
-        m = fmaxf(m, sc[j]);
-    m = warp_max(m);
+    float m = warp_max(s);
     if (lane == 0)
         red[warp] = m;
     __syncthreads();
     m = red[0];
     for (int w = 1; w < DEC_THREADS / 32; w++)
         m = fmaxf(m, red[w]);
-    __syncthreads(); /* red is reused below */
-    float l = 0.0f;
-    for (int j = tid; j < n; j += DEC_THREADS) {
-        float e = __expf(sc[j] - m);
-        sc[j] = e;
-        l += e;
-    }
-    l = warp_sum(l);
+    const float e = tid < n ? __expf(s - m) : 0.0f;
+    sc[tid] = e;
+    __syncthreads(); /* red is reused below; sc is complete */
+    float l = warp_sum(e);
     if (lane == 0)
         red[warp] = l;
     __syncthreads();
     l = 0.0f;
     for (int w = 0; w < DEC_THREADS / 32; w++)
         l += red[w];
-    __syncthreads();
 
-    /* p.V: thread (g, d) sums keys g, g+G, ...; groups meet in shared memory */
-    const int G = DEC_THREADS / HD, g = tid / HD, d = tid % HD;
-    float a = 0.0f;
-    if (g < G)
-        for (int j = g; j < n; j += G)
-            a = fmaf(sc[j], h2f_bits(kv_at(kv, table, t0 + j, 1)[h * HD + d]), a);
-    red[tid] = a;
-    __syncthreads();
-    if (tid < HD) {
-        float s = 0.0f;
-        for (int gg = 0; gg < G; gg++)
-            s += red[gg * HD + tid];
-        pp[tid] = s;
+    /* p.V: thread (g, c) sums keys g, g+G, ... for channel c (a pair of
+     * channels when HD is even); the G groups meet in shared memory */
+    if ((HD & 1) == 0) {
+        const int P2 = HD / 2, G = DEC_THREADS / P2, g = tid / P2, c = tid % P2;
+        float2 a = make_float2(0.0f, 0.0f);
+        if (g < G) {
+#pragma unroll 4
+            for (int j = g; j < n; j += G) {
+                const __half2 v = *(const __half2 *)(kv_at(kv, table, t0 + j, 1) + h * HD + 2 * c);
+                const float2 f = __half22float2(v);
+                a.x = fmaf(sc[j], f.x, a.x);
+                a.y = fmaf(sc[j], f.y, a.y);
+            }
+            pv[g * HD + 2 * c] = a.x;
+            pv[g * HD + 2 * c + 1] = a.y;
+        }
+        __syncthreads();
+        if (tid < HD) {
+            float acc = 0.0f;
+            for (int gg = 0; gg < G; gg++)
+                acc += pv[gg * HD + tid];
+            pp[tid] = acc;
+        }
+    } else {
+        const int G = DEC_THREADS / HD, g = tid / HD, c = tid % HD;
+        float a = 0.0f;
+        if (g < G) {
+            for (int j = g; j < n; j += G)
+                a = fmaf(sc[j], h2f_bits(kv_at(kv, table, t0 + j, 1)[h * HD + c]), a);
+            pv[g * HD + c] = a;
+        }
+        __syncthreads();
+        if (tid < HD) {
+            float acc = 0.0f;
+            for (int gg = 0; gg < G; gg++)
+                acc += pv[gg * HD + tid];
+            pp[tid] = acc;
+        }
     }
     if (tid == 0)
         pp[HD] = m, pp[HD + 1] = l;

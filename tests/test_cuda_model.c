@@ -16,6 +16,11 @@
  *   bf16 mode: frac = RTOL = 6e-2: 2^-8 = 3.9e-3 per rounding, 8x fp16.
  *   Q8_0 (both sides quantize weights and activations, but the GPU quantizes
  *     fp16 activations): frac = RTOL = 3e-2.
+ *   A Q8_0 file in the f32/f16/bf16 modes: the GPU dequantizes the weights and
+ *     keeps activations in that type, but the CPU reference still quantizes
+ *     every matmul input to 8 bits (a step of max|block|/127, ~4 times per
+ *     layer), so the gap is the Q8_0 one: 3e-2 as well (measured on an H100:
+ *     5.0e-3 in f32 mode, past the f32 tolerance of 2e-3).
  * A real bug (wrong position, mask, block, bias or scale) moves logits by
  * 1e-1 .. 1 of their scale. Comparisons of the GPU with itself (decode vs
  * recompute, ragged vs alone) differ only in kernel choice and sum order:
@@ -170,10 +175,12 @@ START_TEST(test_logits_vs_cpu)
     for (int k = 0; k < 4; k++) {
         if (k == 3 && m->dtype != GPT2_DTYPE_Q8_0)
             continue;
+        /* the CPU quantizes activations of a Q8_0 file in every mode */
+        const double frac = m->dtype == GPT2_DTYPE_Q8_0 && fracs[k] < fracs[3] ? fracs[3] : fracs[k];
         setenv("GPT2C_CUDA_DTYPE", modes[k], 1);
         float *got = gpu_logits(mod, NULL, ids, m->T);
-        expect_close(tu_fmt("%s GPT2C_CUDA_DTYPE=%s vs CPU fp32", m->name, modes[k]), got, ref,
-                     (long)m->T * c->n_vocab, fracs[k]);
+        expect_close(tu_fmt("%s GPT2C_CUDA_DTYPE=%s vs CPU", m->name, modes[k]), got, ref,
+                     (long)m->T * c->n_vocab, frac);
         free(got);
     }
     unsetenv("GPT2C_CUDA_DTYPE");
