@@ -48,6 +48,7 @@ typedef struct dlayer {
 /* counts that fix every launch of a forward: the key of a captured graph */
 typedef struct shape {
     int R, S, G, D, P; /* rows, sequences, logit rows, decode rows, prefill tiles */
+    int A;             /* 1: the argmax of each logit row is asked for */
 } shape;
 
 typedef struct graph_entry {
@@ -79,6 +80,8 @@ typedef struct cuda_state {
     void *arena;
     size_t arena_size;
     float *x, *qkv, *logits, *part, *scratch;
+    int *amax;     /* argmax of each logit row */
+    int *dec_cnt;  /* decode attention's split counters (zero between launches) */
     void *xn, *att, *ff, *xq, *cublas_ws;
     /* batch metadata: packed ints, host (pinned) and device */
     int *meta_h, *meta_d;
@@ -87,6 +90,7 @@ typedef struct cuda_state {
      * memory goes through the driver's own bounce buffer, slower per byte */
     float *logits_h;
     int staged_rows;
+    int *amax_h; /* pinned: the argmax rows */
     int max_batch, max_logit, max_tab;
     graph_entry graphs[MAX_GRAPHS];
     int n_graphs;
@@ -311,7 +315,9 @@ static size_t arena_layout(cuda_state *s, char *base)
     TAKE(s->att, B * C * a);
     TAKE(s->ff, B * FF * a);
     TAKE(s->logits, (size_t)s->max_logit * c->n_vocab * 4);
+    TAKE(s->amax, (size_t)s->max_logit * sizeof(int));
     TAKE(s->part, B * c->n_head * splits * (s->HD + 2) * 4);
+    TAKE(s->dec_cnt, B * c->n_head * sizeof(int));
     s->xq = NULL, s->scratch = NULL, s->cublas_ws = NULL;
     if (s->keep_q8)
         TAKE(s->xq, g2c_q8_bytes((int)B, (int)(C > FF ? C : FF)));
@@ -344,6 +350,8 @@ static void cuda_destroy(void *p)
         cudaFreeHost(s->meta_h);
     if (s->logits_h)
         cudaFreeHost(s->logits_h);
+    if (s->amax_h)
+        cudaFreeHost(s->amax_h);
     free(s->layers);
     free(s);
 }
@@ -484,8 +492,9 @@ static void *cuda_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_e
     }
     s->staged_rows = s->max_logit < STAGED_LOGIT_ROWS ? s->max_logit : STAGED_LOGIT_ROWS;
     bytes = (size_t)s->staged_rows * c->n_vocab * sizeof(float);
-    if ((e = cudaMallocHost((void **)&s->logits_h, bytes)) != cudaSuccess) {
-        cuda_fail(err, GPT2_ERR_NOMEM, "allocating the pinned logits buffer", e);
+    if ((e = cudaMallocHost((void **)&s->logits_h, bytes)) != cudaSuccess ||
+        (e = cudaMallocHost((void **)&s->amax_h, (size_t)s->max_logit * sizeof(int))) != cudaSuccess) {
+        cuda_fail(err, GPT2_ERR_NOMEM, "allocating the pinned logits buffers", e);
         goto fail;
     }
     if (s->cublas_on) {
@@ -532,7 +541,8 @@ static meta_layout layout_for(const cuda_state *s, shape k)
 static int build_meta(cuda_state *s, const gpt2_batch *b, shape *k, meta_layout *L,
                       gpt2_error *err)
 {
-    shape sh = {b->n_rows, b->n_seqs, b->n_logit_rows, 0, 0};
+    shape sh = {b->n_rows, b->n_seqs, b->n_logit_rows, 0, 0,
+                b->argmax != NULL && b->n_logit_rows > 0};
     for (int i = 0; i < b->n_seqs; i++) {
         const gpt2_batch_seq *q = &b->seqs[i];
         if (q->n_rows >= PREFILL_MIN_ROWS)
@@ -620,6 +630,9 @@ static int enqueue(cuda_state *s, shape k, const meta_layout *L, gpt2_error *err
     LAUNCH(g2c_embed(st, s->x, ids, pos, R, s->tok.p, s->tok.t, c->n_vocab, s->wpe, C), "embedding",
            -1);
     g2c_kv kv = {s->kv, c->n_layer, C, s->bs, 0, M + L->tables};
+    /* a step of one decode row per sequence: the attention kernel writes each
+     * row's key and value itself, one launch fewer per layer */
+    const int self_kv = k.P == 0 && k.D == k.S;
     for (int l = 0; l < c->n_layer; l++) {
         const dlayer *D = &s->layers[l];
         kv.layer = l;
@@ -627,11 +640,13 @@ static int enqueue(cuda_state *s, shape k, const meta_layout *L, gpt2_error *err
                              c->ln_eps), "ln1", l);
         if ((rc = mm(s, s->qkv, 3 * C, G2C_EPI_STORE, s->xn, C, &D->qkv, D->qkv_b, R, err, "qkv", l)))
             return rc;
-        LAUNCH(g2c_kv_write(st, &kv, s->qkv, 3 * C, pos, tab, R), "kv write", l);
+        if (!self_kv)
+            LAUNCH(g2c_kv_write(st, &kv, s->qkv, 3 * C, pos, tab, R), "kv write", l);
         LAUNCH(g2c_attention_prefill(st, &kv, s->att, s->act, C, s->qkv, 3 * C, pos, tab,
                                      M + L->tiles, k.P, NH, s->HD), "attention (prefill)", l);
         LAUNCH(g2c_attention_decode(st, &kv, s->att, s->act, C, s->qkv, 3 * C, pos, tab,
-                                    M + L->dec, k.D, NH, s->HD, c->n_ctx, s->part),
+                                    M + L->dec, k.D, NH, s->HD, c->n_ctx, s->part, s->dec_cnt,
+                                    self_kv),
                "attention (decode)", l);
         if ((rc = mm(s, s->x, C, G2C_EPI_ACCUM, s->att, C, &D->proj, D->proj_b, R, err, "attn proj", l)))
             return rc;
@@ -648,13 +663,16 @@ static int enqueue(cuda_state *s, shape k, const meta_layout *L, gpt2_error *err
         if ((rc = mm(s, s->logits, c->n_vocab, G2C_EPI_STORE, s->xn, C, &s->lm, NULL, k.G, err,
                "lm head", c->n_layer)))
             return rc;
+        if (k.A)
+            LAUNCH(g2c_argmax(st, s->amax, s->logits, c->n_vocab, k.G, c->n_vocab), "argmax",
+                   c->n_layer);
     }
     return 0;
 }
 
 static int same_shape(shape a, shape b)
 {
-    return a.R == b.R && a.S == b.S && a.G == b.G && a.D == b.D && a.P == b.P;
+    return a.R == b.R && a.S == b.S && a.G == b.G && a.D == b.D && a.P == b.P && a.A == b.A;
 }
 
 /* Replays the graph of this shape, capturing it first if new. Returns 1 when
@@ -718,18 +736,36 @@ static int cuda_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error 
         rc = enqueue(s, k, &L, err);
     if (rc)
         return rc;
-    const size_t logit_bytes = (size_t)k.G * s->cfg.n_vocab * sizeof(float);
+    /* back to the host: the argmax rows if asked, the logit rows the caller
+     * needs (runs of consecutive rows, one copy each) */
+    const size_t V = (size_t)s->cfg.n_vocab;
+    const unsigned char *need = b->need_logits;
     const int staged = k.G > 0 && k.G <= s->staged_rows;
-    if (k.G > 0) {
-        e = cudaMemcpyAsync(staged ? s->logits_h : logits, s->logits, logit_bytes,
+    float *dst = staged ? s->logits_h : logits;
+    if (k.A && (e = cudaMemcpyAsync(s->amax_h, s->amax, (size_t)k.G * sizeof(int),
+                                    cudaMemcpyDeviceToHost, s->stream)) != cudaSuccess)
+        return cuda_fail(err, GPT2_ERR_UNSUPPORTED, "copying the argmax rows to the host", e);
+    for (int i = 0; i < k.G;) {
+        if (need && !need[i]) {
+            i++;
+            continue;
+        }
+        int j = i + 1;
+        while (j < k.G && (!need || need[j]))
+            j++;
+        e = cudaMemcpyAsync(dst + i * V, s->logits + i * V, (size_t)(j - i) * V * sizeof(float),
                             cudaMemcpyDeviceToHost, s->stream);
         if (e != cudaSuccess)
             return cuda_fail(err, GPT2_ERR_UNSUPPORTED, "copying logits to the host", e);
+        i = j;
     }
     if ((e = cudaStreamSynchronize(s->stream)) != cudaSuccess)
         return cuda_fail(err, GPT2_ERR_UNSUPPORTED, "forward pass (kernel execution)", e);
-    if (staged)
-        memcpy(logits, s->logits_h, logit_bytes);
+    for (int i = 0; staged && i < k.G; i++)
+        if (!need || need[i])
+            memcpy(logits + i * V, s->logits_h + i * V, V * sizeof(float));
+    if (k.A)
+        memcpy(b->argmax, s->amax_h, (size_t)k.G * sizeof(int));
     return 0;
 }
 

@@ -62,6 +62,11 @@ int g2c_convert(cudaStream_t st, void *out, g2c_dtype ot, const float *in, size_
 int g2c_epilogue(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype ot, const float *acc,
                  int lda, const float *bias, int M, int N);
 
+/* out[r] = the greedy choice over row r of x (fp32, N values, row stride ldx),
+ * as gpt2_argmax: the lowest index of the largest value; NaNs never win, except
+ * that a NaN at index 0 gives 0. R rows. */
+int g2c_argmax(cudaStream_t st, int *out, const float *x, int ldx, int R, int N);
+
 /* ---- matmul ------------------------------------------------------------------ */
 
 /* Few rows (decode): every weight is read once per 8 rows, 128-bit loads when K
@@ -118,15 +123,22 @@ int g2c_attention_prefill(cudaStream_t st, const g2c_kv *kv, void *out, g2c_dtyp
                           const int *tiles, int n_tiles, int NH, int HD);
 
 /* Split-K ("flash-decoding") attention for n_rows rows (rows[i] = batch row):
- * each (row, head) splits positions 0..pos into g2c_decode_splits(n_ctx)
- * chunks of G2C_DECODE_CHUNK; chunks past pos exit at once, so the launch
- * shape depends only on n_rows (graph-friendly). part: workspace of
- * n_rows * NH * splits * (HD + 2) floats. HD <= 128. */
+ * each (row, head) splits positions 0..pos into chunks of G2C_DECODE_CHUNK,
+ * one block each (g2c_decode_splits(n_ctx) of them; those past pos exit at
+ * once, so the launch shape depends only on n_rows: graph-friendly). The last
+ * chunk to finish merges the others: one launch.
+ *   part: workspace of n_rows * NH * splits * (HD + 2) floats.
+ *   counters: n_rows * NH ints, zero before the call; left zero.
+ *   write_kv: 1 when the caller did not write the rows' keys and values with
+ *     g2c_kv_write: each row writes its own (q carries K at column C and V at
+ *     2C, as qkv does). Only valid when no two rows are of one sequence.
+ * HD <= 128. */
 #define G2C_DECODE_CHUNK 128
 int g2c_decode_splits(int n_ctx);
 int g2c_attention_decode(cudaStream_t st, const g2c_kv *kv, void *out, g2c_dtype ot, int ldo,
                          const float *q, int ldq, const int *pos, const int *tab, const int *rows,
-                         int n_rows, int NH, int HD, int n_ctx, float *part);
+                         int n_rows, int NH, int HD, int n_ctx, float *part, int *counters,
+                         int write_kv);
 
 #ifdef __cplusplus
 }

@@ -35,39 +35,49 @@ extern "C" int g2c_kv_write(cudaStream_t st, const g2c_kv *kv, const float *qkv,
 }
 
 /* ---- prefill: flash-style tiles --------------------------------------------
- * One block per (tile of up to 64 query rows, head); one thread per query row
- * keeps q and its output accumulator in registers. Key/value tiles of BKV
- * positions are staged in shared memory (fp32) and read by all rows at once
- * (broadcast). Online softmax: the accumulator is rescaled only when a row's
- * running max grows. HDP: head dim rounded up to 16/32/64/128 (zero padded). */
-#define PF_ROWS 64
+ * A tile (up to 64 consecutive query rows of one sequence) is split over
+ * gridDim.z = 4 blocks of 16 rows; each row has 8 threads, each holding HDP/8
+ * of the head's dims of q and of the output accumulator in registers (scores
+ * meet by 3 shuffles inside the row's 8 lanes). Key/value tiles of BKV
+ * positions are staged in shared memory (fp32) and read by all rows at once.
+ * Online softmax: the accumulator is rescaled only when a row's running max
+ * grows. HDP: head dim rounded up to 16/32/64/128 (zero padded). */
+#define PF_ROWS 64 /* rows per tile (the backend's tiles) */
+#define PF_SUB 16  /* rows per block */
+#define PF_TPR 8   /* threads per row */
 
 template <int HDP>
-__global__ void __launch_bounds__(PF_ROWS)
+__global__ void __launch_bounds__(PF_SUB * PF_TPR)
     attn_prefill_kernel(g2c_kv kv, void *out, g2c_dtype ot, int ldo, const float *q, int ldq,
                         const int *pos, const int *tab, const int *tiles, int HD, float scale)
 {
-    constexpr int BKV = HDP <= 64 ? 64 : 32;
+    constexpr int BKV = HDP <= 64 ? 64 : 32, DPT = HDP / PF_TPR, NT = PF_SUB * PF_TPR;
     __shared__ float Ks[BKV][HDP], Vs[BKV][HDP];
     const int row0 = tiles[2 * blockIdx.x], nq = tiles[2 * blockIdx.x + 1];
-    const int h = blockIdx.y, tid = threadIdx.x;
+    const int sub0 = blockIdx.z * PF_SUB;
+    if (sub0 >= nq) /* the tile is shorter than this block's rows */
+        return;
+    const int nsub = nq - sub0 < PF_SUB ? nq - sub0 : PF_SUB;
+    const int h = blockIdx.y, tid = threadIdx.x, rl = tid / PF_TPR, d0 = (tid % PF_TPR) * DPT;
+    /* the row's 8 lanes: shuffles stay inside them, whatever other rows do */
+    const unsigned group = 0xffu << ((tid & 31) & ~(PF_TPR - 1));
     const int *table = kv.tables + tab[row0];
-    const int p_last = pos[row0 + nq - 1]; /* rows of a tile: consecutive positions */
-    const bool active = tid < nq;
-    const int r = row0 + (active ? tid : 0);
+    const int p_last = pos[row0 + sub0 + nsub - 1]; /* rows of a tile: consecutive positions */
+    const bool active = rl < nsub;
+    const int r = row0 + sub0 + (active ? rl : 0);
     const int my_pos = pos[r];
 
-    float qr[HDP], acc[HDP];
+    float qr[DPT], acc[DPT];
 #pragma unroll
-    for (int d = 0; d < HDP; d++) {
-        qr[d] = d < HD ? q[(size_t)r * ldq + h * HD + d] * scale : 0.0f;
-        acc[d] = 0.0f;
+    for (int i = 0; i < DPT; i++) {
+        qr[i] = d0 + i < HD ? q[(size_t)r * ldq + h * HD + d0 + i] * scale : 0.0f;
+        acc[i] = 0.0f;
     }
     float mx = -INFINITY, l = 0.0f;
 
     for (int t0 = 0; t0 <= p_last; t0 += BKV) {
         __syncthreads(); /* the previous tile is consumed */
-        for (int e = tid; e < BKV * HDP; e += PF_ROWS) {
+        for (int e = tid; e < BKV * HDP; e += NT) {
             int j = e / HDP, d = e % HDP, t = t0 + j;
             float kvk = 0.0f, kvv = 0.0f;
             if (t <= p_last && d < HD) {
@@ -84,21 +94,25 @@ __global__ void __launch_bounds__(PF_ROWS)
             for (int j = 0; j < jn; j++) {
                 float s = 0.0f;
 #pragma unroll
-                for (int d = 0; d < HDP; d++)
-                    s = fmaf(qr[d], Ks[j][d], s);
+                for (int i = 0; i < DPT; i++)
+                    s = fmaf(qr[i], Ks[j][d0 + i], s);
+                /* butterfly: every lane of the row ends with the same sum */
+                s += __shfl_xor_sync(group, s, 4);
+                s += __shfl_xor_sync(group, s, 2);
+                s += __shfl_xor_sync(group, s, 1);
                 if (s > mx) {
                     float corr = __expf(mx - s); /* 0 when mx = -inf */
                     l *= corr;
 #pragma unroll
-                    for (int d = 0; d < HDP; d++)
-                        acc[d] *= corr;
+                    for (int i = 0; i < DPT; i++)
+                        acc[i] *= corr;
                     mx = s;
                 }
                 float p = __expf(s - mx);
                 l += p;
 #pragma unroll
-                for (int d = 0; d < HDP; d++)
-                    acc[d] = fmaf(p, Vs[j][d], acc[d]);
+                for (int i = 0; i < DPT; i++)
+                    acc[i] = fmaf(p, Vs[j][d0 + i], acc[i]);
             }
         }
     }
@@ -106,17 +120,17 @@ __global__ void __launch_bounds__(PF_ROWS)
         return;
     const float inv = 1.0f / l;
 #pragma unroll
-    for (int d = 0; d < HDP; d++) { /* unrolled over HDP: acc stays in registers */
-        if (d >= HD)
+    for (int i = 0; i < DPT; i++) { /* unrolled: acc stays in registers */
+        if (d0 + i >= HD)
             break;
-        size_t i = (size_t)r * ldo + h * HD + d;
-        float v = acc[d] * inv;
+        size_t o = (size_t)r * ldo + h * HD + d0 + i;
+        float v = acc[i] * inv;
         if (ot == G2C_F32)
-            ((float *)out)[i] = v;
+            ((float *)out)[o] = v;
         else if (ot == G2C_F16)
-            ((__half *)out)[i] = __float2half_rn(v);
+            ((__half *)out)[o] = __float2half_rn(v);
         else
-            ((__nv_bfloat16 *)out)[i] = __float2bfloat16_rn(v);
+            ((__nv_bfloat16 *)out)[o] = __float2bfloat16_rn(v);
     }
 }
 
@@ -128,7 +142,7 @@ extern "C" int g2c_attention_prefill(cudaStream_t st, const g2c_kv *kv, void *ou
         return 0;
     if (HD > 128 || ot == G2C_Q8_0)
         return (int)cudaErrorInvalidValue;
-    dim3 grid(n_tiles, NH), block(PF_ROWS);
+    dim3 grid(n_tiles, NH, PF_ROWS / PF_SUB), block(PF_SUB * PF_TPR);
     float scale = 1.0f / sqrtf((float)HD);
     if (HD <= 16)
         attn_prefill_kernel<16><<<grid, block, 0, st>>>(*kv, out, ot, ldo, q, ldq, pos, tab, tiles, HD, scale);
@@ -147,8 +161,12 @@ extern "C" int g2c_attention_prefill(cudaStream_t st, const g2c_kv *kv, void *ou
  * HD % 8 == 0), so a chunk's scores cost one round of independent loads, not
  * one dependent warp reduction per key. Then the block's softmax over its
  * chunk, and p.V with threads over channel pairs (coalesced half2 loads) and
- * groups of threads over keys. It leaves acc (HD floats), its max and its sum;
- * the combine kernel merges the splits with their maxima. */
+ * groups of threads over keys.
+ * A row whose positions fit one chunk writes its output at once. Otherwise each
+ * split leaves acc (HD floats), its max and its sum in part, and the last split
+ * to finish (a counter per row and head) merges them: no second launch.
+ * Splits past the row's position exit at once, so the grid depends only on the
+ * row count (graph-friendly). */
 #define DEC_THREADS 128
 #if G2C_DECODE_CHUNK != DEC_THREADS
 #error "the decode kernel gives each key of a chunk its own thread"
@@ -177,25 +195,44 @@ __device__ __forceinline__ float dot_key(const float *qs, const uint16_t *k, int
     return a;
 }
 
+__device__ __forceinline__ void store_out(void *out, g2c_dtype ot, size_t i, float v)
+{
+    if (ot == G2C_F32)
+        ((float *)out)[i] = v;
+    else if (ot == G2C_F16)
+        ((__half *)out)[i] = __float2half_rn(v);
+    else
+        ((__nv_bfloat16 *)out)[i] = __float2bfloat16_rn(v);
+}
+
 __global__ void __launch_bounds__(DEC_THREADS)
-    attn_decode_kernel(g2c_kv kv, const float *q, int ldq, const int *pos, const int *tab,
-                       const int *rows, int NH, int HD, float scale, int splits, float *part)
+    attn_decode_kernel(g2c_kv kv, void *out, g2c_dtype ot, int ldo, const float *q, int ldq,
+                       const int *pos, const int *tab, const int *rows, int NH, int HD,
+                       float scale, int splits, float *part, int *counters, int write_kv)
 {
     __shared__ float qs[128], sc[G2C_DECODE_CHUNK], red[DEC_THREADS / 32], pv[2 * DEC_THREADS];
+    __shared__ int is_last;
     const int ri = blockIdx.x, h = blockIdx.y, sp = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid & 31;
-    const int r = rows[ri], p = pos[r];
-    float *pp = part + (((size_t)ri * NH + h) * splits + sp) * (HD + 2);
+    const int r = rows[ri], p = pos[r], C = kv.C;
     const int t0 = sp * G2C_DECODE_CHUNK;
-    if (t0 > p) { /* past this row's last position: an empty split */
-        if (tid == 0)
-            pp[HD] = -INFINITY, pp[HD + 1] = 0.0f;
+    if (t0 > p) /* past this row's last position: nothing to do */
         return;
-    }
     const int n = p + 1 - t0 < G2C_DECODE_CHUNK ? p + 1 - t0 : G2C_DECODE_CHUNK;
+    const int n_split = p / G2C_DECODE_CHUNK + 1; /* splits with positions for this row */
     const int *table = kv.tables + tab[r];
+    const float *qrow = q + (size_t)r * ldq;
+    if (write_kv && p < t0 + G2C_DECODE_CHUNK) {
+        /* this row's own key and value (qkv columns C.., 2C..) into the cache;
+         * read back below by this block only, after the barrier */
+        uint16_t *k = kv_at(kv, table, p, 0) + h * HD, *v = kv_at(kv, table, p, 1) + h * HD;
+        for (int d = tid; d < HD; d += DEC_THREADS) {
+            k[d] = f2h_bits(qrow[C + h * HD + d]);
+            v[d] = f2h_bits(qrow[2 * C + h * HD + d]);
+        }
+    }
     for (int d = tid; d < HD; d += DEC_THREADS)
-        qs[d] = q[(size_t)r * ldq + h * HD + d] * scale;
+        qs[d] = qrow[h * HD + d] * scale;
     __syncthreads();
 
     /* scores: thread j owns key t0 + j */
@@ -224,8 +261,10 @@ __global__ void __launch_bounds__(DEC_THREADS)
 
     /* p.V: thread (g, c) sums keys g, g+G, ... for channel c (a pair of
      * channels when HD is even); the G groups meet in shared memory */
+    int G;
     if ((HD & 1) == 0) {
-        const int P2 = HD / 2, G = DEC_THREADS / P2, g = tid / P2, c = tid % P2;
+        const int P2 = HD / 2, g = tid / P2, c = tid % P2;
+        G = DEC_THREADS / P2;
         float2 a = make_float2(0.0f, 0.0f);
         if (g < G) {
 #pragma unroll 4
@@ -238,57 +277,58 @@ __global__ void __launch_bounds__(DEC_THREADS)
             pv[g * HD + 2 * c] = a.x;
             pv[g * HD + 2 * c + 1] = a.y;
         }
-        __syncthreads();
-        if (tid < HD) {
-            float acc = 0.0f;
-            for (int gg = 0; gg < G; gg++)
-                acc += pv[gg * HD + tid];
-            pp[tid] = acc;
-        }
     } else {
-        const int G = DEC_THREADS / HD, g = tid / HD, c = tid % HD;
+        const int g = tid / HD, c = tid % HD;
+        G = DEC_THREADS / HD;
         float a = 0.0f;
         if (g < G) {
             for (int j = g; j < n; j += G)
                 a = fmaf(sc[j], h2f_bits(kv_at(kv, table, t0 + j, 1)[h * HD + c]), a);
             pv[g * HD + c] = a;
         }
-        __syncthreads();
-        if (tid < HD) {
-            float acc = 0.0f;
-            for (int gg = 0; gg < G; gg++)
-                acc += pv[gg * HD + tid];
-            pp[tid] = acc;
-        }
     }
+    __syncthreads();
+    float acc = 0.0f;
+    if (tid < HD)
+        for (int gg = 0; gg < G; gg++)
+            acc += pv[gg * HD + tid];
+    const size_t o = (size_t)r * ldo + h * HD;
+    if (n_split == 1) { /* the whole row in this block */
+        if (tid < HD)
+            store_out(out, ot, o + tid, acc / l);
+        return;
+    }
+
+    /* leave this split's part; the last split of (row, head) merges them all */
+    float *base = part + ((size_t)ri * NH + h) * splits * (HD + 2), *pp = base + sp * (HD + 2);
+    if (tid < HD)
+        pp[tid] = acc;
     if (tid == 0)
         pp[HD] = m, pp[HD + 1] = l;
-}
-
-template <typename OT>
-__global__ void attn_combine_kernel(OT *out, int ldo, const int *rows, int NH, int HD, int splits,
-                                    const float *part)
-{
-    const int ri = blockIdx.x, h = blockIdx.y;
-    const float *pp = part + ((size_t)ri * NH + h) * splits * (HD + 2);
-    float m = -INFINITY;
-    for (int s = 0; s < splits; s++)
-        m = fmaxf(m, pp[s * (HD + 2) + HD]);
-    float den = 0.0f;
-    for (int s = 0; s < splits; s++) {
-        const float *ps = pp + s * (HD + 2);
-        if (ps[HD + 1] > 0.0f)
-            den += __expf(ps[HD] - m) * ps[HD + 1];
-    }
-    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
-        float num = 0.0f;
-        for (int s = 0; s < splits; s++) {
-            const float *ps = pp + s * (HD + 2);
-            if (ps[HD + 1] > 0.0f)
-                num += __expf(ps[HD] - m) * ps[d];
+    __threadfence(); /* the part is visible to every block before it is counted */
+    __syncthreads();
+    int *cnt = counters + (size_t)ri * NH + h;
+    if (tid == 0)
+        is_last = atomicAdd(cnt, 1) == n_split - 1;
+    __syncthreads();
+    if (!is_last)
+        return;
+    __threadfence();
+    float mall = -INFINITY;
+    for (int k = 0; k < n_split; k++)
+        mall = fmaxf(mall, __ldcg(base + k * (HD + 2) + HD));
+    if (tid < HD) {
+        float num = 0.0f, den = 0.0f;
+        for (int k = 0; k < n_split; k++) {
+            const float *ps = base + k * (HD + 2);
+            const float w = __expf(__ldcg(ps + HD) - mall);
+            den = fmaf(w, __ldcg(ps + HD + 1), den);
+            num = fmaf(w, __ldcg(ps + tid), num);
         }
-        out[(size_t)rows[ri] * ldo + h * HD + d] = from_f<OT>(num / den);
+        store_out(out, ot, o + tid, num / den);
     }
+    if (tid == 0)
+        *cnt = 0; /* ready for the next launch (and graph replay) */
 }
 
 extern "C" int g2c_decode_splits(int n_ctx)
@@ -299,28 +339,16 @@ extern "C" int g2c_decode_splits(int n_ctx)
 extern "C" int g2c_attention_decode(cudaStream_t st, const g2c_kv *kv, void *out, g2c_dtype ot,
                                     int ldo, const float *q, int ldq, const int *pos,
                                     const int *tab, const int *rows, int n_rows, int NH, int HD,
-                                    int n_ctx, float *part)
+                                    int n_ctx, float *part, int *counters, int write_kv)
 {
     if (n_rows <= 0)
         return 0;
-    if (HD > 128)
+    if (HD > 128 || ot == G2C_Q8_0)
         return (int)cudaErrorInvalidValue;
     const int splits = g2c_decode_splits(n_ctx);
     dim3 grid(n_rows, NH, splits);
-    attn_decode_kernel<<<grid, DEC_THREADS, 0, st>>>(*kv, q, ldq, pos, tab, rows, NH, HD,
-                                                     1.0f / sqrtf((float)HD), splits, part);
-    int rc = g2c_launch_rc();
-    if (rc)
-        return rc;
-    dim3 cgrid(n_rows, NH);
-    int th = HD <= 32 ? 32 : HD <= 64 ? 64 : 128;
-    switch (ot) {
-    case G2C_F32: attn_combine_kernel<<<cgrid, th, 0, st>>>((float *)out, ldo, rows, NH, HD, splits, part); break;
-    case G2C_F16: attn_combine_kernel<<<cgrid, th, 0, st>>>((__half *)out, ldo, rows, NH, HD, splits, part); break;
-    case G2C_BF16:
-        attn_combine_kernel<<<cgrid, th, 0, st>>>((__nv_bfloat16 *)out, ldo, rows, NH, HD, splits, part);
-        break;
-    default: return (int)cudaErrorInvalidValue;
-    }
+    attn_decode_kernel<<<grid, DEC_THREADS, 0, st>>>(*kv, out, ot, ldo, q, ldq, pos, tab, rows, NH,
+                                                     HD, 1.0f / sqrtf((float)HD), splits, part,
+                                                     counters, write_kv);
     return g2c_launch_rc();
 }

@@ -209,7 +209,10 @@ int main(int argc, char **argv)
         CK(cudaMemcpy(d_tables, tables.data(), tables.size() * 4, cudaMemcpyHostToDevice));
         g2c_kv kv = {pool, 1, C, bs, 0, d_tables};
         float *part;
+        int *counters;
         CK(cudaMalloc(&part, (size_t)64 * NH * g2c_decode_splits(NCTX) * (HD + 2) * 4));
+        CK(cudaMalloc(&counters, (size_t)64 * NH * sizeof(int)));
+        CK(cudaMemset(counters, 0, (size_t)64 * NH * sizeof(int)));
         CK(cudaMalloc(&d_pos, T * 4));
         CK(cudaMalloc(&d_tab, T * 4));
         CK(cudaMalloc(&d_rows, T * 4));
@@ -222,7 +225,7 @@ int main(int argc, char **argv)
             CK(cudaMemcpy(d_rows, rows.data(), nr * 4, cudaMemcpyHostToDevice));
             ms = time_ms("attention_decode", [&] {
                 return g2c_attention_decode(g_st, &kv, xh, H, C, x32, 3 * C, d_pos, d_tab, d_rows, nr,
-                                            NH, HD, NCTX, part);
+                                            NH, HD, NCTX, part, counters, 0);
             });
             report_bw("attention_decode", sh("rows=%d pos=%d", nr, NCTX - 1), ms,
                       (double)nr * NCTX * C * 2 * 2);
@@ -245,6 +248,7 @@ int main(int argc, char **argv)
         report_bw("kv_write", sh("R=%d C=%d", T, C), ms, (double)T * C * 2 * (4 + 2));
         cudaFree(pool);
         cudaFree(part);
+        cudaFree(counters);
     }
 
     /* GEMM shapes of the prefill, hand-written vs cuBLAS */

@@ -52,6 +52,13 @@ typedef struct gpt2_batch {
     const gpt2_batch_seq *seqs;
     int n_seqs;
     int n_logit_rows;       /* sum of (n_rows - first_logit), <= max_logit_rows */
+    /* Optional, n_logit_rows entries each, for greedy decoding without the
+     * logits (a GPU then copies back one int per row instead of n_vocab floats):
+     *   argmax: filled with each logit row's gpt2_argmax.
+     *   need_logits: 0 where the caller uses only argmax, so that row of the
+     *     logits buffer may be left unwritten. NULL: every row is needed. */
+    int *argmax;
+    const unsigned char *need_logits;
 } gpt2_batch;
 
 typedef struct gpt2_backend_ops {
@@ -73,6 +80,12 @@ extern const gpt2_backend_ops gpt2_backend_cpu;
 #ifdef GPT2C_HAVE_CUDA
 extern const gpt2_backend_ops gpt2_backend_cuda; /* cuda/backend_cuda.c */
 #endif
+
+/* The greedy choice over n logits, as gpt2_sampler_sample makes it: the
+ * lowest index of the largest value; NaNs are never chosen, except that a NaN
+ * at index 0 gives 0 (engine/sampler.c). Backends that compute argmax
+ * elsewhere must give the same answer. */
+int gpt2_argmax(const float *x, int n);
 
 /* Checks a batch against the limits every backend shares (row counts, positions
  * inside n_ctx, ids inside the vocabulary, block tables inside the pool), so a

@@ -264,6 +264,9 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
                              c->ln_eps);
         matmul(s, logits, c->n_vocab, s->xn, C, &m->lm_head, NULL, n_out, 0);
     }
+    if (b->argmax)
+        for (int i = 0; i < n_out; i++)
+            b->argmax[i] = gpt2_argmax(logits + (size_t)i * c->n_vocab, c->n_vocab);
     return 0;
 }
 

@@ -192,6 +192,21 @@ int gpt2_eval(gpt2_ctx *c, const int *ids, int n, const float **logits, gpt2_err
     return 0;
 }
 
+int gpt2_eval_greedy(gpt2_ctx *c, int id, int *next, gpt2_error *err)
+{
+    int rc = check_room(c, 1, err);
+    if (rc)
+        return rc;
+    const unsigned char no_logits = 0;
+    gpt2_batch_seq q = {.n_rows = 1, .pos0 = c->pos, .first_logit = 0, .blocks = c->blocks};
+    gpt2_batch b = {.ids = &id, .n_rows = 1, .seqs = &q, .n_seqs = 1, .n_logit_rows = 1,
+                    .argmax = next, .need_logits = &no_logits};
+    rc = c->be->forward(c->st, &b, c->logits, err);
+    if (rc == 0)
+        c->pos++;
+    return rc;
+}
+
 int gpt2_eval_all_logits(gpt2_ctx *c, const int *ids, int n, gpt2_logits_fn cb, void *user,
                          gpt2_error *err)
 {

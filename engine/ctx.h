@@ -12,4 +12,8 @@ const struct gpt2_backend_ops *gpt2_find_backend(const char *name, gpt2_error *e
 /* 0: all online cores. */
 int gpt2_resolve_threads(int n_threads);
 
+/* gpt2_eval of one token that returns only the greedy choice (gpt2_argmax) of
+ * the next token: a backend on a GPU then leaves the logits where they are. */
+int gpt2_eval_greedy(gpt2_ctx *c, int id, int *next, gpt2_error *err);
+
 #endif

@@ -33,8 +33,12 @@ int gpt2_generate(gpt2_ctx *c, const int *prompt, int n_prompt, const gpt2_gen_o
     double t_prefill = gpt2_now_ms();
     st.prefill_ms = t_prefill - t0;
     double t_first = t_prefill;
+    /* greedy decode asks the backend for the argmax alone (after the prompt,
+     * whose last logits are here already) */
+    const int greedy = o->sampling.greedy;
+    int next = 0;
     for (int i = 0; rc == 0 && i < o->n_new; i++) {
-        int id = gpt2_sampler_sample(smp, logits);
+        int id = greedy && i > 0 ? next : gpt2_sampler_sample(smp, logits);
         if (i == 0) {
             t_first = gpt2_now_ms();
             st.ttft_ms = t_first - t0;
@@ -47,7 +51,7 @@ int gpt2_generate(gpt2_ctx *c, const int *prompt, int n_prompt, const gpt2_gen_o
             break;
         }
         if (i + 1 < o->n_new)
-            rc = gpt2_eval(c, &id, 1, &logits, err);
+            rc = greedy ? gpt2_eval_greedy(c, id, &next, err) : gpt2_eval(c, &id, 1, &logits, err);
     }
     double t_end = gpt2_now_ms();
     gpt2_sampler_free(smp);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "errors.h"
 #include "gpt2.h"
 
@@ -98,7 +99,7 @@ void gpt2_sampler_free(gpt2_sampler *s)
     free(s);
 }
 
-static int argmax(const float *x, int n)
+int gpt2_argmax(const float *x, int n)
 {
     int best = 0; /* the lowest index wins ties, so greedy is deterministic */
     for (int i = 1; i < n; i++)
@@ -134,10 +135,10 @@ int gpt2_sampler_sample(gpt2_sampler *s, const float *logits)
 {
     const int V = s->n_vocab;
     if (s->p.greedy)
-        return argmax(logits, V);
+        return gpt2_argmax(logits, V);
     /* softmax(logits / T) */
     const float inv_t = 1.0f / s->p.temperature;
-    float mx = logits[argmax(logits, V)];
+    float mx = logits[gpt2_argmax(logits, V)];
     double sum = 0.0;
     for (int i = 0; i < V; i++) {
         s->prob[i] = expf((logits[i] - mx) * inv_t);

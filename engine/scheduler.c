@@ -84,6 +84,8 @@ struct gpt2_engine {
     gpt2_batch_seq *bseqs;    /* [max_seqs] */
     gpt2_request **breqs;     /* [max_seqs] */
     float *logits;            /* [max_seqs][n_vocab] */
+    int *argmax;              /* [max_seqs]: each logit row's greedy choice */
+    unsigned char *need_logits; /* [max_seqs]: 0 for greedy rows nobody reads */
     int *finish_state;        /* [max_seqs]: what each batch sequence ends as (0: runs on) */
 };
 
@@ -257,6 +259,8 @@ static int build_batch(gpt2_engine *e, int *n_rows, int *n_logit_rows, int *n_de
                 memcpy(e->ids + nr, r->prompt + r->n_prefilled, sizeof(int) * (size_t)q->n_rows);
                 q->first_logit = q->n_rows == left ? q->n_rows - 1 : q->n_rows;
             }
+            if (q->first_logit < q->n_rows) /* one logit row at most per sequence */
+                e->need_logits[nl] = !(r->gen.sampling.greedy && !r->logits_out);
             int need = (q->pos0 + q->n_rows + e->bs - 1) / e->bs;
             while (r->n_blocks < need)
                 r->blocks[r->n_blocks++] = kv_pool_take(&e->pool);
@@ -277,6 +281,7 @@ static void after_forward(gpt2_engine *e, int ns, int *finish_state)
 {
     const int V = e->m->cfg.n_vocab;
     const float *lg = e->logits;
+    int k = 0; /* logit row */
     for (int i = 0; i < ns; i++) {
         gpt2_request *r = e->breqs[i];
         const gpt2_batch_seq *q = &e->bseqs[i];
@@ -288,8 +293,10 @@ static void after_forward(gpt2_engine *e, int ns, int *finish_state)
             continue;
         if (r->logits_out)
             memcpy(r->logits_out + (size_t)r->n_gen * V, lg, sizeof(float) * (size_t)V);
-        int id = gpt2_sampler_sample(r->smp, lg);
+        /* greedy rows take the backend's argmax: their logits may not be there */
+        int id = e->need_logits[k] ? gpt2_sampler_sample(r->smp, lg) : e->argmax[k];
         lg += V;
+        k++;
         r->tokens[r->n_gen++] = id;
         /* the order of gpt2_generate: count, callback, then EOS */
         if (r->on_token && r->on_token(id, r->user))
@@ -329,7 +336,8 @@ static void *scheduler_main(void *arg)
         int n_rows, n_logit, n_decode;
         int ns = build_batch(e, &n_rows, &n_logit, &n_decode);
         gpt2_batch b = {.ids = e->ids, .n_rows = n_rows, .seqs = e->bseqs, .n_seqs = ns,
-                        .n_logit_rows = n_logit};
+                        .n_logit_rows = n_logit, .argmax = e->argmax,
+                        .need_logits = e->need_logits};
         pthread_mutex_unlock(&h->mu);
 
         gpt2_error err = {0};
@@ -428,7 +436,10 @@ gpt2_engine *gpt2_engine_create(const gpt2_model *m, const gpt2_engine_opts *opt
     e->breqs = calloc((size_t)e->max_seqs, sizeof *e->breqs);
     e->logits = malloc(sizeof(float) * (size_t)e->max_seqs * c->n_vocab);
     e->finish_state = calloc((size_t)e->max_seqs, sizeof *e->finish_state);
+    e->argmax = calloc((size_t)e->max_seqs, sizeof *e->argmax);
+    e->need_logits = calloc((size_t)e->max_seqs, sizeof *e->need_logits);
     if (!e->running || !e->ids || !e->bseqs || !e->breqs || !e->logits || !e->finish_state ||
+        !e->argmax || !e->need_logits ||
         kv_pool_init(&e->pool, kv_blocks)) {
         gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory for the engine's batch buffers");
         gpt2_engine_free(e);
@@ -468,6 +479,8 @@ void gpt2_engine_free(gpt2_engine *e)
     free(e->bseqs);
     free(e->breqs);
     free(e->logits);
+    free(e->argmax);
+    free(e->need_logits);
     free(e->finish_state);
     free(e);
     pthread_mutex_lock(&h->mu);

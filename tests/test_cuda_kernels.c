@@ -92,6 +92,55 @@ START_TEST(test_layernorm)
 }
 END_TEST
 
+/* ---- argmax of logit rows ------------------------------------------------------ */
+
+/* the definition the greedy sampler uses, run sequentially */
+static int seq_argmax(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+START_TEST(test_argmax)
+{
+    /* widths around the block's 1024 threads and the vocabulary's; rows of
+     * edge cases: ties (the lowest index wins), NaN at 0 (gives 0), NaN
+     * elsewhere (never wins), all -inf, the winner in the last position */
+    const int Ns[] = {1, 31, 1024, 1025, 4099, 50257};
+    enum { R = 9 };
+    for (int ni = 0; ni < 6; ni++) {
+        const int N = Ns[ni], ld = N + 3;
+        float *x = rand_vec((size_t)R * ld, 1.0f, 0);
+        float *r1 = x + ld, *r2 = x + 2 * ld, *r3 = x + 3 * ld, *r4 = x + 4 * ld;
+        float *r5 = x + 5 * ld, *r6 = x + 6 * ld, *r7 = x + 7 * ld;
+        for (int i = 0; i < N; i++)
+            r1[i] = (float)(i % 7); /* ties at 6 all along */
+        r2[0] = NAN;
+        r3[N / 2] = NAN, r3[N - 1] = NAN;
+        for (int i = 0; i < N; i++)
+            r4[i] = -INFINITY;
+        r5[N - 1] = 10.0f;
+        for (int i = 0; i < N; i++)
+            r6[i] = i % 3 ? NAN : -1.0f; /* NaNs around equal values */
+        r7[N / 3] = INFINITY, r7[N - 1] = INFINITY;
+        float *dx = cu_upload(x, sizeof(float) * R * ld);
+        int *dout = NULL, got[R];
+        CU(cudaMalloc((void **)&dout, sizeof got));
+        LAUNCH_OK(g2c_argmax(0, dout, dx, ld, R, N));
+        cu_download(got, dout, sizeof got);
+        for (int r = 0; r < R; r++)
+            ck_assert_msg(got[r] == seq_argmax(x + (size_t)r * ld, N),
+                          "argmax N=%d row %d: device %d, sequential %d", N, r, got[r],
+                          seq_argmax(x + (size_t)r * ld, N));
+        cudaFree(dx), cudaFree(dout);
+        free(x);
+    }
+}
+END_TEST
+
 /* ---- embedding --------------------------------------------------------------- */
 
 START_TEST(test_embed)
@@ -385,7 +434,10 @@ START_TEST(test_attention)
     int *dtiles = cu_upload(tiles, sizeof(int) * 2 * P), *ddec = cu_upload(dec, sizeof(int) * D);
     int *dall = cu_upload(all, sizeof(int) * R);
     float *part;
+    int *counters;
     CU(cudaMalloc((void **)&part, sizeof(float) * R * NH * g2c_decode_splits(n_ctx) * (HD + 2)));
+    CU(cudaMalloc((void **)&counters, sizeof(int) * R * NH));
+    CU(cudaMemset(counters, 0, sizeof(int) * R * NH));
     float *got = xmalloc(sizeof(float) * R * C);
     for (int ot = 0; ot < 2; ot++)
         for (int mode = 0; mode < 2; mode++) {
@@ -395,10 +447,10 @@ START_TEST(test_attention)
             if (mode == 0) {
                 LAUNCH_OK(g2c_attention_prefill(0, &kv, dout, ot, C, dq, ldq, dpos, dtab, dtiles, P, NH, HD));
                 LAUNCH_OK(g2c_attention_decode(0, &kv, dout, ot, C, dq, ldq, dpos, dtab, ddec, D, NH, HD,
-                                               n_ctx, part));
+                                               n_ctx, part, counters, 0));
             } else {
                 LAUNCH_OK(g2c_attention_decode(0, &kv, dout, ot, C, dq, ldq, dpos, dtab, dall, R, NH, HD,
-                                               n_ctx, part));
+                                               n_ctx, part, counters, 0));
             }
             cu_download_as(got, dout, (size_t)R * C, ot);
             float *want = xmalloc(sizeof(float) * R * C);
@@ -410,9 +462,50 @@ START_TEST(test_attention)
             free(want);
             cudaFree(dout);
         }
+    /* write_kv = 1, as a decode step of one row per sequence runs: the last
+     * row of each sequence writes its own key and value. Spoil those cache
+     * entries first; the output and the entries must come out right. */
+    {
+        int last[8], pos_last[8], tab_last[8];
+        r = 0;
+        for (int i = 0; i < S; i++) {
+            r += seqs[i].n_rows;
+            last[i] = r - 1, pos_last[i] = pos[r - 1], tab_last[i] = tab[r - 1];
+        }
+        float *junk = xmalloc(sizeof(float) * S * ldq);
+        for (long i = 0; i < (long)S * ldq; i++)
+            junk[i] = 1e4f;
+        float *djunk = cu_upload(junk, sizeof(float) * S * ldq);
+        int *dpl = cu_upload(pos_last, sizeof pos_last), *dtl = cu_upload(tab_last, sizeof tab_last);
+        int *dlast = cu_upload(last, sizeof last);
+        LAUNCH_OK(g2c_kv_write(0, &kv, djunk, ldq, dpl, dtl, S));
+        void *dout;
+        CU(cudaMalloc(&dout, (size_t)R * C * 4));
+        CU(cudaMemset(dout, 0xff, (size_t)R * C * 4));
+        LAUNCH_OK(g2c_attention_decode(0, &kv, dout, G2C_F32, C, dq, ldq, dpos, dtab, dlast, S, NH, HD,
+                                       n_ctx, part, counters, 1));
+        cu_download(got, dout, sizeof(float) * R * C);
+        for (int i = 0; i < S; i++)
+            expect_close(tu_fmt("attention HD=%d bs=%d write_kv, sequence %d", HD, bs, i),
+                         got + (size_t)last[i] * C, ref + (size_t)last[i] * C, C, 1e-4);
+        cu_download(hpool, dpool, pool_elems * 2);
+        for (int i = 0; i < S; i++) {
+            int t = pos_last[i], blk = perm[tab_last[i] + t / bs], a_row = brow[last[i]];
+            for (int kind = 0; kind < 2; kind++)
+                for (int c = 0; c < C; c++) {
+                    size_t at = (((size_t)blk * L + layer) * 2 + kind) * bs * C + (size_t)(t % bs) * C + c;
+                    float want = cu_round(qkv[(size_t)a_row * ldq + (kind + 1) * C + c], 1);
+                    ck_assert_msg(gpt2k_f16_to_f32(hpool[at]) == want,
+                                  "write_kv: sequence %d position %d kind %d channel %d: %g, expected %g",
+                                  i, t, kind, c, gpt2k_f16_to_f32(hpool[at]), want);
+                }
+        }
+        cudaFree(djunk), cudaFree(dpl), cudaFree(dtl), cudaFree(dlast), cudaFree(dout);
+        free(junk);
+    }
     cudaFree(dpool), cudaFree(dtables), cudaFree(dqkv), cudaFree(dq), cudaFree(dpos_all);
     cudaFree(dtab_all), cudaFree(dpos), cudaFree(dtab), cudaFree(dtiles), cudaFree(ddec);
-    cudaFree(dall), cudaFree(part);
+    cudaFree(dall), cudaFree(part), cudaFree(counters);
     free(perm), free(qkv), free(pos_all), free(tab_all), free(pos), free(tab), free(brow), free(seq_of);
     free(q), free(hpool), free(fpool), free(ref), free(scratch), free(tiles), free(dec), free(all), free(got);
 }
@@ -431,6 +524,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_layernorm);
     tcase_add_test(tc, test_embed);
+    tcase_add_test(tc, test_argmax);
     /* GPT2C_CUDA_TEST_QUICK=1: the small shapes only, for runs under compute-sanitizer */
     const int quick = getenv("GPT2C_CUDA_TEST_QUICK") && atoi(getenv("GPT2C_CUDA_TEST_QUICK"));
     tcase_add_loop_test(tc, test_matmul, 0, quick ? 9 : N_MSHAPES);

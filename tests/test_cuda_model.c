@@ -116,7 +116,7 @@ static int *table_for(int slot, int n_ctx)
 static void fwd1(be b, const int *ids, int n, int pos0, int first_logit, const int *table, float *logits)
 {
     gpt2_batch_seq q = {n, pos0, first_logit, table};
-    gpt2_batch bt = {ids, n, &q, 1, n - first_logit};
+    gpt2_batch bt = {ids, n, &q, 1, n - first_logit, NULL, NULL};
     gpt2_error err = {0};
     int rc = b.ops->forward(b.st, &bt, logits, &err);
     ck_assert_msg(rc == 0, "%s forward (n=%d pos0=%d): %s", b.ops->name, n, pos0, err.msg);
@@ -245,7 +245,7 @@ START_TEST(test_ragged_batch)
         qs[s] = (gpt2_batch_seq){rows[s], cached[s], fl, tabs[s]};
         n += rows[s], nl += rows[s] - fl;
     }
-    gpt2_batch bt = {bids, n, qs, S, nl};
+    gpt2_batch bt = {bids, n, qs, S, nl, NULL, NULL};
     float *got = malloc(sizeof(float) * nl * V), *want = malloc(sizeof(float) * nl * V);
     gpt2_error err = {0};
     ck_assert_msg(g.ops->forward(g.st, &bt, got, &err) == 0, "ragged forward: %s", err.msg);
@@ -293,7 +293,7 @@ static void greedy(const gpt2_model *mod, int graphs, int *tokens, float *last_l
         gpt2_batch_seq qs[S];
         for (int s = 0; s < S; s++)
             qs[s] = (gpt2_batch_seq){1, P + step, 0, tabs[s]};
-        gpt2_batch bt = {cur, S, qs, S, S};
+        gpt2_batch bt = {cur, S, qs, S, S, NULL, NULL};
         gpt2_error err = {0};
         ck_assert_msg(g.ops->forward(g.st, &bt, lg, &err) == 0, "decode step %d: %s", step, err.msg);
         for (int s = 0; s < S; s++) {
@@ -327,6 +327,77 @@ START_TEST(test_graph_replay)
     for (int i = 0; i < 3 * V; i++)
         ck_assert_msg(la[i] == lb[i], "%s: last logits %d: plain %.9g, graph %.9g", m->name, i, la[i], lb[i]);
     free(la), free(lb);
+    gpt2_model_free(mod);
+}
+END_TEST
+
+/* ---- argmax on the device: greedy decoding without the logits ------------------ */
+
+/* The greedy loop of greedy() with the backend's argmax: sequence 0 still
+ * wants its logits, 1 and 2 only their argmax (their logits rows must stay
+ * as the caller left them: the copy is skipped). */
+static void greedy_device_argmax(const gpt2_model *mod, int graphs, int *tokens, int n_new)
+{
+    const gpt2_config *c = gpt2_model_config(mod);
+    const int V = c->n_vocab, P = 6;
+    enum { S = 3 };
+    setenv("GPT2C_CUDA_GRAPHS", graphs ? "1" : "0", 1);
+    be g = make_be(&gpt2_backend_cuda, mod, NULL, 32);
+    int *tabs[S], cur[S], ids[S][8], amax[S];
+    const unsigned char need[S] = {1, 0, 0};
+    float *lg = malloc(sizeof(float) * S * V);
+    for (int s = 0; s < S; s++) {
+        tabs[s] = table_for(s, c->n_ctx);
+        make_ids(ids[s], P, V, 20 + s);
+        /* the prompt's last row: argmax asked, logits too */
+        gpt2_batch_seq q = {P, 0, P - 1, tabs[s]};
+        gpt2_batch bt = {ids[s], P, &q, 1, 1, amax, NULL};
+        gpt2_error err = {0};
+        ck_assert_msg(g.ops->forward(g.st, &bt, lg, &err) == 0, "prompt %d: %s", s, err.msg);
+        ck_assert_int_eq(amax[0], gpt2_argmax(lg, V));
+        cur[s] = amax[0];
+    }
+    for (int step = 0; step < n_new; step++) {
+        gpt2_batch_seq qs[S];
+        for (int s = 0; s < S; s++)
+            qs[s] = (gpt2_batch_seq){1, P + step, 0, tabs[s]};
+        for (long i = 0; i < (long)S * V; i++)
+            lg[i] = NAN; /* what a skipped row must still hold */
+        gpt2_batch bt = {cur, S, qs, S, S, amax, need};
+        gpt2_error err = {0};
+        ck_assert_msg(g.ops->forward(g.st, &bt, lg, &err) == 0, "decode step %d: %s", step, err.msg);
+        ck_assert_msg(amax[0] == gpt2_argmax(lg, V), "step %d: device argmax %d, host argmax of the "
+                      "same logits %d", step, amax[0], gpt2_argmax(lg, V));
+        for (long i = V; i < (long)S * V; i++)
+            ck_assert_msg(isnan(lg[i]), "step %d: logit %ld of a row nobody asked for was written",
+                          step, i);
+        for (int s = 0; s < S; s++) {
+            tokens[step * S + s] = cur[s];
+            cur[s] = amax[s];
+        }
+    }
+    g.ops->destroy(g.st);
+    for (int s = 0; s < S; s++)
+        free(tabs[s]);
+    free(lg);
+    unsetenv("GPT2C_CUDA_GRAPHS");
+}
+
+START_TEST(test_device_argmax)
+{
+    const mcfg *m = &CFGS[_i];
+    gpt2_model *mod = load(m);
+    const int V = gpt2_model_config(mod)->n_vocab, n_new = 24;
+    int want[3 * 24], got[3 * 24];
+    float *lg = malloc(sizeof(float) * 3 * V);
+    greedy(mod, 0, want, lg, n_new); /* host argmax of full logits, plain launches */
+    for (int graphs = 0; graphs < 2; graphs++) {
+        greedy_device_argmax(mod, graphs, got, n_new);
+        for (int i = 0; i < 3 * n_new; i++)
+            ck_assert_msg(got[i] == want[i], "%s graphs=%d: token %d: device argmax %d, host %d",
+                          m->name, graphs, i, got[i], want[i]);
+    }
+    free(lg);
     gpt2_model_free(mod);
 }
 END_TEST
@@ -388,7 +459,7 @@ START_TEST(test_errors)
     for (int j = 0; j < 64; j++)
         bad[j] = o.kv_blocks + j;
     gpt2_batch_seq q = {2, 0, 1, bad};
-    gpt2_batch b = {ids, 2, &q, 1, 1};
+    gpt2_batch b = {ids, 2, &q, 1, 1, NULL, NULL};
     float lg[512];
     ck_assert(gpt2_backend_cuda.forward(st, &b, lg, &err) != 0);
     ck_assert_msg(strstr(err.msg, "block") != NULL, "error '%s' does not name the block", err.msg);
@@ -445,6 +516,7 @@ int main(void)
         tcase_add_loop_test(tc, test_decode_vs_recompute, 0, N_CFGS);
         tcase_add_loop_test(tc, test_ragged_batch, 0, N_CFGS);
         tcase_add_loop_test(tc, test_graph_replay, 0, N_CFGS);
+        tcase_add_loop_test(tc, test_device_argmax, 0, N_CFGS);
         tcase_add_loop_test(tc, test_cublas_vs_native, 0, N_CFGS);
         tcase_add_test(tc, test_errors);
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "gpt2.h"
 
 #define DRAWS 200000
@@ -60,6 +61,16 @@ START_TEST(test_greedy)
     ck_assert_int_eq(gpt2_sampler_sample(s, l), 1); /* the lower index wins a tie */
     l[4] = 2.5f;
     ck_assert_int_eq(gpt2_sampler_sample(s, l), 4);
+    /* gpt2_argmax is that choice (backends that find it on a GPU match it) */
+    ck_assert_int_eq(gpt2_argmax(l, 5), 4);
+    l[4] = NAN; /* a NaN never wins ... */
+    ck_assert_int_eq(gpt2_argmax(l, 5), 1);
+    ck_assert_int_eq(gpt2_sampler_sample(s, l), 1);
+    l[0] = NAN; /* ... except at index 0, where nothing compares above it */
+    ck_assert_int_eq(gpt2_argmax(l, 5), 0);
+    ck_assert_int_eq(gpt2_sampler_sample(s, l), 0);
+    float inf[3] = {-INFINITY, -INFINITY, -INFINITY};
+    ck_assert_int_eq(gpt2_argmax(inf, 3), 0);
     gpt2_sampler_free(s);
 }
 END_TEST
