@@ -63,6 +63,7 @@ typedef struct gpt2_batch {
 
 typedef struct gpt2_backend_ops {
     const char *name;
+    int kv_elem_bytes; /* bytes per cached key or value channel (fp32 4, fp16 2) */
     /* Creates the per-context state: the KV pool, activations for max_batch
      * rows. All memory a forward pass needs is allocated here. */
     void *(*create)(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_error *err);

@@ -290,6 +290,7 @@ static size_t cpu_arena_bytes(const void *p)
 
 const gpt2_backend_ops gpt2_backend_cpu = {
     .name = "cpu",
+    .kv_elem_bytes = sizeof(float),
     .create = cpu_create,
     .destroy = cpu_destroy,
     .forward = cpu_forward,

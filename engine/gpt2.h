@@ -238,8 +238,9 @@ typedef struct gpt2_engine_opts {
                            * tokens per step, decode and prefill together (0: 256) */
     int max_seqs;         /* sequences running at once (0: 64; <= tokens per step) */
     int kv_tokens;        /* KV pool in positions (0: from kv_mem_mb) */
-    int kv_mem_mb;        /* KV pool in MB when kv_tokens is 0 (0: 512); at least
-                           * one full context either way */
+    int kv_mem_mb;        /* KV pool in MB when kv_tokens is 0 (0: 512), at the
+                           * backend's element size (CPU fp32, CUDA fp16); at
+                           * least one full context either way */
     int queue_timeout_ms; /* a request waiting longer than this for KV room fails
                            * with GPT2_ERR_BUSY (0: 60000; < 0: wait forever) */
 } gpt2_engine_opts;

@@ -411,7 +411,9 @@ gpt2_engine *gpt2_engine_create(const gpt2_model *m, const gpt2_engine_opts *opt
     if (e->max_seqs > e->step_tokens)
         e->max_seqs = e->step_tokens; /* every running sequence gets its row each step */
     e->queue_timeout_ms = o.queue_timeout_ms ? o.queue_timeout_ms : DEFAULT_QUEUE_TIMEOUT_MS;
-    e->kv_bytes_per_token = (size_t)c->n_layer * 2 * (size_t)c->n_embd * sizeof(float);
+    /* the pool's element size is the backend's: kv_mem_mb buys twice the
+     * positions with an fp16 cache */
+    e->kv_bytes_per_token = (size_t)c->n_layer * 2 * (size_t)c->n_embd * (size_t)be->kv_elem_bytes;
     long long kv_tokens = o.kv_tokens;
     if (!kv_tokens)
         kv_tokens = (long long)(o.kv_mem_mb ? o.kv_mem_mb : DEFAULT_KV_MB) * 1000000 /
