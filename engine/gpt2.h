@@ -88,6 +88,15 @@ typedef struct gpt2_quant_tensor {
 typedef void (*gpt2_quant_report_fn)(const gpt2_quant_tensor *t, int index, int count, void *user);
 int gpt2_quantize(const char *in_path, const char *out_path, gpt2_dtype type, gpt2_dtype embd_type,
                   gpt2_quant_report_fn report, void *user, gpt2_error *err);
+/* gpt2_quantize with flags:
+ *   GPT2_QUANT_OUTPUT_WEIGHT: a file whose LM head is tied to token_embd gets
+ *     an explicit output.weight (the same values, in embd_type), as llama.cpp's
+ *     own GPT-2 converter writes: llama.cpp builds that require the tensor
+ *     load the output. gpt2c reads either form. */
+#define GPT2_QUANT_OUTPUT_WEIGHT 1u
+int gpt2_quantize_ex(const char *in_path, const char *out_path, gpt2_dtype type,
+                     gpt2_dtype embd_type, unsigned flags, gpt2_quant_report_fn report, void *user,
+                     gpt2_error *err);
 
 /* ---- loading ------------------------------------------------------------ */
 

@@ -58,6 +58,7 @@ typedef struct qtensor {
     const gguf_tensor *in;
     tclass cls;
     uint32_t out_type;
+    const char *name; /* output name: the input's, or output.weight for a tied head */
     int copy;       /* bytes kept as they are: streamed from the input mapping */
     int finite;     /* 1: NaN/Inf refused (every gpt2 tensor; unknown ones are not ours) */
     size_t bytes_out;
@@ -312,7 +313,7 @@ static void on_written(int64_t done, int64_t total, const char *name, void *user
     if (!s->report)
         return;
     const gpt2_quant_tensor r = {
-        .name = q->in->name,
+        .name = q->name,
         .type_in = ggml_type_name(q->in->type),
         .type_out = ggml_type_name(q->out_type),
         .bytes_in = q->in->n_bytes,
@@ -565,6 +566,7 @@ static int plan(qstate *s, gpt2_dtype type, gpt2_dtype embd_type, gpt2_error *er
         q->s = s;
         q->index = i;
         q->in = t;
+        q->name = t->name;
         q->cls = cls;
         switch (cls) {
         case CLASS_MATRIX: q->out_type = ggml_of(type); break;
@@ -613,8 +615,35 @@ static int check_input_crcs(qstate *s, gpt2_error *err)
     return 0;
 }
 
+/* The tied LM head as a tensor of its own: a second entry for token_embd,
+ * written under the name output.weight (same type, same conversion). */
+static int add_output_weight(qstate *s, gpt2_error *err)
+{
+    int64_t te = -1;
+    for (int64_t i = 0; i < s->n_t; i++) {
+        if (!strcmp(s->t[i].in->name, "output.weight"))
+            return 0; /* already explicit */
+        if (!strcmp(s->t[i].in->name, "token_embd.weight"))
+            te = i;
+    }
+    if (te < 0)
+        return gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: tensor 'token_embd.weight' is missing",
+                           s->in_path);
+    s->t[s->n_t] = s->t[te];
+    s->t[s->n_t].name = "output.weight";
+    s->n_t++;
+    return 0;
+}
+
 int gpt2_quantize(const char *in_path, const char *out_path, gpt2_dtype type, gpt2_dtype embd_type,
                   gpt2_quant_report_fn report, void *user, gpt2_error *err)
+{
+    return gpt2_quantize_ex(in_path, out_path, type, embd_type, 0, report, user, err);
+}
+
+int gpt2_quantize_ex(const char *in_path, const char *out_path, gpt2_dtype type,
+                     gpt2_dtype embd_type, unsigned flags, gpt2_quant_report_fn report, void *user,
+                     gpt2_error *err)
 {
     if (!in_path || !out_path)
         return gpt2_seterr(err, GPT2_ERR_INVALID, "gpt2_quantize: %s path is NULL",
@@ -653,7 +682,7 @@ int gpt2_quantize(const char *in_path, const char *out_path, gpt2_dtype type, gp
     }
 
     s.n_t = gguf_n_tensors(s.f);
-    s.t = calloc(s.n_t > 0 ? (size_t)s.n_t : 1, sizeof *s.t);
+    s.t = calloc((size_t)s.n_t + 1, sizeof *s.t); /* + a tied LM head made explicit */
     s.x = malloc(CHUNK * sizeof(float));
     s.y = malloc(CHUNK * sizeof(float));
     w = gguf_writer_create();
@@ -662,6 +691,8 @@ int gpt2_quantize(const char *in_path, const char *out_path, gpt2_dtype type, gp
         goto done;
     }
     if ((rc = check_input_crcs(&s, err)) || (rc = plan(&s, type, embd_type, err)))
+        goto done;
+    if ((flags & GPT2_QUANT_OUTPUT_WEIGHT) && (rc = add_output_weight(&s, err)))
         goto done;
     for (int64_t i = 0; i < s.n_t; i++)
         if (s.t[i].copy && (rc = precheck_copy(&s, &s.t[i])) < 0)
@@ -682,12 +713,12 @@ int gpt2_quantize(const char *in_path, const char *out_path, gpt2_dtype type, gp
     for (int64_t i = 0; i < s.n_t; i++) {
         qtensor *q = &s.t[i];
         const gguf_tensor *t = q->in;
-        rc = q->copy ? gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data)
-                     : gguf_add_tensor_fill(w, t->name, q->out_type, t->n_dims, t->ne,
+        rc = q->copy ? gguf_add_tensor(w, q->name, t->type, t->n_dims, t->ne, t->data)
+                     : gguf_add_tensor_fill(w, q->name, q->out_type, t->n_dims, t->ne,
                                             fill_tensor, q);
         if (rc < 0) {
             rc = gpt2_seterr(err, rc, "%s: tensor '%s': cannot add it to the output (%s)",
-                             in_path, t->name, gpt2_status_name(rc));
+                             in_path, q->name, gpt2_status_name(rc));
             goto done;
         }
     }

@@ -691,6 +691,37 @@ START_TEST(test_embd_variants)
 }
 END_TEST
 
+/* --output-weight: the tied LM head written again as output.weight, the same
+ * bytes as token_embd in the same type; every other tensor as without it. */
+START_TEST(test_output_weight)
+{
+    const char *plain = dpath("ow_plain.gguf"), *out = dpath("ow.gguf");
+    quantize_ok(model_in(GPT2_DTYPE_F32), plain, GPT2_DTYPE_Q8_0, NULL);
+    gpt2_error err = {0};
+    remove(out);
+    ck_assert_msg(gpt2_quantize_ex(model_in(GPT2_DTYPE_F32), out, GPT2_DTYPE_Q8_0, GPT2_DTYPE_F16,
+                                   GPT2_QUANT_OUTPUT_WEIGHT, NULL, NULL, &err) == 0,
+                  "%s", err.msg);
+    gguf_file *g = open_gguf(out), *p = open_gguf(plain);
+    ck_assert_int_eq(gguf_n_tensors(g), gguf_n_tensors(p) + 1);
+    const gguf_tensor *te = gguf_find_tensor(g, "token_embd.weight");
+    const gguf_tensor *ow = gguf_find_tensor(g, "output.weight");
+    ck_assert_ptr_nonnull(ow);
+    ck_assert_int_eq(ow->type, GGML_T_F16);
+    ck_assert_int_eq(te->type, GGML_T_F16);
+    ck_assert_int_eq(ow->n_dims, 2);
+    ck_assert(ow->ne[0] == te->ne[0] && ow->ne[1] == te->ne[1]);
+    ck_assert(ow->n_bytes == te->n_bytes);
+    ck_assert_msg(memcmp(ow->data, te->data, te->n_bytes) == 0, "output.weight differs from token_embd");
+    /* the matrices are those of the plain run */
+    const gguf_tensor *a = gguf_find_tensor(g, "blk.1.ffn_down.weight");
+    const gguf_tensor *b = gguf_find_tensor(p, "blk.1.ffn_down.weight");
+    ck_assert(a->n_bytes == b->n_bytes && memcmp(a->data, b->data, a->n_bytes) == 0);
+    gguf_close(g);
+    gguf_close(p);
+}
+END_TEST
+
 START_TEST(test_determinism)
 {
     quantize_ok(model_in(GPT2_DTYPE_F32), dpath("det_a.gguf"), GPT2_DTYPE_Q8_0, NULL);
@@ -1039,6 +1070,7 @@ static Suite *quantize_suite(void)
     tcase_add_loop_test(t, test_quantize_model, 0, 2);
     tcase_add_loop_test(t, test_embd_variants, 0, 4);
     tcase_add_test(t, test_determinism);
+    tcase_add_test(t, test_output_weight);
     tcase_add_test(t, test_roundtrip);
     tcase_add_test(t, test_metadata_types);
     suite_add_tcase(s, t);

@@ -17,7 +17,8 @@
 static void usage(void)
 {
     printf(
-        "usage: gpt2c-quantize IN.gguf OUT.gguf q8_0 [--embd q8_0|f16|f32] [--force] [-q]\n"
+        "usage: gpt2c-quantize IN.gguf OUT.gguf q8_0 [--embd q8_0|f16|f32] [--output-weight]\n"
+        "                      [--force] [-q]\n"
         "\n"
         "Writes OUT.gguf with every weight matrix of IN.gguf (attn_qkv, attn_output,\n"
         "ffn_up, ffn_down) in Q8_0: blocks of 32 int8 values with one fp16 scale\n"
@@ -31,6 +32,10 @@ static void usage(void)
         "               q8_0 (default: the LM head is about 31%% of the bytes a 124M\n"
         "               model reads per token, and llama.cpp's Q8_0 files quantize\n"
         "               it too), f16 or f32 (keep the logits closer to the original)\n"
+        "  --output-weight  also write the tied LM head as its own output.weight\n"
+        "               (same values, type of --embd), as llama.cpp's GPT-2 converter\n"
+        "               does: llama.cpp builds that require that tensor then load\n"
+        "               the file (it costs the embedding's bytes once more)\n"
         "  --force      overwrite OUT if it exists\n"
         "  -q, --quiet  no table and no progress, only errors and the totals\n"
         "  -h, --help   this help\n"
@@ -131,7 +136,7 @@ int main(int argc, char **argv)
 {
     const char *pos[3] = {NULL, NULL, NULL};
     const char *embd_s = "q8_0";
-    int n_pos = 0, force = 0, quiet = 0;
+    int n_pos = 0, force = 0, quiet = 0, output_weight = 0;
 
     if (argc == 1) {
         usage();
@@ -144,6 +149,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--embd")) {
             embd_s = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--output-weight")) {
+            output_weight = 1;
         } else if (!strcmp(a, "--force") || !strcmp(a, "-f")) {
             force = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
@@ -189,7 +196,9 @@ int main(int argc, char **argv)
     run r = {.quiet = quiet, .tty = !quiet && isatty(STDERR_FILENO)};
     gpt2_error err = {0};
     const double t0 = now_s();
-    const int rc = gpt2_quantize(in, out, (gpt2_dtype)type, (gpt2_dtype)embd, on_tensor, &r, &err);
+    const int rc = gpt2_quantize_ex(in, out, (gpt2_dtype)type, (gpt2_dtype)embd,
+                                    output_weight ? GPT2_QUANT_OUTPUT_WEIGHT : 0, on_tensor, &r,
+                                    &err);
     const double secs = now_s() - t0;
     clear_bar(&r);
     if (rc < 0)
