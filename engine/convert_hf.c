@@ -9,17 +9,15 @@
  * (x @ W); GGUF / our kernels want W[out][in] (one output's weights
  * contiguous), so those four are transposed, in square tiles so that both
  * the reads and the writes stay within a few cache lines. */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "errors.h"
+#include "hf_config.h"
 #include "model_writer.h"
 #include "safetensors.h"
 #include "vocab.h"
@@ -85,117 +83,14 @@ fail:
 
 /* ---- config.json ------------------------------------------------------------ */
 
-/* Positive integer key. present=0 and *out untouched when absent or null. */
-static int cfg_int(const cJSON *root, const char *key, int *out, int *present, const char *path,
-                   gpt2_error *err)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
-    *present = 0;
-    if (!j || cJSON_IsNull(j))
-        return 0;
-    const double v = cJSON_IsNumber(j) ? j->valuedouble : -1.0;
-    if (!cJSON_IsNumber(j) || !(v >= 1.0) || v > (double)INT_MAX || v != floor(v))
-        return gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: \"%s\" must be a positive integer", path,
-                           key);
-    *out = (int)v;
-    *present = 1;
-    return 0;
-}
-
 static int parse_config(const char *path, gpt2_config *cfg, gpt2_error *err)
 {
     size_t len;
     char *text = read_small_file(path, CONFIG_MAX_BYTES, &len, err);
     if (!text)
         return err ? err->code : GPT2_ERR_IO;
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    int rc = gpt2_hf_config_parse(text, len, path, cfg, err);
     free(text);
-    int rc = 0;
-    if (!cJSON_IsObject(root)) {
-        rc = gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: not a JSON object", path);
-        goto done;
-    }
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    if (mt && (!cJSON_IsString(mt) || strcmp(mt->valuestring, "gpt2") != 0)) {
-        rc = gpt2_seterr(err, GPT2_ERR_UNSUPPORTED, "%s: model_type %s%s%s is not \"gpt2\"", path,
-                         cJSON_IsString(mt) ? "\"" : "",
-                         cJSON_IsString(mt) ? mt->valuestring : "(not a string)",
-                         cJSON_IsString(mt) ? "\"" : "");
-        goto done;
-    }
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "activation_function");
-    if (act && !cJSON_IsNull(act) &&
-        (!cJSON_IsString(act) || (strcmp(act->valuestring, "gelu_new") != 0 &&
-                                  strcmp(act->valuestring, "gelu_pytorch_tanh") != 0))) {
-        rc = gpt2_seterr(err, GPT2_ERR_UNSUPPORTED,
-                         "%s: activation_function %s is not supported (gelu_new or "
-                         "gelu_pytorch_tanh, the tanh GELU)",
-                         path, cJSON_IsString(act) ? act->valuestring : "(not a string)");
-        goto done;
-    }
-    /* options that change the math of the forward pass */
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "scale_attn_by_inverse_layer_idx");
-    if (cJSON_IsTrue(o)) {
-        rc = gpt2_seterr(err, GPT2_ERR_UNSUPPORTED,
-                         "%s: scale_attn_by_inverse_layer_idx = true is not supported", path);
-        goto done;
-    }
-    o = cJSON_GetObjectItemCaseSensitive(root, "scale_attn_weights");
-    if (cJSON_IsFalse(o)) {
-        rc = gpt2_seterr(err, GPT2_ERR_UNSUPPORTED,
-                         "%s: scale_attn_weights = false is not supported", path);
-        goto done;
-    }
-
-    memset(cfg, 0, sizeof *cfg);
-    const struct { const char *key; int *dst; } req[] = {
-        {"n_embd", &cfg->n_embd}, {"n_head", &cfg->n_head}, {"n_layer", &cfg->n_layer},
-        {"vocab_size", &cfg->n_vocab},
-    };
-    int present;
-    for (size_t i = 0; i < sizeof req / sizeof req[0]; i++) {
-        if ((rc = cfg_int(root, req[i].key, req[i].dst, &present, path, err)) < 0)
-            goto done;
-        if (!present) {
-            rc = gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: missing \"%s\"", path, req[i].key);
-            goto done;
-        }
-    }
-    if ((rc = cfg_int(root, "n_positions", &cfg->n_ctx, &present, path, err)) < 0)
-        goto done;
-    if (!present) {
-        if ((rc = cfg_int(root, "n_ctx", &cfg->n_ctx, &present, path, err)) < 0)
-            goto done;
-        if (!present) {
-            rc = gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: missing \"n_positions\" (or \"n_ctx\")",
-                             path);
-            goto done;
-        }
-    }
-    if ((rc = cfg_int(root, "n_inner", &cfg->n_ff, &present, path, err)) < 0)
-        goto done;
-    if (!present) {
-        if (cfg->n_embd > INT_MAX / 4) {
-            rc = gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: n_embd %d is too large", path,
-                             cfg->n_embd);
-            goto done;
-        }
-        cfg->n_ff = 4 * cfg->n_embd;
-    }
-    cfg->ln_eps = 1e-5f;
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_epsilon");
-    if (eps && !cJSON_IsNull(eps)) {
-        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0.0) || eps->valuedouble > 1.0) {
-            rc = gpt2_seterr(err, GPT2_ERR_FORMAT,
-                             "%s: \"layer_norm_epsilon\" must be a number in (0, 1]", path);
-            goto done;
-        }
-        cfg->ln_eps = (float)eps->valuedouble;
-    }
-    if ((rc = gpt2_config_validate(cfg, err)) < 0)
-        gpt2_err_prefix(err, "%s", path);
-done:
-    cJSON_Delete(root);
     return rc;
 }
 
@@ -291,6 +186,44 @@ static int hf_tensor(void *user, const gpt2_tensor_info *t, uint64_t row0, uint6
         }
     }
     return 0;
+}
+
+/* The checkpoint tensor for GGUF tensor i, its shape and dtype checked;
+ * NULL with err naming the file and tensor otherwise. */
+static const safetensors_tensor *hf_find_checked(const safetensors_file *sf,
+                                                 const gpt2_config *cfg, int i,
+                                                 const char *prefix, gpt2_error *err)
+{
+    const char *p_st = safetensors_path(sf);
+    gpt2_tensor_info t;
+    gpt2_model_tensor_info(cfg, i, &t);
+    char name[160];
+    hf_name(&t, prefix, name, sizeof name);
+    const safetensors_tensor *s = safetensors_find(sf, name);
+    if (!s) {
+        gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: missing tensor '%s' (for %s)", p_st, name, t.name);
+        return NULL;
+    }
+    uint64_t want[2];
+    const int nd = hf_shape(&t, want);
+    if (s->n_dims != nd || s->shape[0] != want[0] || (nd == 2 && s->shape[1] != want[1])) {
+        char found[128], expect[64];
+        safetensors_shape_str(s, found, sizeof found);
+        if (nd == 2)
+            snprintf(expect, sizeof expect, "[%" PRIu64 ", %" PRIu64 "]", want[0], want[1]);
+        else
+            snprintf(expect, sizeof expect, "[%" PRIu64 "]", want[0]);
+        gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: tensor '%s': expected shape %s, found %s", p_st,
+                    name, expect, found);
+        return NULL;
+    }
+    if (!safetensors_dtype_convertible(s->dtype)) {
+        gpt2_seterr(err, GPT2_ERR_UNSUPPORTED,
+                    "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16 are)", p_st, name,
+                    safetensors_dtype_name(s->dtype));
+        return NULL;
+    }
+    return s;
 }
 
 /* lm_head.weight, if present, must hold the same values as wte. */
@@ -404,45 +337,29 @@ int gpt2_convert_hf(const char *hf_dir, gpt2_dtype dtype, const char *out_path, 
     const char *prefix = safetensors_find(sf, "transformer.wte.weight") ? "transformer." : "";
     const int n_t = gpt2_model_tensor_count(&cfg);
     const int n_hf = safetensors_count(sf);
-    map = calloc((size_t)n_t, sizeof *map);
+    /* config.json's sizes are claims: the first pass allocates nothing from
+     * them, and a count the file cannot hold stops at its first missing tensor
+     * (the names are distinct, so that is within n_hf + 1 lookups) */
     used = calloc((size_t)(n_hf ? n_hf : 1), 1);
-    if (!map || !used) {
+    if (!used) {
         rc = gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory");
         goto done;
     }
     for (int i = 0; i < n_t; i++) {
-        gpt2_tensor_info t;
-        gpt2_model_tensor_info(&cfg, i, &t);
-        char name[160];
-        hf_name(&t, prefix, name, sizeof name);
-        const safetensors_tensor *s = safetensors_find(sf, name);
+        const safetensors_tensor *s = hf_find_checked(sf, &cfg, i, prefix, err);
         if (!s) {
-            rc = gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: missing tensor '%s' (for %s)", p_st, name,
-                             t.name);
+            rc = err ? err->code : GPT2_ERR_FORMAT;
             goto done;
         }
-        uint64_t want[2];
-        const int nd = hf_shape(&t, want);
-        if (s->n_dims != nd || s->shape[0] != want[0] || (nd == 2 && s->shape[1] != want[1])) {
-            char found[128], expect[64];
-            safetensors_shape_str(s, found, sizeof found);
-            if (nd == 2)
-                snprintf(expect, sizeof expect, "[%" PRIu64 ", %" PRIu64 "]", want[0], want[1]);
-            else
-                snprintf(expect, sizeof expect, "[%" PRIu64 "]", want[0]);
-            rc = gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: tensor '%s': expected shape %s, found %s",
-                             p_st, name, expect, found);
-            goto done;
-        }
-        if (!safetensors_dtype_convertible(s->dtype)) {
-            rc = gpt2_seterr(err, GPT2_ERR_UNSUPPORTED,
-                             "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16 are)",
-                             p_st, name, safetensors_dtype_name(s->dtype));
-            goto done;
-        }
-        map[i] = s;
         used[s - safetensors_at(sf, 0)] = 1;
     }
+    map = calloc((size_t)(n_t > 0 ? n_t : 1), sizeof *map); /* n_t <= n_hf now */
+    if (!map) {
+        rc = gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n_t; i++)
+        map[i] = hf_find_checked(sf, &cfg, i, prefix, NULL);
     for (int j = 0; j < n_hf; j++) {
         const safetensors_tensor *s = safetensors_at(sf, j);
         if (used[j] || is_mask_buffer(s->name, prefix))

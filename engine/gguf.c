@@ -236,6 +236,7 @@ struct gguf_file {
     char *path;
     const uint8_t *map;
     size_t size;
+    int owns_map; /* 1: map is our mmap (gguf_open); 0: caller's bytes (gguf_open_mem) */
     uint32_t version;
     uint32_t alignment;
     size_t data_start;
@@ -706,6 +707,7 @@ gguf_file *gguf_open(const char *path, gpt2_error *err)
     }
     close(fd); /* the mapping keeps the file */
     f->map = m;
+    f->owns_map = 1;
     if (parse(f, err) != 0) {
         gguf_close(f);
         return NULL;
@@ -718,11 +720,42 @@ fail_fd:
     return NULL;
 }
 
+gguf_file *gguf_open_mem(const void *data, size_t size, const char *name, gpt2_error *err)
+{
+    if (!data && size > 0) {
+        gpt2_seterr(err, GPT2_ERR_INVALID, "gguf_open_mem: data is NULL");
+        return NULL;
+    }
+    if (!name)
+        name = "(memory)";
+    gguf_file *f = calloc(1, sizeof *f);
+    if (f)
+        f->path = strdup(name);
+    if (!f || !f->path) {
+        gpt2_seterr(err, GPT2_ERR_NOMEM, "%s: out of memory", name);
+        free(f);
+        return NULL;
+    }
+    if (size == 0) {
+        gpt2_seterr(err, GPT2_ERR_FORMAT,
+                    "%s: file is empty (0 bytes), expected a GGUF header (24 bytes)", name);
+        gguf_close(f);
+        return NULL;
+    }
+    f->map = data;
+    f->size = size;
+    if (parse(f, err) != 0) {
+        gguf_close(f);
+        return NULL;
+    }
+    return f;
+}
+
 void gguf_close(gguf_file *f)
 {
     if (!f)
         return;
-    if (f->map)
+    if (f->map && f->owns_map)
         munmap((void *)f->map, f->size);
     for (int64_t i = 0; i < f->n_kv; i++) {
         free(f->kv[i].key);

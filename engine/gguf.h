@@ -76,6 +76,10 @@ typedef struct gguf_file gguf_file;
 /* Opens, mmaps and fully validates the header, metadata and tensor table
  * (bounds, alignment, known types, duplicate names, overlaps). */
 gguf_file *gguf_open(const char *path, gpt2_error *err);
+/* The same checks over bytes already in memory (fuzzing, tests): data must
+ * stay valid until gguf_close, which does not free it; name stands for the
+ * path in messages and gguf_path. */
+gguf_file *gguf_open_mem(const void *data, size_t size, const char *name, gpt2_error *err);
 void gguf_close(gguf_file *f);
 
 const char *gguf_path(const gguf_file *f);

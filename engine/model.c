@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "kernels.h"
+#include "model_writer.h" /* GPT2_TENSORS_PER_LAYER */
 
 void gpt2_embd_row(const gpt2_wmat *w, int r, float *out)
 {
@@ -117,6 +118,15 @@ static int load_config(gpt2_model *m, gpt2_error *err)
         (rc = get_dim(f, "gpt2.attention.head_count", &c->n_head, err)) ||
         (rc = get_dim(f, "gpt2.context_length", &c->n_ctx, err)))
         return rc;
+    /* block_count is only a claim: each block needs its tensors in the file,
+     * so a count the tensor table cannot hold is refused before it sizes
+     * anything */
+    if ((int64_t)c->n_layer > gguf_n_tensors(f) / GPT2_TENSORS_PER_LAYER)
+        return gpt2_seterr(err, GPT2_ERR_FORMAT,
+                           "%s: key 'gpt2.block_count': %d blocks need %lld tensors, but the "
+                           "file has %lld",
+                           gguf_path(f), c->n_layer, (long long)GPT2_TENSORS_PER_LAYER * c->n_layer,
+                           (long long)gguf_n_tensors(f));
     if (gguf_find_key(f, "gpt2.feed_forward_length") >= 0) {
         if ((rc = get_dim(f, "gpt2.feed_forward_length", &c->n_ff, err)))
             return rc;
@@ -301,24 +311,35 @@ static void set_dtype(gpt2_model *m)
 
 gpt2_model *gpt2_model_load(const char *path, const gpt2_load_opts *opts, gpt2_error *err)
 {
-    gpt2_load_opts defaults = {0};
-    if (!opts)
-        opts = &defaults;
     if (!path) {
         gpt2_seterr(err, GPT2_ERR_INVALID, "gpt2_model_load: no path given");
         return NULL;
     }
     double t0 = gpt2_now_ms();
+    gguf_file *f = gguf_open(path, err);
+    if (!f)
+        return NULL;
+    gpt2_model *m = gpt2_model_from_gguf(f, opts, err);
+    if (m)
+        m->load_ms = gpt2_now_ms() - t0;
+    return m;
+}
+
+gpt2_model *gpt2_model_from_gguf(gguf_file *file, const gpt2_load_opts *opts, gpt2_error *err)
+{
+    gpt2_load_opts defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    double t0 = gpt2_now_ms();
     gpt2_model *m = calloc(1, sizeof *m);
-    if (!m || !(m->path = strdup(path))) {
+    if (!m || !(m->path = strdup(gguf_path(file)))) {
+        gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory loading %s", gguf_path(file));
         free(m);
-        gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory loading %s", path);
+        gguf_close(file);
         return NULL;
     }
-    m->file = gguf_open(path, err);
-    int rc = m->file ? 0 : GPT2_ERR_IO;
-    if (!rc)
-        rc = load_config(m, err);
+    m->file = file;
+    int rc = load_config(m, err);
     if (!rc)
         rc = load_weights(m, err);
     if (!rc)

@@ -46,6 +46,12 @@ struct gpt2_model {
     char dtype[8];       /* "f32" "f16" "q8_0" "mixed" */
 };
 
+/* Validates an opened GGUF file as a GPT-2 model (config, shapes, CRCs,
+ * tokenizer) and takes ownership of it: gpt2_model_free closes it, and so does
+ * a failure here. gpt2_model_load is gguf_open + this; the fuzz target uses it
+ * with gguf_open_mem. */
+gpt2_model *gpt2_model_from_gguf(gguf_file *file, const gpt2_load_opts *opts, gpt2_error *err);
+
 /* Row r of an embedding matrix as fp32 (converting F16 rows). */
 void gpt2_embd_row(const gpt2_wmat *w, int r, float *out);
 

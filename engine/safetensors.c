@@ -19,6 +19,7 @@ struct safetensors_file {
     char *path;
     const unsigned char *map;
     size_t size;
+    int owns_map; /* 1: our mmap (safetensors_open); 0: caller's bytes */
     int n;
     safetensors_tensor *t;          /* header order */
     const safetensors_tensor **by_name; /* sorted, for lookup */
@@ -91,7 +92,7 @@ void safetensors_close(safetensors_file *f)
 {
     if (!f)
         return;
-    if (f->map)
+    if (f->map && f->owns_map)
         munmap((void *)f->map, f->size);
     for (int i = 0; i < f->n; i++)
         free((char *)f->t[i].name);
@@ -190,10 +191,85 @@ static int parse_entry(const safetensors_file *f, const cJSON *e, size_t data_si
     return 0;
 }
 
+/* Header length, JSON, every entry; f->map and f->size are set. */
+static int parse(safetensors_file *f, gpt2_error *err)
+{
+    const char *path = f->path;
+    cJSON *root = NULL;
+    int rc = GPT2_ERR_FORMAT;
+    if (f->size < 8)
+        return gpt2_seterr(err, GPT2_ERR_FORMAT,
+                           "%s: file is %zu bytes, too small for a safetensors header", path,
+                           f->size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | f->map[i];
+    if (hlen > f->size - 8)
+        return gpt2_seterr(err, GPT2_ERR_FORMAT,
+                           "%s: header length %" PRIu64 " runs past the end of the file (%zu bytes)",
+                           path, hlen, f->size);
+    if (hlen > SAFETENSORS_MAX_HEADER)
+        return gpt2_seterr(err, GPT2_ERR_FORMAT,
+                           "%s: header length %" PRIu64 " exceeds the %u-byte limit", path, hlen,
+                           SAFETENSORS_MAX_HEADER);
+    const char *hdr = (const char *)f->map + 8;
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
+    if (!root || !cJSON_IsObject(root)) {
+        const char *at = cJSON_GetErrorPtr();
+        long off = root ? 0 : (at && at >= hdr && at <= hdr + hlen ? (long)(at - hdr) : -1);
+        gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: header is not a JSON object (error near byte %ld)",
+                    path, off);
+        goto done;
+    }
+    /* only the padding the format allows may follow the JSON */
+    for (const char *p = end; p && p < hdr + hlen; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != 0) {
+            gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: trailing bytes after the JSON header", path);
+            goto done;
+        }
+
+    const size_t data_size = f->size - 8 - (size_t)hlen;
+    /* entries are counted from the parsed JSON, so these follow the header's
+     * real size, never a number it claims */
+    int cap = cJSON_GetArraySize(root);
+    f->t = calloc((size_t)(cap ? cap : 1), sizeof *f->t);
+    f->by_name = calloc((size_t)(cap ? cap : 1), sizeof *f->by_name);
+    if (!f->t || !f->by_name) {
+        rc = gpt2_seterr(err, GPT2_ERR_NOMEM, "%s: out of memory (%d tensors)", path, cap);
+        goto done;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, root)
+    {
+        if (!e->string || !strcmp(e->string, "__metadata__"))
+            continue;
+        safetensors_tensor *t = &f->t[f->n];
+        if (!(t->name = strdup(e->string))) {
+            rc = gpt2_seterr(err, GPT2_ERR_NOMEM, "%s: out of memory", path);
+            goto done;
+        }
+        f->n++; /* counted now so close() frees the name */
+        if (parse_entry(f, e, data_size, t, err) < 0)
+            goto done;
+        f->by_name[f->n - 1] = t;
+    }
+    qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_by_name);
+    for (int i = 1; i < f->n; i++)
+        if (!strcmp(f->by_name[i - 1]->name, f->by_name[i]->name)) {
+            gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", path,
+                        f->by_name[i]->name);
+            goto done;
+        }
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
 safetensors_file *safetensors_open(const char *path, gpt2_error *err)
 {
     safetensors_file *f = calloc(1, sizeof *f);
-    cJSON *root = NULL;
     int fd = -1;
     if (!f || !(f->path = strdup(path))) {
         gpt2_seterr(err, GPT2_ERR_NOMEM, "%s: out of memory", path);
@@ -222,79 +298,38 @@ safetensors_file *safetensors_open(const char *path, gpt2_error *err)
         goto fail;
     }
     f->map = m;
+    f->owns_map = 1;
     close(fd);
     fd = -1;
-
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | f->map[i];
-    if (hlen > f->size - 8) {
-        gpt2_seterr(err, GPT2_ERR_FORMAT,
-                    "%s: header length %" PRIu64 " runs past the end of the file (%zu bytes)",
-                    path, hlen, f->size);
+    if (parse(f, err) < 0)
         goto fail;
-    }
-    if (hlen > SAFETENSORS_MAX_HEADER) {
-        gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: header length %" PRIu64 " exceeds the %u-byte limit",
-                    path, hlen, SAFETENSORS_MAX_HEADER);
-        goto fail;
-    }
-    const char *hdr = (const char *)f->map + 8;
-    const char *end = NULL;
-    root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
-    if (!root || !cJSON_IsObject(root)) {
-        const char *at = cJSON_GetErrorPtr();
-        long off = root ? 0 : (at && at >= hdr && at <= hdr + hlen ? (long)(at - hdr) : -1);
-        gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: header is not a JSON object (error near byte %ld)",
-                    path, off);
-        goto fail;
-    }
-    /* only the padding the format allows may follow the JSON */
-    for (const char *p = end; p && p < hdr + hlen; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != 0) {
-            gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: trailing bytes after the JSON header", path);
-            goto fail;
-        }
-
-    const size_t data_size = f->size - 8 - (size_t)hlen;
-    int cap = cJSON_GetArraySize(root);
-    f->t = calloc((size_t)(cap ? cap : 1), sizeof *f->t);
-    f->by_name = calloc((size_t)(cap ? cap : 1), sizeof *f->by_name);
-    if (!f->t || !f->by_name) {
-        gpt2_seterr(err, GPT2_ERR_NOMEM, "%s: out of memory (%d tensors)", path, cap);
-        goto fail;
-    }
-    const cJSON *e;
-    cJSON_ArrayForEach(e, root)
-    {
-        if (!e->string || !strcmp(e->string, "__metadata__"))
-            continue;
-        safetensors_tensor *t = &f->t[f->n];
-        if (!(t->name = strdup(e->string))) {
-            gpt2_seterr(err, GPT2_ERR_NOMEM, "%s: out of memory", path);
-            goto fail;
-        }
-        f->n++; /* counted now so close() frees the name */
-        if (parse_entry(f, e, data_size, t, err) < 0)
-            goto fail;
-        f->by_name[f->n - 1] = t;
-    }
-    qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_by_name);
-    for (int i = 1; i < f->n; i++)
-        if (!strcmp(f->by_name[i - 1]->name, f->by_name[i]->name)) {
-            gpt2_seterr(err, GPT2_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", path,
-                        f->by_name[i]->name);
-            goto fail;
-        }
-    cJSON_Delete(root);
     return f;
 
 fail:
     if (fd >= 0)
         close(fd);
-    cJSON_Delete(root);
     safetensors_close(f);
     return NULL;
+}
+
+safetensors_file *safetensors_open_mem(const void *data, size_t size, const char *name,
+                                       gpt2_error *err)
+{
+    if (!name)
+        name = "(memory)";
+    safetensors_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(name))) {
+        gpt2_seterr(err, GPT2_ERR_NOMEM, "%s: out of memory", name);
+        free(f);
+        return NULL;
+    }
+    f->map = data;
+    f->size = data ? size : 0;
+    if (parse(f, err) < 0) {
+        safetensors_close(f);
+        return NULL;
+    }
+    return f;
 }
 
 int safetensors_to_f32(const safetensors_tensor *t, uint64_t first, uint64_t count, float *out,

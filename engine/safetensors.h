@@ -54,6 +54,10 @@ typedef struct safetensors_tensor {
 typedef struct safetensors_file safetensors_file;
 
 safetensors_file *safetensors_open(const char *path, gpt2_error *err);
+/* The same checks over bytes already in memory (fuzzing, tests): data stays
+ * the caller's and must outlive the handle; name stands for the path. */
+safetensors_file *safetensors_open_mem(const void *data, size_t size, const char *name,
+                                       gpt2_error *err);
 void safetensors_close(safetensors_file *f);
 
 const char *safetensors_path(const safetensors_file *f);

@@ -14,6 +14,7 @@
 #include "errors.h"
 #include "gguf.h"
 #include "gpt2.h"
+#include "hf_config.h"
 #include "kernels.h"
 #include "model_writer.h"
 #include "safetensors.h"
@@ -821,6 +822,11 @@ START_TEST(test_safetensors_errors)
                 "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
          16, -1, "'w'"},
         {"trailing", "{}    x", 0, -1, "trailing"},
+        /* 4 TiB claimed by a file of a few bytes */
+        {"huge_claim",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[1099511627776],"
+         "\"data_offsets\":[0,4398046511104]}}",
+         8, -1, "out of range (data area is 8 bytes)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *path = dpath(tu_fmt("bad_%s.safetensors", cases[i].what));
@@ -915,6 +921,7 @@ typedef struct hf_opts {
     int vocab_delta;       /* config vocab_size = n_vocab + delta */
     int no_config, no_vocab;
     const char *activation;
+    int n_layer_claim;     /* config n_layer when not 0 (the tensors follow the gpt2_config) */
 } hf_opts;
 
 static void write_vocab_files(const char *dir, int n_vocab)
@@ -951,7 +958,8 @@ static void make_hf_dir(const char *dir, const gpt2_config *c, const hf_opts *o)
                  " \"n_embd\": %d, \"n_head\": %d, \"n_inner\": null, \"n_layer\": %d,\n"
                  " \"n_positions\": %d, \"vocab_size\": %d, \"scale_attn_weights\": true}\n",
                  o->activation ? o->activation : "gelu_new", c->n_ctx, c->n_embd, c->n_head,
-                 c->n_layer, c->n_ctx, c->n_vocab + o->vocab_delta);
+                 o->n_layer_claim ? o->n_layer_claim : c->n_layer, c->n_ctx,
+                 c->n_vocab + o->vocab_delta);
         write_file(tu_fmt("%s/config.json", dir), cfg, strlen(cfg));
     }
     if (!o->no_vocab)
@@ -1210,6 +1218,66 @@ START_TEST(test_hf_errors)
 }
 END_TEST
 
+/* config.json's sizes are claims the checkpoint must back: n_layer = 10^8
+ * (1.2 billion tensors, within every per-field limit) over a 2-layer file is
+ * refused at its first missing tensor, before anything is sized from the
+ * claim; under a 1 GiB address-space cap a table sized from it would fail as
+ * "out of memory" instead. The config reader itself names the file. */
+START_TEST(test_hf_absurd_claims)
+{
+    struct rlimit old;
+    tu_limit_memory(1ull << 30, &old);
+    hf_opts o = {.dtype = ST_F32, .n_layer_claim = 100000000};
+    expect_hf_error("nlayer1e8", &o, "model.safetensors: missing tensor 'h.2.ln_1.weight'", NULL);
+    tu_unlimit_memory(&old);
+
+    gpt2_config cfg;
+    gpt2_error err = {0};
+    const char *js = "{\"n_embd\": 8, \"n_head\": 2, \"n_layer\": 2147483647, "
+                     "\"vocab_size\": 300, \"n_ctx\": 16}";
+    ck_assert_int_lt(gpt2_hf_config_parse(js, strlen(js), "dir/config.json", &cfg, &err), 0);
+    ck_assert_msg(strstr(err.msg, "dir/config.json") && strstr(err.msg, "n_layer 2147483647"),
+                  "%s", err.msg);
+    js = "{\"n_embd\": 8, \"n_head\": 2, \"n_layer\": 2, \"vocab_size\": 300, \"n_ctx\": 16}";
+    ck_assert_msg(gpt2_hf_config_parse(js, strlen(js), "dir/config.json", &cfg, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_int_eq(cfg.n_layer, 2);
+    ck_assert_int_eq(cfg.n_ff, 32);
+    ck_assert_int_lt(gpt2_hf_config_parse(js, 10, "dir/config.json", &cfg, &err), 0);
+    ck_assert_msg(strstr(err.msg, "dir/config.json: not a JSON object"), "%s", err.msg);
+}
+END_TEST
+
+/* safetensors_open_mem reads bytes in memory as safetensors_open reads the
+ * file, naming the name it is given. */
+START_TEST(test_safetensors_mem)
+{
+    const char *hdr = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    const float vals[2] = {1.5f, -2.0f};
+    const char *path = dpath("mem.safetensors");
+    write_st_raw(path, hdr, vals, sizeof vals, -1);
+    size_t n = 0;
+    unsigned char *bytes = tu_read_file(path, &n);
+    ck_assert_ptr_nonnull(bytes);
+    gpt2_error err = {0};
+    safetensors_file *f = safetensors_open_mem(bytes, n, "mem.safetensors", &err);
+    ck_assert_msg(f != NULL, "%s", err.msg);
+    ck_assert_str_eq(safetensors_path(f), "mem.safetensors");
+    const safetensors_tensor *t = safetensors_find(f, "w");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_eq(t->data, bytes + n - 8); /* into the caller's bytes */
+    float got[2];
+    ck_assert_int_eq(safetensors_to_f32(t, 0, 2, got, &err), 0);
+    ck_assert(got[0] == 1.5f && got[1] == -2.0f);
+    safetensors_close(f);
+    ck_assert_ptr_null(safetensors_open_mem(bytes, n - 1, "mem.safetensors", &err));
+    ck_assert_msg(strstr(err.msg, "mem.safetensors: tensor 'w'"), "%s", err.msg);
+    ck_assert_ptr_null(safetensors_open_mem(bytes, 5, NULL, &err));
+    ck_assert_msg(strstr(err.msg, "(memory): file is 5 bytes"), "%s", err.msg);
+    free(bytes);
+}
+END_TEST
+
 /* ---- gpt2c-convert ------------------------------------------------------------- */
 
 static int run_status(const char *cmd)
@@ -1312,6 +1380,7 @@ static Suite *convert_suite(void)
     t = tcase_create("safetensors");
     tcase_add_test(t, test_safetensors_valid);
     tcase_add_test(t, test_safetensors_errors);
+    tcase_add_test(t, test_safetensors_mem);
     suite_add_tcase(s, t);
 
     t = tcase_create("hf");
@@ -1319,6 +1388,7 @@ static Suite *convert_suite(void)
     tcase_add_loop_test(t, test_hf_convert, 0, 6);
     tcase_add_test(t, test_hf_odd_sizes);
     tcase_add_test(t, test_hf_errors);
+    tcase_add_test(t, test_hf_absurd_claims);
     suite_add_tcase(s, t);
 
     t = tcase_create("cli");

@@ -16,6 +16,7 @@
 
 #include "errors.h"
 #include "gguf.h"
+#include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -1030,38 +1031,14 @@ START_TEST(test_bad_alignment)
 }
 END_TEST
 
-#if !defined(__SANITIZE_ADDRESS__)
-/* Current virtual size in bytes, 0 if unknown. */
-static uint64_t vm_bytes(void)
-{
-    unsigned long long pages = 0;
-    FILE *fp = fopen("/proc/self/statm", "r");
-    if (fp) {
-        if (fscanf(fp, "%llu", &pages) != 1)
-            pages = 0;
-        fclose(fp);
-    }
-    return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-#endif
-
 /* Header fields that claim far more than the file holds are refused before
  * anything is sized from them. Without ASan (which reserves huge address
  * space) an address-space limit of 1 GiB above what the process uses turns an
  * attempted giant allocation into a NOMEM that the status checks would catch. */
 START_TEST(test_absurd_counts)
 {
-#if !defined(__SANITIZE_ADDRESS__)
-    struct rlimit old, lim;
-    getrlimit(RLIMIT_AS, &old);
-    lim = old;
-    uint64_t vm = vm_bytes();
-    if (vm) {
-        lim.rlim_cur = vm + (1ull << 30);
-        if (old.rlim_cur == RLIM_INFINITY || old.rlim_cur > lim.rlim_cur)
-            setrlimit(RLIMIT_AS, &lim);
-    }
-#endif
+    struct rlimit old;
+    tu_limit_memory(1ull << 30, &old);
     raw r = {0};
     r_header(&r, 3, 1ull << 62, 0);
     r_zeros(&r, 64);
@@ -1112,9 +1089,93 @@ START_TEST(test_absurd_counts)
     ck_assert_int_eq(expect_fail(r.p, r.n, "namelen", "tensor #0", "9223372036854775808 bytes"),
                      GPT2_ERR_FORMAT);
     free(r.p);
-#if !defined(__SANITIZE_ADDRESS__)
-    setrlimit(RLIMIT_AS, &old);
-#endif
+    tu_unlimit_memory(&old);
+}
+END_TEST
+
+/* A model whose gpt2.block_count claims 2^24 blocks (12 tensors each) but
+ * whose table holds only the 4 tensors outside the blocks: refused from the
+ * tensor count before anything is sized from the claim (the per-layer table
+ * alone would be gigabytes: under the address-space cap, "out of memory").
+ * Dimensions whose product fits 64 bits but not the file are refused by the
+ * reader. */
+START_TEST(test_absurd_model_claims)
+{
+    struct rlimit old;
+    tu_limit_memory(1ull << 30, &old);
+    raw r = {0};
+    r_header(&r, 3, 4, 5);
+    r_str(&r, "general.architecture");
+    r_u32(&r, GGUF_VT_STRING);
+    r_str(&r, "gpt2");
+    const char *keys[] = {"gpt2.block_count", "gpt2.embedding_length",
+                          "gpt2.attention.head_count", "gpt2.context_length"};
+    const uint32_t vals[] = {1u << 24, 4, 1, 4};
+    for (int i = 0; i < 4; i++) {
+        r_str(&r, keys[i]);
+        r_u32(&r, GGUF_VT_UINT32);
+        r_u32(&r, vals[i]);
+    }
+    const ti_spec ts0[4] = {{"token_embd.weight", 2, {4, 8}, GGML_T_F32, 0},
+                            {"position_embd.weight", 2, {4, 4}, GGML_T_F32, 128},
+                            {"output_norm.weight", 1, {4}, GGML_T_F32, 192},
+                            {"output_norm.bias", 1, {4}, GGML_T_F32, 224}};
+    for (int i = 0; i < 4; i++)
+        r_ti(&r, ts0[i].name, ts0[i].n_dims, ts0[i].ne, ts0[i].type, ts0[i].offset);
+    r_pad(&r, 32);
+    r_zeros(&r, 256);
+    char path[512];
+    tpath(path, sizeof path, "blocks");
+    write_file(path, r.p, r.n);
+    free(r.p);
+    gpt2_error err = {0};
+    gpt2_model *m = gpt2_model_load(path, NULL, &err);
+    unlink(path);
+    ck_assert_ptr_null(m);
+    ck_assert_int_eq(err.code, GPT2_ERR_FORMAT);
+    ASSERT_HAS(err.msg, path);
+    ASSERT_HAS(err.msg, "key 'gpt2.block_count': 16777216 blocks need 201326592 tensors, but "
+                        "the file has 4");
+
+    ti_spec ts[2] = {two_ok[0], {"b", 2, {1ull << 20, 1ull << 20}, GGML_T_F32, 32}};
+    raw_spec sp = {.ts = ts, .nt = 2, .data_bytes = 64};
+    expect_fail_spec(&sp, "dims4t", "tensor 'b'", "extends past end of file");
+    tu_unlimit_memory(&old);
+}
+END_TEST
+
+/* gguf_open_mem reads the same bytes the same way, naming the name it is
+ * given, and leaves the caller's buffer alone. */
+START_TEST(test_open_mem)
+{
+    raw r = {0};
+    raw_spec ok = {.ts = two_ok, .nt = 2, .data_bytes = 64};
+    build(&r, &ok);
+    gpt2_error err = {0};
+    gguf_file *f = gguf_open_mem(r.p, r.n, "mem.gguf", &err);
+    ck_assert_msg(f != NULL, "%s", err.msg);
+    ck_assert_str_eq(gguf_path(f), "mem.gguf");
+    ck_assert_int_eq(gguf_n_tensors(f), 2);
+    const gguf_tensor *b = gguf_find_tensor(f, "b");
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_eq(b->data, r.p + r.n - 32); /* into the caller's bytes */
+    gguf_close(f);
+    free(r.p);
+
+    ti_spec ts[2] = {two_ok[0], two_ok[1]};
+    ts[1].offset = 4096;
+    raw_spec bad = {.ts = ts, .nt = 2, .data_bytes = 64};
+    r = (raw){0};
+    build(&r, &bad);
+    ck_assert_ptr_null(gguf_open_mem(r.p, r.n, "mem.gguf", &err));
+    ck_assert_int_eq(err.code, GPT2_ERR_FORMAT);
+    ASSERT_HAS(err.msg, "mem.gguf: tensor 'b'");
+    ASSERT_HAS(err.msg, "extends past end of file");
+    ck_assert_ptr_null(gguf_open_mem(r.p, 0, "mem.gguf", &err));
+    ASSERT_HAS(err.msg, "mem.gguf: file is empty");
+    ck_assert_ptr_null(gguf_open_mem(r.p, 3, NULL, &err));
+    ASSERT_HAS(err.msg, "(memory): file is 3 bytes");
+    free(r.p);
 }
 END_TEST
 
@@ -1391,6 +1452,8 @@ static Suite *gguf_suite(void)
     tcase_add_test(tc, test_duplicates);
     tcase_add_test(tc, test_bad_alignment);
     tcase_add_test(tc, test_absurd_counts);
+    tcase_add_test(tc, test_absurd_model_claims);
+    tcase_add_test(tc, test_open_mem);
     tcase_add_test(tc, test_bad_values);
     tcase_add_test(tc, test_open_errors);
     suite_add_tcase(s, tc);

@@ -38,3 +38,7 @@ if(GPT2C_CUDA_ON)
       "GPT2C_SOURCE_DIR=${CMAKE_SOURCE_DIR};GPT2C_TESTDATA=${GPT2C_TESTDATA}" TIMEOUT 900)
   endforeach()
 endif()
+
+# The fuzz targets: a replay program per target in every build, and a ctest
+# test replaying its committed corpus; libFuzzer binaries with GPT2C_FUZZ.
+include(${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake)

@@ -1,5 +1,6 @@
 /* Small helpers shared by the Check suites: where things are, running the
- * Python references, reading files, comparing float arrays. Header-only. */
+ * Python references, reading files, comparing float arrays, capping the
+ * address space. Header-only. */
 #ifndef GPT2C_TESTUTIL_H
 #define GPT2C_TESTUTIL_H
 
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,5 +127,41 @@ static inline tu_diff tu_compare(const float *got, const float *ref, long n, dou
     }
     return d;
 }
+
+/* ---- address-space cap ----------------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_CAN_LIMIT_MEMORY 0 /* the sanitizers reserve terabytes of address space */
+#else
+#define TU_CAN_LIMIT_MEMORY 1
+#endif
+
+/* Caps the address space at what the process maps now plus `extra` bytes, so
+ * an allocation sized from an absurd header claim fails (NULL, then a NOMEM
+ * that the test's message checks catch) instead of succeeding lazily. For a
+ * test run in its own process (CK_FORK); tu_unlimit_memory restores. Does
+ * nothing under ASan or TSan. Returns 1 when a cap is in place. */
+static inline int tu_limit_memory(unsigned long long extra, struct rlimit *old)
+{
+    getrlimit(RLIMIT_AS, old);
+    if (!TU_CAN_LIMIT_MEMORY)
+        return 0;
+    unsigned long long pages = 0;
+    FILE *fp = fopen("/proc/self/statm", "r");
+    if (fp) {
+        if (fscanf(fp, "%llu", &pages) != 1)
+            pages = 0;
+        fclose(fp);
+    }
+    if (!pages)
+        return 0;
+    struct rlimit lim = *old;
+    lim.rlim_cur = (rlim_t)(pages * (unsigned long long)sysconf(_SC_PAGESIZE) + extra);
+    if (old->rlim_cur != RLIM_INFINITY && old->rlim_cur <= lim.rlim_cur)
+        return 0;
+    return setrlimit(RLIMIT_AS, &lim) == 0;
+}
+
+static inline void tu_unlimit_memory(const struct rlimit *old) { setrlimit(RLIMIT_AS, old); }
 
 #endif

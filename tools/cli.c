@@ -100,13 +100,14 @@ char *cli_read_all(FILE *f, size_t *len)
     return buf;
 }
 
-int *cli_parse_ids(const char *prog, const char *what, const char *text, int n_vocab, int *n)
+int cli_ids_parse(const char *what, const char *text, int n_vocab, int **out, int *n, char *msg,
+                  size_t msg_cap)
 {
     size_t cap = 256;
     int count = 0;
     int *ids = malloc(sizeof(int) * cap);
     if (!ids)
-        cli_die(prog, "out of memory");
+        goto nomem;
     const char *p = text;
     for (;;) {
         while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',')
@@ -116,21 +117,42 @@ int *cli_parse_ids(const char *prog, const char *what, const char *text, int n_v
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || errno || (*end && !strchr(" \t\r\n,", *end)))
-            cli_die(prog, "%s: token %d ('%.20s'): expected a token id", what, count + 1, p);
-        if (v < 0 || v >= n_vocab)
-            cli_die(prog, "%s: token %d is %ld: expected an id in 0..%d", what, count + 1, v,
-                    n_vocab - 1);
+        if (end == p || errno || (*end && !strchr(" \t\r\n,", *end))) {
+            snprintf(msg, msg_cap, "%s: token %d ('%.20s'): expected a token id", what, count + 1,
+                     p);
+            free(ids);
+            return -1;
+        }
+        if (v < 0 || v >= n_vocab) {
+            snprintf(msg, msg_cap, "%s: token %d is %ld: expected an id in 0..%d", what,
+                     count + 1, v, n_vocab - 1);
+            free(ids);
+            return -1;
+        }
         if ((size_t)count == cap) {
             int *nb = realloc(ids, sizeof(int) * (cap *= 2));
             if (!nb)
-                cli_die(prog, "out of memory");
+                goto nomem;
             ids = nb;
         }
         ids[count++] = (int)v;
         p = end;
     }
+    *out = ids;
     *n = count;
+    return 0;
+nomem:
+    free(ids);
+    snprintf(msg, msg_cap, "%s: out of memory", what);
+    return -1;
+}
+
+int *cli_parse_ids(const char *prog, const char *what, const char *text, int n_vocab, int *n)
+{
+    int *ids;
+    char msg[256];
+    if (cli_ids_parse(what, text, n_vocab, &ids, n, msg, sizeof msg) < 0)
+        cli_die(prog, "%s", msg);
     return ids;
 }
 

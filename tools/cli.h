@@ -26,8 +26,12 @@ uint64_t cli_u64(const char *prog, const char *flag, const char *s);
 /* Reads a whole stream; *len set; NUL-terminated. NULL on error (errno set). */
 char *cli_read_all(FILE *f, size_t *len);
 
-/* Parses whitespace-separated token ids, each in [0, n_vocab). Returns a
- * malloc'd array and its count in *n; on bad input dies naming the position. */
+/* Parses token ids separated by whitespace or commas, each in [0, n_vocab),
+ * from a NUL-terminated text. 0: *ids (malloc'd) and *n set. -1: msg says
+ * which token (by position) and what was expected, prefixed by `what`. */
+int cli_ids_parse(const char *what, const char *text, int n_vocab, int **ids, int *n, char *msg,
+                  size_t msg_cap);
+/* The same, dying with "<prog>: <msg>" on bad input. */
 int *cli_parse_ids(const char *prog, const char *what, const char *text, int n_vocab, int *n);
 
 /* While a model file is written to OUT, the GGUF writer uses "OUT.tmp.<pid>":
