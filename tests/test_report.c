@@ -146,6 +146,7 @@ static cJSON *str_array(const char *const *v, int n)
 typedef struct tree_opts {
     int nulls;          /* every nullable figure null */
     int phases_null;    /* every phase null */
+    int soak_fail;      /* the soak failed: mismatches, failures, growth */
     int failures;       /* validation checks that fail */
     int quick;          /* --quick: one prompt length, concurrency 1 and 2, few samples */
     const char *odd;    /* a string needing escaping, put in every free-text field */
@@ -196,6 +197,7 @@ static cJSON *make_report(const tree_opts *o)
     cJSON_AddItemToObject(st, "phases", cJSON_CreateIntArray(ph, 5));
     cJSON_AddBoolToObject(st, "quick", 0);
     cJSON_AddNumberToObject(st, "seed", 0);
+    num(st, "soak_minutes", 30);
 
     cJSON *env = cJSON_AddObjectToObject(r, "environment");
     cJSON_AddStringToObject(env, "backend", "cpu");
@@ -252,6 +254,7 @@ static cJSON *make_report(const tree_opts *o)
         cJSON_AddNullToObject(phases, "latency");
         cJSON_AddNullToObject(phases, "memory");
         cJSON_AddNullToObject(phases, "throughput");
+        cJSON_AddNullToObject(phases, "soak");
     } else {
         /* phase 1 */
         cJSON *v = cJSON_AddObjectToObject(phases, "validation");
@@ -396,6 +399,59 @@ static cJSON *make_report(const tree_opts *o)
         }
     }
 
+    if (!o->phases_null) { /* the soak */
+        cJSON *k = cJSON_AddObjectToObject(phases, "soak");
+        cJSON_AddNumberToObject(k, "minutes", 30);
+        num(k, "duration_s", 1800.02);
+        cJSON_AddBoolToObject(k, "complete", !o->nulls);
+        num(k, "sample_interval_s", 5);
+        num(k, "warmup_s", 120);
+        num(k, "max_clients", 16);
+        num(k, "max_prompt_tokens", 300);
+        num(k, "max_new_tokens", 64);
+        num(k, "check_one_in", 4);
+        num(k, "growth_threshold_mb_per_hour", 1);
+        num(k, "requests", 5210);
+        num(k, "completed", 4402);
+        num(k, "cancelled", 631);
+        num(k, "abandoned", 160);
+        num(k, "failures", o->soak_fail ? 2 : 0);
+        num(k, "checked", 1127);
+        num(k, "mismatches", o->soak_fail ? 1 : 0);
+        num(k, "unchecked", 3);
+        num(k, "generated_tokens", 150331);
+        cJSON *samples = cJSON_AddArrayToObject(k, "samples");
+        if (!g_nulls)
+            for (int i = 0; i < (o->quick ? 4 : 360); i++) {
+                double pt[4] = {i * 5.0 + 0.02, 380.5 + (i < 24 ? i * 0.5 : 12) + 0.2 * rnd(), 6, 1 + (i / 7) % 16};
+                cJSON_AddItemToArray(samples, cJSON_CreateDoubleArray(pt, 4));
+            }
+        num(k, "fit_samples", o->quick ? 0 : 336);
+        num(k, "rss_slope_mb_per_hour", o->soak_fail ? 7.25 : 0.031);
+        num(k, "rss_slope_se_mb_per_hour", 0.052);
+        if (g_nulls) {
+            cJSON_AddNullToObject(k, "rss_ci95_mb_per_hour");
+        } else {
+            double base = o->soak_fail ? 7.25 : 0.031, ci[2] = {base - 0.102, base + 0.102};
+            cJSON_AddItemToObject(k, "rss_ci95_mb_per_hour", cJSON_CreateDoubleArray(ci, 2));
+        }
+        num(k, "fds_first", 6);
+        num(k, "fds_last", 6);
+        num(k, "fds_max", 7);
+        num(k, "fd_growth", 0);
+        cJSON *pr = cJSON_AddArrayToObject(k, "problems");
+        cJSON *rs = cJSON_AddArrayToObject(k, "reasons");
+        if (o->soak_fail) {
+            cJSON_AddItemToArray(pr, cJSON_CreateString(txt(o, "request 812 (prompt 37, n_new 12, greedy): token 3: 464 in the engine, 262 alone")));
+            cJSON_AddItemToArray(pr, cJSON_CreateString("request 990 (prompt 5, n_new 9, greedy): failed: out of memory"));
+            cJSON_AddItemToArray(rs, cJSON_CreateString("2 requests failed"));
+            cJSON_AddItemToArray(rs, cJSON_CreateString(txt(o, "RSS grows 7.25 MiB/hour (95% interval 7.15 .. 7.35), above 1 MiB/hour")));
+        }
+        if (o->nulls) /* nothing measured: a failure, said so */
+            cJSON_AddItemToArray(rs, cJSON_CreateString("0 RSS samples after the warm-up: too few to fit a slope"));
+        cJSON_AddStringToObject(k, "verdict", o->soak_fail || o->nulls ? "FAIL" : "PASS");
+    }
+
     cJSON *h = cJSON_AddObjectToObject(r, "headline");
     if (o->phases_null || o->nulls) {
         static const char *const K[] = {"load_ms", "ttft_ms", "decode_tok_s", "peak_rss_mb", "leak_mb_per_hour",
@@ -527,8 +583,8 @@ START_TEST(test_full_report)
     const char *d = render_all(r, "full");
     expect_valid(d);
     char *html = slurp(tu_fmt("%s/report.html", d));
-    /* one self-contained page with six charts, drawn as SVG */
-    ck_assert_int_eq(count_substr(html, "<svg "), 6);
+    /* one self-contained page with seven charts (the soak's too), drawn as SVG */
+    ck_assert_int_eq(count_substr(html, "<svg "), 7);
     ck_assert_int_eq(count_substr(html, "<script"), 0);
     ck_assert_ptr_nonnull(strstr(html, "All 5 validation checks passed"));
     /* the charts hold the data: 6 TTFT p50 markers, 18 ITL bars, 40 RSS samples */
@@ -588,6 +644,48 @@ START_TEST(test_failures_prominent)
 }
 END_TEST
 
+/* The soak's verdict is as prominent as the validation's. */
+START_TEST(test_soak_verdict_shown)
+{
+    tree_opts o = defaults();
+    cJSON *r = make_report(&o);
+    const char *d = render_all(r, "soak_pass");
+    expect_valid(d);
+    char *html = slurp(tu_fmt("%s/report.html", d));
+    ck_assert_ptr_nonnull(strstr(html, "<div class=\"banner ok\">Soak verdict: <span data-k=\"phases.soak.verdict\">PASS</span>"));
+    ck_assert_ptr_nonnull(strstr(html, "id=\"chart-soak\""));
+    free(html);
+    char *md = slurp(tu_fmt("%s/summary.md", d));
+    ck_assert_ptr_nonnull(strstr(md, "## Soak: **PASS**"));
+    ck_assert_ptr_nonnull(strstr(md, "5,210 requests (631 cancelled), 1,127 checked"));
+    free(md);
+    cJSON_Delete(r);
+
+    o.soak_fail = 1;
+    r = make_report(&o);
+    d = render_all(r, "soak_fail");
+    expect_valid(d);
+    html = slurp(tu_fmt("%s/report.html", d));
+    ck_assert_ptr_nonnull(strstr(html, "<div class=\"banner bad\">Soak verdict: <span data-k=\"phases.soak.verdict\">FAIL</span>"));
+    ck_assert_ptr_nonnull(strstr(html, "data-k=\"phases.soak.reasons[0]\">2 requests failed</li>"));
+    free(html);
+    md = slurp(tu_fmt("%s/summary.md", d));
+    ck_assert_ptr_nonnull(strstr(md, "## Soak: **FAIL**"));
+    ck_assert_ptr_nonnull(strstr(md, "- 2 requests failed\n"));
+    free(md);
+    /* a PASS that has reasons, or mismatches, is refused by the validator */
+    cJSON *k = (cJSON *)bench_get_obj(bench_get_obj(r, "phases"), "soak");
+    cJSON_ReplaceItemInObjectCaseSensitive(k, "verdict", cJSON_CreateString("PASS"));
+    write_json(r, tu_fmt("%s/report.json", d));
+    const char *out = tu_fmt("%s/validate.txt", d);
+    ck_assert_int_eq(validate(d, 0, out), 1);
+    char *msg = slurp(out);
+    ck_assert_msg(strstr(msg, "verdict PASS with 2 reasons") && strstr(msg, "verdict PASS with mismatches = 1"), "%s", msg);
+    free(msg);
+    cJSON_Delete(r);
+}
+END_TEST
+
 START_TEST(test_phases_null)
 {
     tree_opts o = defaults();
@@ -596,7 +694,8 @@ START_TEST(test_phases_null)
     const char *d = render_all(r, "phases_null");
     expect_valid(d);
     char *html = slurp(tu_fmt("%s/report.html", d));
-    ck_assert_int_eq(count_substr(html, "This phase did not run."), 4);
+    ck_assert_int_eq(count_substr(html, "This phase did not run."), 5);
+    ck_assert_ptr_nonnull(strstr(html, "no soak (--soak MINUTES)"));
     ck_assert_ptr_nonnull(strstr(html, "phase 2 (latency) did not run"));
     ck_assert_ptr_nonnull(strstr(html, "phase 3 (memory) did not run"));
     ck_assert_ptr_nonnull(strstr(html, "phase 4 (throughput) did not run"));
@@ -1109,6 +1208,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_full_report);
     tcase_add_test(tc, test_quick_report);
     tcase_add_test(tc, test_failures_prominent);
+    tcase_add_test(tc, test_soak_verdict_shown);
     tcase_add_test(tc, test_phases_null);
     tcase_add_test(tc, test_nulls_everywhere);
     tcase_add_test(tc, test_odd_strings);

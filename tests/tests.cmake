@@ -20,6 +20,20 @@ add_test(NAME bench_quick
           ${CMAKE_SOURCE_DIR} ${GPT2C_TESTDATA}/bench_quick ${GPT2C_PYTHON})
 set_tests_properties(bench_quick PROPERTIES TIMEOUT 600)
 
+# The soak for a few seconds, SIGINT during the soak and the phases, reports
+# that cannot be written.
+add_test(NAME bench_soak
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/bench_soak.sh ${CMAKE_BINARY_DIR}/bin
+          ${CMAKE_SOURCE_DIR} ${GPT2C_TESTDATA}/bench_soak ${GPT2C_PYTHON})
+set_tests_properties(bench_soak PROPERTIES TIMEOUT 600)
+
+# Model writes that fail (no folder, full disk, killed part-way) leave no file
+# that looks valid, with the real programs.
+add_test(NAME write_failures
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/write_failures.sh ${CMAKE_BINARY_DIR}/bin
+          ${GPT2C_TESTDATA}/write_failures)
+set_tests_properties(write_failures PROPERTIES TIMEOUT 600)
+
 # The default 124M model against the NumPy reference (golden fixture).
 add_test(NAME golden_default_model
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/golden_default.sh ${CMAKE_BINARY_DIR}/bin

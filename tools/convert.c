@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "out_file.h"
 #include "gpt2.h"
 
 #define PROG "gpt2c-convert"
@@ -40,8 +41,9 @@ static void usage(void)
         "  -q, --quiet       no progress, only errors and the summary\n"
         "  -h, --help        this help\n"
         "\n"
-        "The file is written under a temporary name and renamed when complete, so FILE\n"
-        "is never left half-written.\n");
+        "The file is written under a temporary name (FILE.tmp.PID) and renamed when\n"
+        "complete, so FILE is never left half-written; a run killed outright leaves its\n"
+        "temporary, which the next run for the same FILE removes.\n");
 }
 
 /* ---- progress ------------------------------------------------------------- */
@@ -207,7 +209,7 @@ int main(int argc, char **argv)
     if (hf && (stat(hf, &st) != 0 || !S_ISDIR(st.st_mode)))
         cli_die(PROG, "--hf %s: not a directory", hf);
 
-    cli_remove_tmp_on_signal(out);
+    out_file_prepare(PROG, out);
 
     progress prog = {.quiet = quiet, .tty = isatty(STDERR_FILENO)};
     gpt2_set_log(on_log, &prog);

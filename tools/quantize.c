@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "out_file.h"
 #include "gpt2.h"
 
 #define PROG "gpt2c-quantize"
@@ -44,7 +45,8 @@ static void usage(void)
         "||deq(q(x)) - x|| / ||x|| and the largest absolute error; then the totals.\n"
         "OUT is written under a temporary name and renamed when complete: a failed\n"
         "run (NaN or Inf in a weight, a row length not a multiple of 32, ...) leaves\n"
-        "no file. Exit status: 0 done, 1 failed, 2 bad arguments.\n");
+        "no file (a run killed outright leaves OUT.tmp.PID, which the next run for\n"
+        "the same OUT removes). Exit status: 0 done, 1 failed, 2 bad arguments.\n");
 }
 
 /* ---- per-tensor table and progress ------------------------------------------ */
@@ -191,7 +193,7 @@ int main(int argc, char **argv)
             cli_die(PROG, "%s: already exists (use --force to overwrite it)", out);
     }
 
-    cli_remove_tmp_on_signal(out);
+    out_file_prepare(PROG, out);
 
     run r = {.quiet = quiet, .tty = !quiet && isatty(STDERR_FILENO)};
     gpt2_error err = {0};

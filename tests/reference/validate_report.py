@@ -7,7 +7,8 @@
    draft 2020-12; Debian's python3-jsonschema), plus the rules a schema cannot
    say: a stats object's order (min <= p50 <= p90 <= p95 <= p99 <= max), its cv
    equal to stddev / mean, validation.failures equal to the checks with ok false,
-   one compare row per headline figure.
+   one compare row per headline figure, a soak verdict of PASS exactly when
+   it gives no reasons (and never with failures, mismatches or fd growth).
 2. With --html, every leaf of the JSON (number, string, boolean, null; raw
    samples and token ids included, nothing is left out) must appear in the page
    in an element whose data-k attribute is the leaf's path ("phases.latency.rows[0].ttft_ms.p50",
@@ -137,6 +138,17 @@ def semantic_problems(r):
         bad = sum(1 for c in val["checks"] if isinstance(c, dict) and c.get("ok") is False)
         if bad != val["failures"]:
             probs.append("phases.validation.failures is %d but %d checks have ok = false" % (val["failures"], bad))
+    soak = phases.get("soak") if isinstance(phases, dict) else None
+    if isinstance(soak, dict) and isinstance(soak.get("reasons"), list):
+        # PASS exactly when there is no reason to fail; failures, mismatches
+        # and fd growth are reasons
+        if (soak.get("verdict") == "PASS") != (len(soak["reasons"]) == 0):
+            probs.append("phases.soak: verdict %s with %d reasons" % (soak.get("verdict"), len(soak["reasons"])))
+        for k in ("failures", "mismatches", "fd_growth"):
+            if isinstance(soak.get(k), num) and soak[k] > 0 and soak.get("verdict") == "PASS":
+                probs.append("phases.soak: verdict PASS with %s = %s" % (k, soak[k]))
+        if all(isinstance(soak.get(k), num) for k in ("mismatches", "checked")) and soak["mismatches"] > soak["checked"]:
+            probs.append("phases.soak: %s mismatches of %s checked" % (soak["mismatches"], soak["checked"]))
     cmp = r.get("compare") if isinstance(r, dict) else None
     if isinstance(cmp, dict) and isinstance(cmp.get("rows"), list):
         names = [row.get("name") for row in cmp["rows"] if isinstance(row, dict)]

@@ -20,6 +20,7 @@ typedef struct bench_settings {
     uint64_t seed;
     const char *out_dir;
     const char *compare_path;
+    double soak_minutes; /* --soak: 0 when not asked for */
 } bench_settings;
 
 /* Sizes of the work, derived once from --quick and the model. */
@@ -41,6 +42,7 @@ typedef struct bench {
     gpt2_model *model;
     gpt2_ctx *ctx;
     double rss_after_load_mb;
+    int soak_failed; /* the soak's verdict is FAIL */
     cJSON *report;   /* the whole report.json tree */
     cJSON *phases;   /* report["phases"] */
     cJSON *headline; /* report["headline"] */
@@ -54,6 +56,8 @@ int phase_validation(bench *b);
 int phase_latency(bench *b);
 int phase_memory(bench *b);
 int phase_throughput(bench *b);
+/* --soak (phase_soak.c): fills phases.soak and soak_failed. */
+int phase_soak(bench *b);
 
 /* ---- helpers (bench_util.c) --------------------------------------------- */
 

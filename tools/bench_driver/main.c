@@ -34,6 +34,9 @@ static void usage(void)
         "  3 memory       RSS, weights / KV cache / arena bytes, allocations, leak test\n"
         "  4 throughput   concurrent clients: req/s, tokens/s, scaling\n"
         "  5 report       report.html and summary.md (report.json is always written)\n"
+        "  soak           (--soak MINUTES) mixed requests through the serving engine: RSS\n"
+        "                 and file descriptor growth, failures, a sample of requests checked\n"
+        "                 against the same request run alone; PASS or FAIL\n"
         "\n"
         "  --model FILE        GGUF model (default " CLI_DEFAULT_MODEL ")\n"
         "  --reference FILE    fp32 model of the same weights: agreement in phase 1\n"
@@ -42,7 +45,8 @@ static void usage(void)
         "  --isa NAME          auto|scalar|avx2|avx512 (default auto, or $GPT2C_ISA)\n"
         "  --gemm NAME         native|openblas (cublas with --backend cuda)\n"
         "  --device N          GPU ordinal for --backend cuda (default 0)\n"
-        "  --phases LIST       e.g. 1,2,5 (default 1,2,3,4,5)\n"
+        "  --phases LIST       e.g. 1,2,5 (default 1,2,3,4,5; with --soak: 5)\n"
+        "  --soak MINUTES      run the soak after the phases (fractions allowed: --soak 0.5)\n"
         "  --quick             everything small: under 3 minutes on 2 cores\n"
         "  --out DIR           report folder (default reports/<UTC timestamp>/)\n"
         "  --compare FILE      an older report.json: show the change of every headline figure\n"
@@ -52,8 +56,9 @@ static void usage(void)
         "  --no-crc            skip the CRC-32 check at load\n"
         "  -h, --help          this help\n"
         "\n"
-        "Exit status: 0 all phases ran and every check passed; 1 a check failed or a\n"
-        "phase could not run; 2 bad usage; 130 interrupted (the report is written,\n"
+        "Exit status: 0 all phases ran and every check passed; 1 a check failed, a\n"
+        "phase could not run, the soak failed or a report file could not be written;\n"
+        "2 bad usage; 130 interrupted (the report is written,\n"
         "marked incomplete).\n");
 }
 
@@ -218,6 +223,7 @@ int main(int argc, char **argv)
     b.set.phases = 0x3e; /* 1..5 */
     gpt2_load_opts lo = {0};
     const char *kbench_path = NULL;
+    int phases_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -239,6 +245,9 @@ int main(int argc, char **argv)
             b.set.device = (int)cli_long(PROG, a, cli_value(PROG, argc, argv, &i), 0, 1023);
         } else if (!strcmp(a, "--phases")) {
             b.set.phases = parse_phases(cli_value(PROG, argc, argv, &i));
+            phases_given = 1;
+        } else if (!strcmp(a, "--soak")) {
+            b.set.soak_minutes = cli_double(PROG, a, cli_value(PROG, argc, argv, &i), 0.001, 1e6);
         } else if (!strcmp(a, "--quick")) {
             b.set.quick = 1;
         } else if (!strcmp(a, "--out")) {
@@ -255,6 +264,8 @@ int main(int argc, char **argv)
             cli_usage_error(PROG, "unknown option '%s'", a);
         }
     }
+    if (b.set.soak_minutes > 0 && !phases_given)
+        b.set.phases = 1u << 5; /* a soak on its own, with its report */
     if (!isatty(STDERR_FILENO))
         progress_set_quiet(1);
     gpt2_set_log(log_notice, NULL);
@@ -279,6 +290,8 @@ int main(int argc, char **argv)
     if (mkdir_p(out_dir) != 0)
         cli_die(PROG, "--out %s: cannot create the folder: %s", out_dir, strerror(errno));
 
+    /* from here on Ctrl-C still writes a report (marked incomplete) */
+    signal(SIGINT, on_sigint);
     double t_start = gpt2_now_ms();
     gpt2_error err = {0};
     b.model = gpt2_model_load(b.set.model_path, &lo, &err);
@@ -333,6 +346,8 @@ int main(int argc, char **argv)
             cJSON_AddItemToArray(ph, cJSON_CreateNumber(i));
     cJSON_AddBoolToObject(s, "quick", b.set.quick);
     cJSON_AddNumberToObject(s, "seed", (double)b.set.seed);
+    cJSON_AddItemToObject(s, "soak_minutes", b.set.soak_minutes > 0 ? cJSON_CreateNumber(b.set.soak_minutes)
+                                                                     : cJSON_CreateNull());
     cJSON_AddItemToObject(r, "environment", environment_json(&b));
     b.phases = cJSON_AddObjectToObject(r, "phases");
     b.headline = cJSON_AddObjectToObject(r, "headline");
@@ -340,7 +355,6 @@ int main(int argc, char **argv)
     cJSON_AddNullToObject(r, "compare");
     cJSON_AddItemToObject(r, "kbench", kbench ? kbench : cJSON_CreateNull());
 
-    signal(SIGINT, on_sigint);
     typedef int (*phase_fn)(bench *);
     static const struct { phase_fn fn; const char *name; } PH[] = {
         {NULL, NULL}, {phase_validation, "validation"}, {phase_latency, "latency"},
@@ -357,10 +371,14 @@ int main(int argc, char **argv)
             failed_phases++;
         }
     }
+    if (b.set.soak_minutes > 0 && !bench_interrupted && phase_soak(&b) != 0) {
+        fprintf(stderr, "%s: the soak could not run\n", PROG);
+        failed_phases++;
+    }
     /* the order of keys in "phases" is the phase order, whatever ran */
-    static const char *KEYS[] = {"validation", "latency", "memory", "throughput"};
+    static const char *KEYS[] = {"validation", "latency", "memory", "throughput", "soak"};
     cJSON *ordered = cJSON_CreateObject();
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         cJSON *it = cJSON_DetachItemFromObject(b.phases, KEYS[i]);
         cJSON_AddItemToObject(ordered, KEYS[i], it ? it : cJSON_CreateNull());
     }
@@ -414,5 +432,5 @@ int main(int argc, char **argv)
     gpt2_model_free(b.model);
     if (bench_interrupted)
         return 130;
-    return failures || failed_phases || report_failed ? 1 : 0;
+    return failures || failed_phases || report_failed || b.soak_failed ? 1 : 0;
 }

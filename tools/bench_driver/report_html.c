@@ -1066,12 +1066,19 @@ static void chart_scaling(bench_sb *s, const cJSON *tp)
     chart_end(&c, "req/s at each concurrency divided by req/s with one client; the dashed line is perfect scaling.");
 }
 
-/* (5) RSS over time with the fitted slope line. */
-static void chart_rss(bench_sb *s, const cJSON *memory)
+/* RSS samples [t, rss, ...] of obj with the fitted slope (obj[slope_key],
+ * MiB/hour) drawn through the centroid of the samples at or after fit_from
+ * seconds (where the least-squares line passes). */
+typedef struct rss_chart {
+    const char *id, *title, *slope_key, *not_run, *xlabel, *caption;
+    double fit_from;
+} rss_chart;
+
+static void chart_rss_samples(bench_sb *s, const cJSON *obj, int phase_ran, const rss_chart *rc)
 {
     chart c;
-    chart_begin(&c, s, "chart-rss", "Resident memory over repeated requests", 0);
-    const cJSON *leak = bench_get_obj(memory, "leak");
+    chart_begin(&c, s, rc->id, rc->title, 0);
+    const cJSON *leak = obj;
     const cJSON *samples = bench_get(leak, "samples");
     int n = cJSON_IsArray(samples) ? cJSON_GetArraySize(samples) : 0;
     double *xs = calloc((size_t)(n > 0 ? n : 1), sizeof *xs);
@@ -1086,7 +1093,8 @@ static void chart_rss(bench_sb *s, const cJSON *memory)
         return;
     }
     double xmn = INFINITY, xmx = -INFINITY, ymn = INFINITY, ymx = -INFINITY, sx = 0, sy = 0;
-    int m = 0, i = 0;
+    double fmn = INFINITY, fmx = -INFINITY;
+    int m = 0, mf = 0, i = 0;
     const cJSON *pt;
     cJSON_ArrayForEach(pt, samples)
     {
@@ -1098,14 +1106,18 @@ static void chart_rss(bench_sb *s, const cJSON *memory)
             ok[i] = 1;
             range_update(&xmn, &xmx, xs[i]);
             range_update(&ymn, &ymx, ys[i]);
-            sx += xs[i];
-            sy += ys[i];
+            if (xs[i] >= rc->fit_from) {
+                range_update(&fmn, &fmx, xs[i]);
+                sx += xs[i];
+                sy += ys[i];
+                mf++;
+            }
             m++;
         }
         i++;
     }
     if (m == 0) {
-        chart_empty(&c, !memory ? "phase 3 (memory) did not run" : "no RSS samples");
+        chart_empty(&c, !phase_ran ? rc->not_run : "no RSS samples");
         chart_end(&c, NULL);
         free(xs);
         free(ys);
@@ -1113,14 +1125,14 @@ static void chart_rss(bench_sb *s, const cJSON *memory)
         return;
     }
     double slope;
-    int have_slope = bench_get_num(leak, "slope_mb_per_hour", &slope);
-    /* The fitted line: the report's slope through the samples' centroid (where
-     * a least-squares line passes), drawn over the sampled time range. */
-    double mx_ = sx / m, my_ = sy / m;
+    int have_slope = bench_get_num(leak, rc->slope_key, &slope) && mf > 0;
+    /* The fitted line: the report's slope through the fitted samples'
+     * centroid (where a least-squares line passes), over their time range. */
+    double mx_ = mf ? sx / mf : 0, my_ = mf ? sy / mf : 0;
     double f0 = 0, f1 = 0;
     if (have_slope) {
-        f0 = my_ + slope / 3600.0 * (xmn - mx_);
-        f1 = my_ + slope / 3600.0 * (xmx - mx_);
+        f0 = my_ + slope / 3600.0 * (fmn - mx_);
+        f1 = my_ + slope / 3600.0 * (fmx - mx_);
         range_update(&ymn, &ymx, f0);
         range_update(&ymn, &ymx, f1);
     }
@@ -1135,7 +1147,7 @@ static void chart_rss(bench_sb *s, const cJSON *memory)
             c.xa.nt--;
     }
     axis_linear(&c.ya, ymn - pad, ymx + pad, 0);
-    chart_axes(&c, "time since the first request (s)", "RSS (MiB)", NULL, NULL, NULL);
+    chart_axes(&c, rc->xlabel, "RSS (MiB)", NULL, NULL, NULL);
     char lgfit[160] = "fitted slope";
     if (have_slope) {
         char b[BENCH_NUM_BUF];
@@ -1157,11 +1169,36 @@ static void chart_rss(bench_sb *s, const cJSON *memory)
     }
     if (have_slope)
         bench_sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>",
-                        cx(&c, xmn), cy(&c, f0), cx(&c, xmx), cy(&c, f1), COL_RED);
-    chart_end(&c, "Process RSS sampled while the same requests repeat; the line has the reported slope, through the samples' mean.");
+                        cx(&c, fmn), cy(&c, f0), cx(&c, fmx), cy(&c, f1), COL_RED);
+    chart_end(&c, rc->caption);
     free(xs);
     free(ys);
     free(ok);
+}
+
+/* (5) RSS over time with the fitted slope line. */
+static void chart_rss(bench_sb *s, const cJSON *memory)
+{
+    static const rss_chart rc = {
+        "chart-rss", "Resident memory over repeated requests", "slope_mb_per_hour",
+        "phase 3 (memory) did not run", "time since the first request (s)",
+        "Process RSS sampled while the same requests repeat; the line has the reported slope, through the samples' mean.",
+        -INFINITY};
+    chart_rss_samples(s, bench_get_obj(memory, "leak"), memory != NULL, &rc);
+}
+
+/* The soak's RSS; the line over the samples after the warm-up, which it fits. */
+static void chart_soak(bench_sb *s, const cJSON *soak)
+{
+    rss_chart rc = {
+        "chart-soak", "Resident memory during the soak", "rss_slope_mb_per_hour", "no soak (--soak MINUTES)",
+        "time since the soak started (s)",
+        "Process RSS sampled during the soak; the line has the reported slope, fitted to the samples after the warm-up.",
+        0};
+    double w;
+    if (bench_get_num(soak, "warmup_s", &w))
+        rc.fit_from = w;
+    chart_rss_samples(s, soak, soak != NULL, &rc);
 }
 
 /* ==== page sections ====================================================== */
@@ -1337,7 +1374,7 @@ static void section_header(bench_sb *s, const cJSON *r)
     }
     bench_sb_put(s, "</p>\n<nav><a href=\"#headline\">Headline</a><a href=\"#charts\">Charts</a>"
                     "<a href=\"#validation\">Validation</a><a href=\"#latency\">Latency</a><a href=\"#memory\">Memory</a>"
-                    "<a href=\"#throughput\">Throughput</a><a href=\"#roofline\">Kernels</a><a href=\"#environment\">Environment</a>"
+                    "<a href=\"#throughput\">Throughput</a><a href=\"#soak\">Soak</a><a href=\"#roofline\">Kernels</a><a href=\"#environment\">Environment</a>"
                     "<a href=\"#settings\">Settings</a>");
     if (cJSON_IsObject(bench_get(r, "compare")))
         bench_sb_put(s, "<a href=\"#compare\">Comparison</a>");
@@ -1782,6 +1819,116 @@ static void section_throughput(bench_sb *s, const cJSON *phases)
     }
 }
 
+/* An array of strings as a list, each item tagged; an empty one says so. */
+static void string_items(bench_sb *s, const cJSON *arr, const char *path, const char *empty)
+{
+    if (!cJSON_IsArray(arr)) {
+        bench_sb_put(s, "<p>");
+        tagged(s, "span", "", arr, path);
+        bench_sb_put(s, "</p>\n");
+        return;
+    }
+    if (cJSON_GetArraySize(arr) == 0) {
+        bench_sb_printf(s, "<p class=\"muted\">%s</p>\n", empty);
+        return;
+    }
+    bench_sb_put(s, "<ul>\n");
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        jpath p = jp_idx(path, i++);
+        tagged(s, "li", "", e, p.s);
+    }
+    bench_sb_put(s, "</ul>\n");
+}
+
+static void section_soak(bench_sb *s, const cJSON *phases)
+{
+    const cJSON *k = bench_get(phases, "soak");
+    bench_sb_put(s, "<h2 id=\"soak\">Soak</h2>\n");
+    if (!cJSON_IsObject(k)) {
+        phase_not_run(s, k, "phases.soak");
+        return;
+    }
+    const char *v = bench_get_str(k, "verdict");
+    int pass = v && !strcmp(v, "PASS");
+    bench_sb_printf(s, "<div class=\"banner %s\">Soak verdict: ", pass ? "ok" : "bad");
+    tagged_key(s, "span", "", k, "phases.soak", "verdict");
+    if (cJSON_IsFalse(bench_get(k, "complete")))
+        bench_sb_put(s, " (interrupted before its time was up)");
+    bench_sb_put(s, "</div>\n");
+    string_items(s, bench_get(k, "reasons"), "phases.soak.reasons", "No reason to fail.");
+    static const field RUN[] = {
+        {"minutes", "Asked for", "minutes", F_PLAIN},
+        {"duration_s", "Ran", "s", F_PLAIN},
+        {"complete", "Ran its whole time", "", F_PLAIN},
+        {"max_clients", "Client threads at most", "", F_PLAIN},
+        {"max_prompt_tokens", "Prompt at most", "tokens", F_PLAIN},
+        {"max_new_tokens", "New tokens at most", "", F_PLAIN},
+        {"check_one_in", "One request in this many checked alone", "", F_PLAIN},
+        {"requests", "Requests", "", F_PLAIN},
+        {"completed", "Completed", "", F_PLAIN},
+        {"cancelled", "Cancelled", "", F_PLAIN},
+        {"abandoned", "Freed unfinished (client gone)", "", F_PLAIN},
+        {"failures", "Failed", "", F_PLAIN},
+        {"checked", "Checked against the request run alone", "", F_PLAIN},
+        {"mismatches", "Mismatches", "", F_PLAIN},
+        {"unchecked", "Picked for the check, not checked", "", F_PLAIN},
+        {"generated_tokens", "Tokens generated", "", F_PLAIN},
+    };
+    static const field GROW[] = {
+        {"sample_interval_s", "Sampled every", "s", F_PLAIN},
+        {"warmup_s", "Warm-up left out of the fit", "s", F_PLAIN},
+        {"fit_samples", "Samples fitted", "", F_PLAIN},
+        {"rss_slope_mb_per_hour", "RSS growth (least squares)", "MiB/hour", F_PLAIN},
+        {"rss_slope_se_mb_per_hour", "Its standard error", "MiB/hour", F_PLAIN},
+        {"rss_ci95_mb_per_hour", "95 % interval", "MiB/hour", F_LIST},
+        {"growth_threshold_mb_per_hour", "Fails above (interval excluding 0)", "MiB/hour", F_PLAIN},
+        {"fds_first", "Open fds, first sample after the warm-up", "", F_PLAIN},
+        {"fds_last", "Open fds, last sample", "", F_PLAIN},
+        {"fds_max", "Open fds, most", "", F_PLAIN},
+        {"fd_growth", "Open fd growth", "", F_PLAIN},
+    };
+    bench_sb_put(s, "<div class=\"cols\"><div><h3>Requests</h3>\n");
+    kv_table(s, k, "phases.soak", RUN, NFIELDS(RUN));
+    bench_sb_put(s, "</div><div><h3>Growth</h3>\n");
+    kv_table(s, k, "phases.soak", GROW, NFIELDS(GROW));
+    bench_sb_put(s, "<h3>Failed or mismatched requests (the first 20)</h3>\n");
+    string_items(s, bench_get(k, "problems"), "phases.soak.problems", "None.");
+    const cJSON *samples = bench_get(k, "samples");
+    int n = cJSON_IsArray(samples) ? cJSON_GetArraySize(samples) : 0;
+    bench_sb_printf(s, "<details><summary>Samples (%d)</summary>\n<table><thead><tr><th class=\"num\">#</th>"
+                       "<th class=\"num\">time (s)</th><th class=\"num\">RSS (MiB)</th><th class=\"num\">open fds</th>"
+                       "<th class=\"num\">clients</th></tr></thead><tbody>\n",
+                    n);
+    if (samples && !cJSON_IsArray(samples)) {
+        bench_sb_put(s, "<tr><td colspan=\"5\">");
+        tagged(s, "span", "", samples, "phases.soak.samples");
+        bench_sb_put(s, "</td></tr>\n");
+    }
+    int i = 0;
+    const cJSON *pt;
+    cJSON_ArrayForEach(pt, samples)
+    {
+        jpath rp = jp_idx("phases.soak.samples", i);
+        bench_sb_printf(s, "<tr><td class=\"num muted\">%d</td>", i++);
+        if (cJSON_IsArray(pt)) {
+            int m = cJSON_GetArraySize(pt);
+            for (int c = 0; c < m; c++) {
+                jpath ep = jp_idx(rp.s, c);
+                tagged(s, "td", "num", cJSON_GetArrayItem(pt, c), ep.s);
+            }
+        } else {
+            bench_sb_put(s, "<td colspan=\"4\">");
+            tagged(s, "span", "", pt, rp.s);
+            bench_sb_put(s, "</td>");
+        }
+        bench_sb_put(s, "</tr>\n");
+    }
+    bench_sb_put(s, "</tbody></table></details></div></div>\n");
+}
+
 static void section_environment(bench_sb *s, const cJSON *r)
 {
     const cJSON *env = bench_get(r, "environment");
@@ -1901,6 +2048,7 @@ static void section_settings(bench_sb *s, const cJSON *r)
             {"phases", "Phases", "", F_LIST},
             {"quick", "Quick mode", "", F_PLAIN},
             {"seed", "Seed", "", F_PLAIN},
+            {"soak_minutes", "Soak", "minutes", F_PLAIN},
         };
         kv_table(s, st, "settings", F, NFIELDS(F));
     }
@@ -1952,12 +2100,14 @@ int bench_write_html(const cJSON *report, const char *path, char *err, size_t er
     chart_rss(s, bench_get_obj(phases, "memory"));
     chart_throughput(s, tp);
     chart_scaling(s, tp);
+    chart_soak(s, bench_get_obj(phases, "soak"));
     bench_sb_put(s, "</div>\n");
 
     section_validation(s, phases);
     section_latency(s, phases);
     section_memory(s, phases);
     section_throughput(s, phases);
+    section_soak(s, phases);
     bench_html_roofline(s, report);
     section_environment(s, report);
     section_settings(s, report);

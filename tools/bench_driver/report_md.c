@@ -207,6 +207,52 @@ static void compare_cells(bench_sb *s, const cJSON *row)
     bench_sb_put(s, " |");
 }
 
+/* The soak in a few lines: verdict and why, requests, growth. */
+static void soak_lines(bench_sb *s, const cJSON *k)
+{
+    if (!cJSON_IsObject(k))
+        return;
+    const char *v = bench_get_str(k, "verdict");
+    double d, req, cx, ck, mm, fl, sl, fd, lo, hi;
+    char b[64], b2[64], b3[64];
+    bench_sb_put(s, "\n## Soak: **");
+    md_esc(s, v ? v : "?");
+    bench_sb_put(s, "**");
+    if (cJSON_IsFalse(bench_get(k, "complete")))
+        bench_sb_put(s, " (interrupted)");
+    bench_sb_put(s, "\n\n");
+    const cJSON *reasons = bench_get(k, "reasons"), *e;
+    cJSON_ArrayForEach(e, reasons)
+    {
+        if (!cJSON_IsString(e))
+            continue;
+        bench_sb_put(s, "- ");
+        md_esc(s, e->valuestring);
+        bench_sb_put(s, "\n");
+    }
+    bench_sb_printf(s, "%s%s s, %s requests (%s cancelled), %s checked against the request run alone: "
+                       "%s mismatches, %s failures. ",
+                    cJSON_GetArraySize(reasons) > 0 ? "\n" : "",
+                    bench_get_num(k, "duration_s", &d) ? human(d, b, sizeof b) : DASH,
+                    bench_get_num(k, "requests", &req) ? human(req, b2, sizeof b2) : DASH,
+                    bench_get_num(k, "cancelled", &cx) ? human(cx, b3, sizeof b3) : DASH,
+                    bench_get_num(k, "checked", &ck) ? human(ck, (char[64]){0}, 64) : DASH,
+                    bench_get_num(k, "mismatches", &mm) ? human(mm, (char[64]){0}, 64) : DASH,
+                    bench_get_num(k, "failures", &fl) ? human(fl, (char[64]){0}, 64) : DASH);
+    const cJSON *ci = bench_get(k, "rss_ci95_mb_per_hour");
+    if (bench_get_num(k, "rss_slope_mb_per_hour", &sl) && cJSON_GetArraySize(ci) == 2 &&
+        cJSON_IsNumber(cJSON_GetArrayItem(ci, 0)) && cJSON_IsNumber(cJSON_GetArrayItem(ci, 1))) {
+        lo = cJSON_GetArrayItem(ci, 0)->valuedouble;
+        hi = cJSON_GetArrayItem(ci, 1)->valuedouble;
+        bench_sb_printf(s, "RSS growth %.3g MiB/hour (95 %% interval %.3g to %.3g)", sl, lo, hi);
+    } else {
+        bench_sb_put(s, "RSS growth " DASH);
+    }
+    if (bench_get_num(k, "fd_growth", &fd))
+        bench_sb_printf(s, ", open file descriptors %+.0f", fd);
+    bench_sb_put(s, ".\n");
+}
+
 int bench_write_summary_md(const cJSON *report, const char *path, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(report))
@@ -285,6 +331,7 @@ int bench_write_summary_md(const cJSON *report, const char *path, char *err, siz
             bench_sb_put(s, ".\n");
         }
     }
+    soak_lines(s, bench_get(bench_get_obj(report, "phases"), "soak"));
     bench_sb_put(s, "\nEvery figure, chart and the full environment: `report.html`; the data: `report.json`.\n");
     if (sb.oom) {
         bench_sb_free(&sb);
