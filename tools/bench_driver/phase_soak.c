@@ -312,6 +312,18 @@ static void *checker_main(void *arg)
  * checker's context. Otherwise each new high-water mark of concurrent long
  * requests would add resident pages, growth that stops but would look like a
  * leak for as long as the soak runs. The burst is checked like any request. */
+/* Tells the checker thread to finish and waits for it (checker: NULL when it
+ * could not be started). */
+static void stop_checker(soak *sk, pthread_t *checker)
+{
+    pthread_mutex_lock(&sk->lock);
+    sk->checker_stop = 1;
+    pthread_cond_signal(&sk->queued);
+    pthread_mutex_unlock(&sk->lock);
+    if (checker)
+        pthread_join(*checker, NULL);
+}
+
 static int prefill_everything(soak *sk)
 {
     job *j = calloc(1, sizeof *j);
@@ -500,12 +512,7 @@ int phase_soak(bench *b)
     fprintf(stderr, "gpt2c-bench: soak: warm-up burst of %d requests (%d + %d tokens each) in %.1f s\n",
             SOAK_MAX_CLIENTS, sk->max_prompt, sk->max_new, (gpt2_now_ms() - tb) / 1e3);
     if (burst != 0 && !bench_interrupted) {
-        pthread_mutex_lock(&sk->lock);
-        sk->checker_stop = 1;
-        pthread_cond_signal(&sk->queued);
-        pthread_mutex_unlock(&sk->lock);
-        if (have_checker)
-            pthread_join(checker, NULL);
+        stop_checker(sk, have_checker ? &checker : NULL);
         gpt2_engine_free(sk->e);
         pthread_cond_destroy(&sk->queued);
         pthread_mutex_destroy(&sk->lock);
@@ -571,12 +578,7 @@ int phase_soak(bench *b)
     for (int i = 0; i < SOAK_MAX_CLIENTS; i++)
         if (cl[i].used)
             pthread_join(cl[i].th, NULL);
-    pthread_mutex_lock(&sk->lock);
-    sk->checker_stop = 1;
-    pthread_cond_signal(&sk->queued);
-    pthread_mutex_unlock(&sk->lock);
-    if (have_checker)
-        pthread_join(checker, NULL);
+    stop_checker(sk, have_checker ? &checker : NULL);
     for (; sk->q_len > 0; sk->q_len--, sk->q_head = (sk->q_head + 1) % QUEUE_CAP) {
         free(sk->queue[sk->q_head]); /* only without a checker thread */
         sk->cnt.unchecked++;
