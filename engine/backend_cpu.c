@@ -1,4 +1,5 @@
-/* CPU backend: the fp32 GPT-2 forward over the mmapped weights, with the
+/* CPU backend: the fp32 GPT-2 forward over the mmapped weights (or the
+ * model's packed copies of them, where the ISA path reads that layout), with the
  * kernels of kernels/ (ISA chosen once) on a persistent thread pool.
  * Everything is allocated in create(); forward() allocates nothing. */
 #include <math.h>
@@ -16,6 +17,7 @@ typedef struct cpu_state {
     gpt2k_pool *pool;
     int max_batch, max_logit_rows;
     int openblas; /* matmuls by cblas_sgemm instead of our kernels */
+    int packed;   /* fp weights from the model's packed copies (ops->matmul_packed) */
     /* KV pool: kv_blocks blocks; block b, layer l holds K [bs][C] then V [bs][C] */
     float *kv;
     size_t kv_floats;
@@ -135,6 +137,11 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
         s->openblas = 1;
         gpt2k_openblas_set_threads(o->n_threads);
     }
+    if (!s->openblas && s->ops->matmul_packed) {
+        if (gpt2_model_pack(m, err))
+            goto fail;
+        s->packed = 1;
+    }
     s->pool = gpt2k_pool_create(o->n_threads);
     if (!s->pool) {
         gpt2_seterr(err, GPT2_ERR_NOMEM, "cannot start a pool of %d threads", o->n_threads);
@@ -195,9 +202,13 @@ static void matmul(cpu_state *s, float *out, int ldo, const float *in, int ldi,
                           accumulate, s->qbuf);
         return;
     }
-    gpt2k_matmul(s->pool, s->ops, out, ldo, in, ldi, w->data,
-                 w->type == GGML_T_F16 ? GPT2K_W_F16 : GPT2K_W_F32, bias, M, w->K, w->N,
-                 accumulate);
+    const gpt2k_wtype t = w->type == GGML_T_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
+    if (s->packed && w->packed)
+        gpt2k_matmul_packed(s->pool, s->ops, out, ldo, in, ldi, w->packed, t, bias, M, w->K, w->N,
+                            accumulate);
+    else
+        gpt2k_matmul(s->pool, s->ops, out, ldo, in, ldi, w->data, t, bias, M, w->K, w->N,
+                     accumulate);
 }
 
 static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *err)
@@ -219,8 +230,8 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
     /* embeddings: x = wte[id] + wpe[pos] */
     for (int r = 0; r < R; r++) {
         float *x = s->x + (size_t)r * C;
-        gpt2_embd_row(&m->tok_embd, b->ids[r], x);
-        gpt2_embd_row(&m->pos_embd, s->row_pos[r], s->xn);
+        gpt2_embd_row(&m->tok_embd, b->ids[r], x, s->packed);
+        gpt2_embd_row(&m->pos_embd, s->row_pos[r], s->xn, 0);
         s->ops->add(x, x, s->xn, C);
     }
 

@@ -771,6 +771,22 @@ void gguf_close(gguf_file *f)
     free(f);
 }
 
+void gguf_release_pages(const gguf_file *f, const void *p, size_t n)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (!f || !f->owns_map || page == 0 || (page & (page - 1)) != 0)
+        return;
+    const uintptr_t lo = (uintptr_t)f->map, hi = lo + f->size;
+    uintptr_t b = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t e = ((uintptr_t)p + n) & ~(page - 1);
+    if (b < lo)
+        b = lo;
+    if (e > hi)
+        e = hi;
+    if (e > b)
+        madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 const char *gguf_path(const gguf_file *f) { return f->path; }
 uint32_t gguf_version(const gguf_file *f) { return f->version; }
 uint32_t gguf_alignment(const gguf_file *f) { return f->alignment; }

@@ -81,6 +81,10 @@ gguf_file *gguf_open(const char *path, gpt2_error *err);
  * path in messages and gguf_path. */
 gguf_file *gguf_open_mem(const void *data, size_t size, const char *name, gpt2_error *err);
 void gguf_close(gguf_file *f);
+/* Drops the whole pages inside [p, p + n) of the file's mapping from the
+ * resident set (a later read faults them in again from the file). Nothing for
+ * gguf_open_mem bytes, which are the caller's. Advisory: failure is ignored. */
+void gguf_release_pages(const gguf_file *f, const void *p, size_t n);
 
 const char *gguf_path(const gguf_file *f);
 uint32_t gguf_version(const gguf_file *f);

@@ -11,9 +11,12 @@
 #include "kernels.h"
 #include "model_writer.h" /* GPT2_TENSORS_PER_LAYER */
 
-void gpt2_embd_row(const gpt2_wmat *w, int r, float *out)
+void gpt2_embd_row(const gpt2_wmat *w, int r, float *out, int use_packed)
 {
-    if (w->type == GGML_T_F32) {
+    if (use_packed && w->packed) {
+        gpt2k_packed_row(out, w->packed, w->type == GGML_T_F16 ? GPT2K_W_F16 : GPT2K_W_F32, w->K,
+                         r);
+    } else if (w->type == GGML_T_F32) {
         memcpy(out, (const float *)w->data + (size_t)r * w->K, sizeof(float) * w->K);
     } else if (w->type == GGML_T_Q8_0) {
         const char *row = (const char *)w->data + (size_t)r * gpt2k_q8_0_row_bytes(w->K);
@@ -339,6 +342,7 @@ gpt2_model *gpt2_model_from_gguf(gguf_file *file, const gpt2_load_opts *opts, gp
         return NULL;
     }
     m->file = file;
+    pthread_mutex_init(&m->pack_lock, NULL);
     int rc = load_config(m, err);
     if (!rc)
         rc = load_weights(m, err);
@@ -363,6 +367,10 @@ void gpt2_model_free(gpt2_model *m)
         return;
     gpt2_tokenizer_free(m->tok);
     free(m->layers);
+    for (int i = 0; i < m->n_pack_mem; i++)
+        free(m->pack_mem[i]);
+    free(m->pack_mem);
+    pthread_mutex_destroy(&m->pack_lock);
     if (m->file)
         gguf_close(m->file);
     free(m->path);

@@ -4,6 +4,7 @@
 #ifndef GPT2C_MODEL_H
 #define GPT2C_MODEL_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "gguf.h"
@@ -13,8 +14,12 @@
 /* A weight matrix W[N][K] (GGUF ne = [K, N]) as stored in the file. */
 typedef struct gpt2_wmat {
     const void *data;
-    uint32_t type; /* ggml_type: F32, F16 (Q8_0 once its kernels exist) */
+    uint32_t type; /* ggml_type: F32, F16, Q8_0 */
     int K, N;
+    /* F32 / F16 matmul weights in the kernels' packed layout (gpt2k_pack_weights),
+     * once gpt2_model_pack has run; NULL before, and for other tensors. Read
+     * only by a caller of gpt2_model_pack (which orders it after the write). */
+    const void *packed;
 } gpt2_wmat;
 
 typedef struct gpt2_layer {
@@ -44,6 +49,11 @@ struct gpt2_model {
     double load_ms;
     int crc_checked;     /* tensors whose CRC-32 was verified */
     char dtype[8];       /* "f32" "f16" "q8_0" "mixed" */
+    /* packed weights (pack.c), made once for all contexts */
+    pthread_mutex_t pack_lock;
+    int pack_state;      /* 0 not yet, 1 done */
+    void **pack_mem;     /* the allocations, freed with the model */
+    int n_pack_mem;
 };
 
 /* Validates an opened GGUF file as a GPT-2 model (config, shapes, CRCs,
@@ -52,7 +62,16 @@ struct gpt2_model {
  * with gguf_open_mem. */
 gpt2_model *gpt2_model_from_gguf(gguf_file *file, const gpt2_load_opts *opts, gpt2_error *err);
 
-/* Row r of an embedding matrix as fp32 (converting F16 rows). */
-void gpt2_embd_row(const gpt2_wmat *w, int r, float *out);
+/* Row r of an embedding matrix as fp32 (converting F16 rows); from the packed
+ * copy when use_packed and there is one (the token embedding tied to the LM head). */
+void gpt2_embd_row(const gpt2_wmat *w, int r, float *out, int use_packed);
+
+/* Makes packed copies of every F32 / F16 matmul weight (and the tied token
+ * embedding) for the CPU kernels that read them so (gpt2k_ops.matmul_packed),
+ * once per model whoever asks first; thread-safe. The file pages they came
+ * from are dropped from the resident set (re-read from the file if anything
+ * reads the plain layout again), so memory stays about one copy. The time is
+ * added to the model's load time. */
+int gpt2_model_pack(const gpt2_model *m, gpt2_error *err);
 
 #endif

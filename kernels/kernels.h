@@ -29,6 +29,9 @@ int gpt2k_isa_parse(const char *s);
 int gpt2k_cpu_supports(gpt2k_isa isa);
 gpt2k_isa gpt2k_best_isa(void);
 
+/* Element type of fp weight matrices (Q8_0 has its own entry points). */
+typedef enum { GPT2K_W_F32 = 0, GPT2K_W_F16 = 1 } gpt2k_wtype;
+
 /* ---- slice kernels (single thread) -------------------------------------- */
 
 /* Where a sequence's cached keys and values live. Position t is row t % bs
@@ -54,6 +57,13 @@ typedef struct gpt2k_ops {
     /* Same with fp16 weights (IEEE binary16 bits). */
     void (*matmul_f16)(float *out, int ldo, const float *in, int ldi, const uint16_t *w,
                        const float *bias, int M, int K, int n0, int n1, int accumulate);
+    /* Same as matmul_f32 / matmul_f16 on weights rearranged by
+     * gpt2k_pack_weights (n0 a multiple of GPT2K_PANEL), with results equal bit
+     * for bit to theirs. NULL where the ISA path has no packed kernel: callers
+     * then keep the plain layout. */
+    void (*matmul_packed)(float *out, int ldo, const float *in, int ldi, const void *wp,
+                          gpt2k_wtype wt, const float *bias, int M, int K, int n0, int n1,
+                          int accumulate);
 
     /* One row: out = (x - mean) / sqrt(var + eps) * g + b. out may equal x. */
     void (*layernorm)(float *out, const float *x, const float *g, const float *b, int C,
@@ -103,6 +113,19 @@ size_t gpt2k_q8_0_row_bytes(int K);
 void gpt2k_quantize_q8_0_ref(void *dst, const float *x, int n);
 void gpt2k_dequantize_q8_0(float *out, const void *src, int n);
 
+/* ---- packed fp weights (pack.c) -------------------------------------------
+ * W[N][K] as panels of GPT2K_PANEL rows, panel p holding rows 16p .. 16p+15
+ * transposed: element (n, k) at panel n / 16, offset k * 16 + n % 16; the
+ * last panel is padded with zeros. A kernel reads 16 output columns' weights
+ * for one k as one contiguous 64-byte (fp32) run, in the order it uses them,
+ * so decode streams each panel and prefill needs no packing of its own. */
+#define GPT2K_PANEL 16
+size_t gpt2k_packed_bytes(gpt2k_wtype t, int N, int K);
+void gpt2k_pack_weights(void *dst, const void *w, gpt2k_wtype t, int N, int K);
+/* Row n of a packed matrix (K values) as fp32: embedding lookups from a
+ * packed matrix shared with the LM head. */
+void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n);
+
 /* ---- fp16 ---------------------------------------------------------------- */
 
 float gpt2k_f16_to_f32(uint16_t h);
@@ -122,12 +145,15 @@ void gpt2k_pool_run(gpt2k_pool *p, void (*fn)(void *arg, int ith, int nth), void
 /* ---- parallel drivers ---------------------------------------------------- */
 /* Each splits its op over the pool's threads with the given ops table. */
 
-typedef enum { GPT2K_W_F32 = 0, GPT2K_W_F16 = 1 } gpt2k_wtype;
-
 /* out[M][N] (+)= in[M][K] * W[N][K]^T + bias. Columns split across threads. */
 void gpt2k_matmul(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *in,
                   int ldi, const void *w, gpt2k_wtype wtype, const float *bias, int M, int K,
                   int N, int accumulate);
+
+/* The same on weights packed by gpt2k_pack_weights; needs ops->matmul_packed. */
+void gpt2k_matmul_packed(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo,
+                         const float *in, int ldi, const void *wp, gpt2k_wtype wtype,
+                         const float *bias, int M, int K, int N, int accumulate);
 
 /* out[M][N] (+)= in[M][K] * W^T + bias with Q8_0 weights: each row of `in` is
  * quantized to Q8_0 once (into qbuf: M * gpt2k_q8_0_row_bytes(K) bytes, shared by

@@ -17,7 +17,7 @@ static void split_even(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
 /* Columns go out in blocks of this many, so each thread's n0 stays aligned
  * (vector tiles in the slice kernels start at n0) and no two threads write
  * the same cache line of a row when ldo keeps rows 64-byte aligned. */
-#define MATMUL_NBLOCK 16
+#define MATMUL_NBLOCK GPT2K_PANEL
 
 /* Thread ith's contiguous range of the N output columns, in blocks of
  * MATMUL_NBLOCK so each thread streams its own run of weight rows. */
@@ -37,6 +37,7 @@ typedef struct {
     const float *bias;
     int ldo, ldi, M, K, N, accumulate;
     gpt2k_wtype wtype;
+    int packed;
 } matmul_args;
 
 static void matmul_task(void *arg, int ith, int nth)
@@ -46,7 +47,10 @@ static void matmul_task(void *arg, int ith, int nth)
     column_range(a->N, ith, nth, &n0, &n1);
     if (n0 >= n1)
         return;
-    if (a->wtype == GPT2K_W_F16)
+    if (a->packed)
+        a->ops->matmul_packed(a->out, a->ldo, a->in, a->ldi, a->w, a->wtype, a->bias, a->M, a->K,
+                              n0, n1, a->accumulate);
+    else if (a->wtype == GPT2K_W_F16)
         a->ops->matmul_f16(a->out, a->ldo, a->in, a->ldi, a->w, a->bias, a->M, a->K, n0, n1,
                            a->accumulate);
     else
@@ -60,7 +64,19 @@ void gpt2k_matmul(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, cons
 {
     if (M <= 0 || N <= 0)
         return;
-    matmul_args a = {ops, out, in, w, bias, ldo, ldi, M, K, N, accumulate, wtype};
+    matmul_args a = {ops, out, in, w, bias, ldo, ldi, M, K, N, accumulate, wtype, 0};
+    gpt2k_pool_run(p, matmul_task, &a);
+}
+
+void gpt2k_matmul_packed(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo,
+                         const float *in, int ldi, const void *wp, gpt2k_wtype wtype,
+                         const float *bias, int M, int K, int N, int accumulate)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    /* column_range hands out multiples of MATMUL_NBLOCK == GPT2K_PANEL, so
+     * every thread starts on a panel boundary */
+    matmul_args a = {ops, out, in, wp, bias, ldo, ldi, M, K, N, accumulate, wtype, 1};
     gpt2k_pool_run(p, matmul_task, &a);
 }
 

@@ -138,9 +138,11 @@ typedef struct {
     int wf16, M, K, N, n0, n1, ldi, ldo, bias, acc;
 } mm_case;
 
-/* Runs one op on a fresh guarded output; returns the [M][n1-n0] results. */
+/* Runs one op on a fresh guarded output; returns the [M][n1-n0] results.
+ * wp: the same weights packed (gpt2k_pack_weights): run ops->matmul_packed. */
 static void mm_run(const gpt2k_ops *ops, const mm_case *c, const float *in, const void *w,
-                   const float *bias, const float *prev, float *res, const char *ctx)
+                   const void *wp, const float *bias, const float *prev, float *res,
+                   const char *ctx)
 {
     size_t nbuf = GUARD + (size_t)c->M * c->ldo + GUARD;
     float *buf = falloc(nbuf);
@@ -150,7 +152,10 @@ static void mm_run(const gpt2k_ops *ops, const mm_case *c, const float *in, cons
     for (int m = 0; m < c->M; m++)
         for (int j = 0; j < W; j++)
             out[(size_t)m * c->ldo + c->n0 + j] = prev[(size_t)m * W + j];
-    if (c->wf16)
+    if (wp)
+        ops->matmul_packed(out, c->ldo, in, c->ldi, wp, c->wf16 ? GPT2K_W_F16 : GPT2K_W_F32,
+                           c->bias ? bias : NULL, c->M, c->K, c->n0, c->n1, c->acc);
+    else if (c->wf16)
         ops->matmul_f16(out, c->ldo, in, c->ldi, w, c->bias ? bias : NULL, c->M, c->K, c->n0, c->n1,
                         c->acc);
     else
@@ -228,13 +233,30 @@ static void check_matmul_case(const mm_case *c)
              c->wf16 ? "f16" : "f32", M, K, N, c->n0, c->n1, c->ldi, c->ldo, c->bias, c->acc);
     char ctx2[260];
     snprintf(ctx2, sizeof ctx2, "%s [scalar vs double oracle]", ctx);
-    mm_run(gpt2k_ops_ref(), c, in, w, bias, prev, got_ref, ctx2);
+    mm_run(gpt2k_ops_ref(), c, in, w, NULL, bias, prev, got_ref, ctx2);
     expect_close(got_ref, want, tol, (size_t)M * W, (size_t)W, "%s", ctx2);
+    /* The packed layout of the whole matrix (its NaN rows outside [n0, n1)
+     * included: they share panels with live columns and must not leak). */
+    const gpt2k_wtype wt = c->wf16 ? GPT2K_W_F16 : GPT2K_W_F32;
+    void *wp = xmalloc(gpt2k_packed_bytes(wt, N, K) + 64);
+    gpt2k_pack_weights(wp, w, wt, N, K);
+    float *got_p = falloc((size_t)M * W + 1);
     for (int i = 0; i < g_nsimd; i++) {
         snprintf(ctx2, sizeof ctx2, "%s [%s vs scalar]", ctx, gpt2k_isa_name(g_simd[i]->isa));
-        mm_run(g_simd[i], c, in, w, bias, prev, got, ctx2);
+        mm_run(g_simd[i], c, in, w, NULL, bias, prev, got, ctx2);
         expect_close(got, got_ref, tol, (size_t)M * W, (size_t)W, "%s", ctx2);
+        /* packed weights: the same sums in the same order, so the same bits */
+        if (g_simd[i]->matmul_packed && c->n0 % GPT2K_PANEL == 0) {
+            snprintf(ctx2, sizeof ctx2, "%s [%s packed vs plain]", ctx,
+                     gpt2k_isa_name(g_simd[i]->isa));
+            mm_run(g_simd[i], c, in, w, wp, bias, prev, got_p, ctx2);
+            for (size_t j = 0; j < (size_t)M * W; j++)
+                ck_assert_msg(memcmp(&got_p[j], &got[j], sizeof(float)) == 0,
+                              "%s: result %zu is %.9g, plain layout %.9g", ctx2, j, got_p[j],
+                              got[j]);
+        }
     }
+    free(wp), free(got_p);
     free(in), free(wf), free(wh), free(bias), free(prev), free(want), free(got_ref), free(got);
     free(tol);
 }
@@ -508,14 +530,22 @@ START_TEST(test_matmul_rows_independent)
             for (int n = 0; n < N; n++)
                 bias[n] = urand(-1, 1);
             const void *w = wf16 ? (const void *)wh : (const void *)wf;
+            const gpt2k_wtype wt = wf16 ? GPT2K_W_F16 : GPT2K_W_F32;
+            void *wp = xmalloc(gpt2k_packed_bytes(wt, N, K));
+            gpt2k_pack_weights(wp, w, wt, N, K);
             for (int t = -1; t < g_nsimd; t++) {
                 const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+                /* pk: the batch through the packed kernel (alone stays plain) */
+                for (int pk = 0; pk < (ops->matmul_packed ? 2 : 1); pk++)
                 for (int mi = 0; mi < (int)(sizeof Ms / sizeof Ms[0]); mi++)
                     for (int acc = 0; acc < 2; acc++) {
                         const int M = Ms[mi];
                         for (size_t i = 0; i < (size_t)M * N; i++)
                             all[i] = (float)(i % 7) * 0.25f;
-                        if (wf16)
+                        if (pk)
+                            ops->matmul_packed(all, N, in, K, wp, wf16 ? GPT2K_W_F16 : GPT2K_W_F32,
+                                               acc ? NULL : bias, M, K, 0, N, acc);
+                        else if (wf16)
                             ops->matmul_f16(all, N, in, K, w, acc ? NULL : bias, M, K, 0, N, acc);
                         else
                             ops->matmul_f32(all, N, in, K, w, acc ? NULL : bias, M, K, 0, N, acc);
@@ -529,12 +559,13 @@ START_TEST(test_matmul_rows_independent)
                                 ops->matmul_f32(one, N, in + (size_t)m * K, K, w, acc ? NULL : bias,
                                                 1, K, 0, N, acc);
                             ck_assert_msg(memcmp(one, all + (size_t)m * N, sizeof(float) * N) == 0,
-                                          "%s %s K=%d M=%d acc=%d: row %d differs from the row alone",
-                                          gpt2k_isa_name(ops->isa), wf16 ? "f16" : "f32", K, M, acc, m);
+                                          "%s %s%s K=%d M=%d acc=%d: row %d differs from the row alone",
+                                          gpt2k_isa_name(ops->isa), wf16 ? "f16" : "f32",
+                                          pk ? " packed" : "", K, M, acc, m);
                         }
                     }
             }
-            free(in), free(wf), free(bias), free(wh), free(all), free(one);
+            free(in), free(wf), free(bias), free(wh), free(all), free(one), free(wp);
         }
 }
 END_TEST
@@ -932,10 +963,59 @@ END_TEST
 
 /* Split results must equal one single-threaded slice call bit for bit: each
  * output element is computed by the same arithmetic whichever thread owns it. */
+/* gpt2k_pack_weights puts element (n, k) at panel n / 16, offset k * 16 + n % 16
+ * and zeros past N; gpt2k_packed_row reads a row back. Checked against that
+ * definition directly, for N on and off the panel size, fp32 and fp16. */
+START_TEST(test_pack_weights)
+{
+    static const int shapes[][2] = {{1, 1}, {16, 3}, {17, 5}, {40, 64}, {33, 100}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int wf16 = 0; wf16 < 2; wf16++) {
+            const int N = shapes[s][0], K = shapes[s][1];
+            const gpt2k_wtype wt = wf16 ? GPT2K_W_F16 : GPT2K_W_F32;
+            const size_t panels = ((size_t)N + 15) / 16, bytes = gpt2k_packed_bytes(wt, N, K);
+            ck_assert_uint_eq(bytes, panels * 16 * (size_t)K * (wf16 ? 2 : 4));
+            float *wf = falloc((size_t)N * K), *row = falloc(K);
+            uint16_t *wh = xmalloc((size_t)N * K * sizeof(uint16_t));
+            for (size_t i = 0; i < (size_t)N * K; i++) {
+                wf[i] = urand(-1, 1);
+                wh[i] = gpt2k_f32_to_f16(wf[i]);
+            }
+            unsigned char *wp = xmalloc(bytes);
+            memset(wp, 0xAB, bytes); /* padding must be written, as zeros */
+            gpt2k_pack_weights(wp, wf16 ? (const void *)wh : (const void *)wf, wt, N, K);
+            for (size_t p = 0; p < panels; p++)
+                for (int k = 0; k < K; k++)
+                    for (int r = 0; r < 16; r++) {
+                        const size_t n = p * 16 + r, off = (p * 16 * K + (size_t)k * 16 + r);
+                        if (wf16) {
+                            uint16_t got = ((const uint16_t *)wp)[off];
+                            ck_assert_uint_eq(got, n < (size_t)N ? wh[n * K + k] : 0);
+                        } else {
+                            float got = ((const float *)wp)[off];
+                            float want = n < (size_t)N ? wf[n * K + k] : 0.0f;
+                            ck_assert_msg(memcmp(&got, &want, 4) == 0, "N=%d K=%d n=%zu k=%d", N,
+                                          K, n, k);
+                        }
+                    }
+            for (int n = 0; n < N; n++) {
+                gpt2k_packed_row(row, wp, wt, K, n);
+                for (int k = 0; k < K; k++) {
+                    float want = wf16 ? gpt2k_f16_to_f32(wh[(size_t)n * K + k]) : wf[(size_t)n * K + k];
+                    ck_assert_msg(memcmp(&row[k], &want, 4) == 0, "packed_row N=%d K=%d n=%d k=%d",
+                                  N, K, n, k);
+                }
+            }
+            free(wf), free(row), free(wh), free(wp);
+        }
+}
+END_TEST
+
 START_TEST(test_parallel_matmul)
 {
     static const int shapes[][3] = {{1, 768, 100}, {7, 33, 37}, {20, 100, 37}, {3, 17, 5},
-                                    {64, 130, 50}, {2, 9, 16},  {1, 1, 1}};
+                                    {64, 130, 50}, {2, 9, 16},  {1, 1, 1},    {1, 64, 200},
+                                    {30, 64, 129}};
     for (int nt = 1; nt <= 3; nt++) {
         gpt2k_pool *pool = gpt2k_pool_create(nt);
         ck_assert_ptr_nonnull(pool);
@@ -969,6 +1049,22 @@ START_TEST(test_parallel_matmul)
                     expect_close(o1, o2, NULL, (size_t)M * ldo, (size_t)ldo,
                                  "gpt2k_matmul %s threads=%d %s M=%d K=%d N=%d acc=%d",
                                  gpt2k_isa_name(ops->isa), nt, wf16 ? "f16" : "f32", M, K, N, acc);
+                    if (ops->matmul_packed) { /* the packed driver: the same bits */
+                        const gpt2k_wtype wt = wf16 ? GPT2K_W_F16 : GPT2K_W_F32;
+                        void *wp = xmalloc(gpt2k_packed_bytes(wt, N, K));
+                        gpt2k_pack_weights(wp, w, wt, N, K);
+                        for (size_t i = 0; i < (size_t)M * ldo; i++)
+                            o1[i] = (float)(i % 5);
+                        memcpy(o2, o1, sizeof(float) * (size_t)M * ldo);
+                        gpt2k_matmul_packed(pool, ops, o1, ldo, in, ldi, wp, wt, bias, M, K, N,
+                                            acc);
+                        gpt2k_matmul(pool, ops, o2, ldo, in, ldi, w, wt, bias, M, K, N, acc);
+                        ck_assert_msg(memcmp(o1, o2, sizeof(float) * (size_t)M * ldo) == 0,
+                                      "gpt2k_matmul_packed %s threads=%d %s M=%d K=%d N=%d: "
+                                      "differs from gpt2k_matmul",
+                                      gpt2k_isa_name(ops->isa), nt, wf16 ? "f16" : "f32", M, K, N);
+                        free(wp);
+                    }
                     free(in), free(wf), free(wh), free(bias), free(o1), free(o2);
                 }
         gpt2k_pool_free(pool);
@@ -1140,6 +1236,7 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(tc, test_matmul_f32_sweep, 0, NK_LIST);
     tcase_add_loop_test(tc, test_matmul_f16_sweep, 0, NK_LIST);
     tcase_add_test(tc, test_matmul_blocked);
+    tcase_add_test(tc, test_pack_weights);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("pointwise");

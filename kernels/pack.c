@@ -1,0 +1,52 @@
+/* Packed fp weight layout (see kernels.h): panels of GPT2K_PANEL rows, each
+ * stored k-major. Plain C: packing runs once per model load. */
+#include "kernels.h"
+
+#include <string.h>
+
+size_t gpt2k_packed_bytes(gpt2k_wtype t, int N, int K)
+{
+    const size_t panels = ((size_t)N + GPT2K_PANEL - 1) / GPT2K_PANEL;
+    return panels * GPT2K_PANEL * (size_t)K * (t == GPT2K_W_F16 ? 2 : 4);
+}
+
+void gpt2k_pack_weights(void *dst, const void *w, gpt2k_wtype t, int N, int K)
+{
+    const size_t esz = t == GPT2K_W_F16 ? 2 : 4;
+    const size_t panel_bytes = (size_t)GPT2K_PANEL * (size_t)K * esz;
+    for (int p = 0; (size_t)p * GPT2K_PANEL < (size_t)N; p++) {
+        char *d = (char *)dst + (size_t)p * panel_bytes;
+        const int n0 = p * GPT2K_PANEL, nr = N - n0 < GPT2K_PANEL ? N - n0 : GPT2K_PANEL;
+        if (nr < GPT2K_PANEL)
+            memset(d, 0, panel_bytes);
+        /* one source row at a time: reads stream, writes stride 16 elements */
+        for (int r = 0; r < nr; r++) {
+            const char *s = (const char *)w + ((size_t)(n0 + r) * K) * esz;
+            if (esz == 4) {
+                const float *sf = (const float *)s;
+                float *df = (float *)d + r;
+                for (int k = 0; k < K; k++)
+                    df[(size_t)k * GPT2K_PANEL] = sf[k];
+            } else {
+                const uint16_t *sh = (const uint16_t *)s;
+                uint16_t *dh = (uint16_t *)d + r;
+                for (int k = 0; k < K; k++)
+                    dh[(size_t)k * GPT2K_PANEL] = sh[k];
+            }
+        }
+    }
+}
+
+void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n)
+{
+    const size_t base = (size_t)(n / GPT2K_PANEL) * GPT2K_PANEL * (size_t)K + n % GPT2K_PANEL;
+    if (t == GPT2K_W_F16) {
+        const uint16_t *h = (const uint16_t *)wp + base;
+        for (int k = 0; k < K; k++)
+            out[k] = gpt2k_f16_to_f32(h[(size_t)k * GPT2K_PANEL]);
+    } else {
+        const float *f = (const float *)wp + base;
+        for (int k = 0; k < K; k++)
+            out[k] = f[(size_t)k * GPT2K_PANEL];
+    }
+}
