@@ -137,7 +137,7 @@ static void f32_to_bf16(uint16_t *out, const float *in, size_t n)
 static void rows_f32(const gpt2_wmat *w, int r0, int n, float *out)
 {
     for (int r = 0; r < n; r++)
-        gpt2_embd_row(w, r0 + r, out + (size_t)r * w->K);
+        gpt2_embd_row(w, r0 + r, out + (size_t)r * w->K, 0);
 }
 
 static int upload(cuda_state *s, void *dst, const void *src, size_t bytes, const char *what,
