@@ -97,13 +97,18 @@ static struct {
     char *w[KB_W_COUNT];          /* ncopies back to back */
     int ncopies[KB_W_COUNT];
     size_t wbytes[KB_W_COUNT];
+    char *wp[KB_W_COUNT];         /* the same in the packed layout (f32, f16) */
+    int npcopies[KB_W_COUNT];
+    size_t wpbytes[KB_W_COUNT];
 } g_w;
 
 static void weights_free(void)
 {
     free(g_w.f32);
-    for (int t = 0; t < KB_W_COUNT; t++)
+    for (int t = 0; t < KB_W_COUNT; t++) {
         free(g_w.w[t]);
+        free(g_w.wp[t]);
+    }
     memset(&g_w, 0, sizeof g_w);
 }
 
@@ -149,6 +154,37 @@ static const char *weights(int K, int N, kb_wtype t, int copies, size_t *wbytes,
     return g_w.w[t];
 }
 
+/* Copies of W (f32 or f16) in the packed layout the engine gives kernels
+ * that have a packed entry point (gpt2k_pack_weights). */
+static const char *weights_packed(int K, int N, kb_wtype t, int copies, size_t *wbytes,
+                                  int *ncopies)
+{
+    size_t plain_b;
+    int plain_n;
+    const char *plain = weights(K, N, t, 1, &plain_b, &plain_n);
+    if (!plain)
+        return NULL;
+    if (g_w.npcopies[t] < copies) {
+        free(g_w.wp[t]);
+        g_w.wp[t] = NULL;
+        g_w.npcopies[t] = 0;
+        const gpt2k_wtype wt = t == KB_W_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
+        size_t wb = (gpt2k_packed_bytes(wt, N, K) + 63) / 64 * 64;
+        char *w = alloc64(wb * (size_t)copies);
+        if (!w)
+            return NULL;
+        gpt2k_pack_weights(w, plain, wt, N, K);
+        for (int c = 1; c < copies; c++)
+            memcpy(w + wb * (size_t)c, w, wb);
+        g_w.wp[t] = w;
+        g_w.npcopies[t] = copies;
+        g_w.wpbytes[t] = wb;
+    }
+    *wbytes = g_w.wpbytes[t];
+    *ncopies = g_w.npcopies[t];
+    return g_w.wp[t];
+}
+
 typedef struct mm_ctx {
     gpt2k_pool *pool;
     const gpt2k_ops *ops;
@@ -158,6 +194,7 @@ typedef struct mm_ctx {
     int ncopies;
     float *in, *out, *bias;
     void *qbuf;
+    int packed; /* w is in the packed layout: ops->matmul_packed */
 } mm_ctx;
 
 static void mm_call(void *arg, int rep)
@@ -170,6 +207,10 @@ static void mm_call(void *arg, int rep)
     else if (s->wtype == KB_W_Q8_0)
         gpt2k_matmul_q8_0(m->pool, m->ops, m->out, s->N, m->in, s->K, w, m->bias, s->M, s->K, s->N,
                           0, m->qbuf);
+    else if (m->packed)
+        gpt2k_matmul_packed(m->pool, m->ops, m->out, s->N, m->in, s->K, w,
+                            s->wtype == KB_W_F16 ? GPT2K_W_F16 : GPT2K_W_F32, m->bias, s->M, s->K,
+                            s->N, 0);
     else
         gpt2k_matmul(m->pool, m->ops, m->out, s->N, m->in, s->K, w,
                      s->wtype == KB_W_F16 ? GPT2K_W_F16 : GPT2K_W_F32, m->bias, s->M, s->K, s->N, 0);
@@ -187,8 +228,11 @@ static int run_matmul(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c, 
         copies = (int)ceil(o->cold_bytes / (double)one);
     if (copies > 64)
         copies = 64;
-    mm_ctx m = {pool, ops, c, NULL, 0, 1, NULL, NULL, NULL, NULL};
-    m.w = weights(s->K, s->N, s->wtype, copies, &m.wstride, &m.ncopies);
+    mm_ctx m = {pool, ops, c, NULL, 0, 1, NULL, NULL, NULL, NULL, 0};
+    /* native fp matmuls run on the layout the engine gives them */
+    m.packed = c->gemm == KB_GEMM_NATIVE && s->wtype != KB_W_Q8_0 && ops->matmul_packed;
+    m.w = m.packed ? weights_packed(s->K, s->N, s->wtype, copies, &m.wstride, &m.ncopies)
+                   : weights(s->K, s->N, s->wtype, copies, &m.wstride, &m.ncopies);
     m.in = alloc64((size_t)s->M * s->K * sizeof(float));
     m.out = alloc64((size_t)s->M * s->N * sizeof(float));
     m.bias = alloc64((size_t)s->N * sizeof(float));
