@@ -132,9 +132,13 @@ int phase_memory(bench *b)
         verdict = lo > 0 && (rss[n - 1] - rss[0]) > 0.01 ? "growth detected" : "no growth detected";
     }
     cJSON_AddItemToObject(leak, "slope_mb_per_hour", bench_num(slope));
-    cJSON *ci = cJSON_AddArrayToObject(leak, "ci95_mb_per_hour");
-    cJSON_AddItemToArray(ci, bench_num(lo));
-    cJSON_AddItemToArray(ci, bench_num(hi));
+    if (isfinite(lo) && isfinite(hi)) {
+        cJSON *ci = cJSON_AddArrayToObject(leak, "ci95_mb_per_hour");
+        cJSON_AddItemToArray(ci, cJSON_CreateNumber(lo));
+        cJSON_AddItemToArray(ci, cJSON_CreateNumber(hi));
+    } else { /* too few samples (an interrupted run): no interval, not [null, null] */
+        cJSON_AddNullToObject(leak, "ci95_mb_per_hour");
+    }
     cJSON_AddStringToObject(leak, "verdict", verdict);
     cJSON_AddItemToObject(b->headline, "leak_mb_per_hour", bench_num(slope));
     progress_end(p, "peak %.1f MB, %.2f allocations/token, leak %.3f MB/hour (%s, %d requests)",
