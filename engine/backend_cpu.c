@@ -137,15 +137,15 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
         s->openblas = 1;
         gpt2k_openblas_set_threads(o->n_threads);
     }
-    if (!s->openblas && s->ops->matmul_packed) {
-        if (gpt2_model_pack(m, err))
-            goto fail;
-        s->packed = 1;
-    }
     s->pool = gpt2k_pool_create(o->n_threads);
     if (!s->pool) {
         gpt2_seterr(err, GPT2_ERR_NOMEM, "cannot start a pool of %d threads", o->n_threads);
         goto fail;
+    }
+    if (!s->openblas && s->ops->matmul_packed) {
+        if (gpt2_model_pack(m, s->pool, err))
+            goto fail;
+        s->packed = 1;
     }
     const size_t B = (size_t)o->max_batch, C = (size_t)c->n_embd, FF = (size_t)c->n_ff;
     s->block_floats = (size_t)c->n_layer * 2 * (size_t)s->bs * C;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "errors.h"
 #include "kernels.h"
@@ -368,8 +369,9 @@ void gpt2_model_free(gpt2_model *m)
     gpt2_tokenizer_free(m->tok);
     free(m->layers);
     for (int i = 0; i < m->n_pack_mem; i++)
-        free(m->pack_mem[i]);
+        munmap(m->pack_mem[i], m->pack_len[i]);
     free(m->pack_mem);
+    free(m->pack_len);
     pthread_mutex_destroy(&m->pack_lock);
     if (m->file)
         gguf_close(m->file);

@@ -9,6 +9,7 @@
 
 #include "gguf.h"
 #include "gpt2.h"
+#include "kernels.h"
 #include "tokenizer.h"
 
 /* A weight matrix W[N][K] (GGUF ne = [K, N]) as stored in the file. */
@@ -52,7 +53,8 @@ struct gpt2_model {
     /* packed weights (pack.c), made once for all contexts */
     pthread_mutex_t pack_lock;
     int pack_state;      /* 0 not yet, 1 done */
-    void **pack_mem;     /* the allocations, freed with the model */
+    void **pack_mem;     /* the mappings (pack_len bytes each), unmapped with the model */
+    size_t *pack_len;
     int n_pack_mem;
 };
 
@@ -70,8 +72,8 @@ void gpt2_embd_row(const gpt2_wmat *w, int r, float *out, int use_packed);
  * embedding) for the CPU kernels that read them so (gpt2k_ops.matmul_packed),
  * once per model whoever asks first; thread-safe. The file pages they came
  * from are dropped from the resident set (re-read from the file if anything
- * reads the plain layout again), so memory stays about one copy. The time is
- * added to the model's load time. */
-int gpt2_model_pack(const gpt2_model *m, gpt2_error *err);
+ * reads the plain layout again), so memory stays about one copy. The work is
+ * split over pool's threads; the time is added to the model's load time. */
+int gpt2_model_pack(const gpt2_model *m, gpt2k_pool *pool, gpt2_error *err);
 
 #endif

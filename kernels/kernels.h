@@ -122,6 +122,8 @@ void gpt2k_dequantize_q8_0(float *out, const void *src, int n);
 #define GPT2K_PANEL 16
 size_t gpt2k_packed_bytes(gpt2k_wtype t, int N, int K);
 void gpt2k_pack_weights(void *dst, const void *w, gpt2k_wtype t, int N, int K);
+/* Only panels [p0, p1) (for splitting the packing across threads). */
+void gpt2k_pack_panels(void *dst, const void *w, gpt2k_wtype t, int N, int K, int p0, int p1);
 /* Row n of a packed matrix (K values) as fp32: embedding lookups from a
  * packed matrix shared with the LM head. */
 void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n);

@@ -12,9 +12,14 @@ size_t gpt2k_packed_bytes(gpt2k_wtype t, int N, int K)
 
 void gpt2k_pack_weights(void *dst, const void *w, gpt2k_wtype t, int N, int K)
 {
+    gpt2k_pack_panels(dst, w, t, N, K, 0, (N + GPT2K_PANEL - 1) / GPT2K_PANEL);
+}
+
+void gpt2k_pack_panels(void *dst, const void *w, gpt2k_wtype t, int N, int K, int p0, int p1)
+{
     const size_t esz = t == GPT2K_W_F16 ? 2 : 4;
     const size_t panel_bytes = (size_t)GPT2K_PANEL * (size_t)K * esz;
-    for (int p = 0; (size_t)p * GPT2K_PANEL < (size_t)N; p++) {
+    for (int p = p0; p < p1 && (size_t)p * GPT2K_PANEL < (size_t)N; p++) {
         char *d = (char *)dst + (size_t)p * panel_bytes;
         const int n0 = p * GPT2K_PANEL, nr = N - n0 < GPT2K_PANEL ? N - n0 : GPT2K_PANEL;
         if (nr < GPT2K_PANEL)
