@@ -4,6 +4,7 @@
  * variant, so there are two tables, chosen once by the CPU's VNNI bit. */
 #include "kernels.h"
 #include "kv_view_internal.h"
+#include "matmul_internal.h"
 #include "q8_0_internal.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) &&                      \
@@ -41,217 +42,12 @@ AINLINE __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d)
     return hsum4_256(fold512(a), fold512(b), fold512(c), fold512(d));
 }
 
-/* ---- matmul ---------------------------------------------------------------- */
-
-AINLINE __m512 load_w16(const void *w, size_t off, int f16)
-{
-    if (f16)
-        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + off)));
-    return _mm512_loadu_ps((const float *)w + off);
-}
-
-/* Masked-out lanes are not read (no fault past the row) and come back as 0. */
-AINLINE __m512 load_w16_mask(const void *w, size_t off, __mmask16 m, int f16)
-{
-    if (f16)
-        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + off));
-    return _mm512_maskz_loadu_ps(m, (const float *)w + off);
-}
-
-/* One MR x NR register tile, as in ops_avx2.c: 16 partial sums per (m, n)
- * accumulator, reduced once at the end. MR, NR <= 4: 16 accumulators + 4
- * weight vectors + 1 activation vector fit the 32 zmm registers. The K tail
- * is one masked step. store != 0 overwrites o, else adds. pf (may be NULL):
- * the next weight panel, prefetched one cache line per step (GEMV, fp16). */
-AINLINE void tile(const int MR, const int NR, const int f16, float *o, int ldo, const float *a,
-                  int lda, const void *w, size_t ldw, int kc, const float *bias, int store,
-                  const char *pf)
-{
-    __m512 acc[4][4];
-    for (int m = 0; m < MR; m++)
-        for (int n = 0; n < NR; n++)
-            acc[m][n] = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 16 <= kc; k += 16) {
-        __m512 wv[4];
-        if (pf) {
-            const char *p = pf + (size_t)k * NR * (f16 ? 2 : 4);
-            _mm_prefetch(p, _MM_HINT_T0);
-            if (NR * 16 * (f16 ? 2 : 4) > 64)
-                _mm_prefetch(p + 64, _MM_HINT_T0);
-        }
-        for (int n = 0; n < NR; n++)
-            wv[n] = load_w16(w, n * ldw + k, f16);
-        for (int m = 0; m < MR; m++) {
-            __m512 av = _mm512_loadu_ps(a + (size_t)m * lda + k);
-            for (int n = 0; n < NR; n++)
-                acc[m][n] = _mm512_fmadd_ps(av, wv[n], acc[m][n]);
-        }
-    }
-    if (k < kc) {
-        const __mmask16 msk = tail_mask(kc - k);
-        __m512 wv[4];
-        for (int n = 0; n < NR; n++)
-            wv[n] = load_w16_mask(w, n * ldw + k, msk, f16);
-        for (int m = 0; m < MR; m++) {
-            __m512 av = _mm512_maskz_loadu_ps(msk, a + (size_t)m * lda + k);
-            for (int n = 0; n < NR; n++)
-                acc[m][n] = _mm512_fmadd_ps(av, wv[n], acc[m][n]);
-        }
-    }
-    const __m512 z = _mm512_setzero_ps();
-    for (int m = 0; m < MR; m++) {
-        float s[4];
-        _mm_storeu_ps(s, hsum4(acc[m][0], NR > 1 ? acc[m][1] : z, NR > 2 ? acc[m][2] : z,
-                               NR > 3 ? acc[m][3] : z));
-        float *om = o + (size_t)m * ldo;
-        for (int n = 0; n < NR; n++) {
-            float v = s[n] + (bias ? bias[n] : 0.0f);
-            om[n] = store ? v : om[n] + v;
-        }
-    }
-}
-
-typedef void (*tile_fn)(float *o, int ldo, const float *a, int lda, const void *w, size_t ldw,
-                        int kc, const float *bias, int store, const char *pf);
-
-#define DEF_TILE(MR, NR)                                                                           \
-    static void tile_f32_##MR##x##NR(float *o, int ldo, const float *a, int lda, const void *w,    \
-                                     size_t ldw, int kc, const float *bias, int store,             \
-                                     const char *pf)                                               \
-    {                                                                                              \
-        tile(MR, NR, 0, o, ldo, a, lda, w, ldw, kc, bias, store, pf);                              \
-    }                                                                                              \
-    static void tile_f16_##MR##x##NR(float *o, int ldo, const float *a, int lda, const void *w,    \
-                                     size_t ldw, int kc, const float *bias, int store,             \
-                                     const char *pf)                                               \
-    {                                                                                              \
-        tile(MR, NR, 1, o, ldo, a, lda, w, ldw, kc, bias, store, pf);                              \
-    }
-DEF_TILE(1, 1)
-DEF_TILE(1, 2) DEF_TILE(1, 3) DEF_TILE(1, 4) DEF_TILE(2, 1) DEF_TILE(2, 2) DEF_TILE(2, 3)
-    DEF_TILE(2, 4) DEF_TILE(3, 1) DEF_TILE(3, 2) DEF_TILE(3, 3) DEF_TILE(3, 4) DEF_TILE(4, 1)
-        DEF_TILE(4, 2) DEF_TILE(4, 3) DEF_TILE(4, 4)
-
-    /* [MR-1][NR-1] */
-    static const tile_fn tiles_f32[4][4] = {
-        {tile_f32_1x1, tile_f32_1x2, tile_f32_1x3, tile_f32_1x4},
-        {tile_f32_2x1, tile_f32_2x2, tile_f32_2x3, tile_f32_2x4},
-        {tile_f32_3x1, tile_f32_3x2, tile_f32_3x3, tile_f32_3x4},
-        {tile_f32_4x1, tile_f32_4x2, tile_f32_4x3, tile_f32_4x4},
-};
-static const tile_fn tiles_f16[4][4] = {
-    {tile_f16_1x1, tile_f16_1x2, tile_f16_1x3, tile_f16_1x4},
-    {tile_f16_2x1, tile_f16_2x2, tile_f16_2x3, tile_f16_2x4},
-    {tile_f16_3x1, tile_f16_3x2, tile_f16_3x3, tile_f16_3x4},
-    {tile_f16_4x1, tile_f16_4x2, tile_f16_4x3, tile_f16_4x4},
-};
-
-/* Blocking as in ops_avx2.c (see there for the reasoning); panels of 4 rows. */
-#define KC_MAX 768
-#define MC 128
-#define NBLK 96
-#define PANEL_N 4
-#define MT 4
-#define GEMV_MAX_M 4
-
-AINLINE void matmul_avx512(const int f16, float *out, int ldo, const float *in, int ldi,
-                           const void *w, const float *bias, int M, int K, int n0, int n1,
-                           int accumulate)
-{
-    if (M <= 0 || n0 >= n1)
-        return;
-    const size_t esz = f16 ? 2 : 4;
-
-    /* K blocks of equal size (a multiple of the vector width) so no block is a
-     * tiny leftover; at least one block so K = 0 still writes bias. Both paths
-     * below sum K in these same blocks, so a row's result does not depend on
-     * how many rows share the call (batched decode equals decode alone). */
-    int nkb = (K + KC_MAX - 1) / KC_MAX;
-    if (nkb < 1)
-        nkb = 1;
-    int kcs = ((K + nkb - 1) / nkb + 15) & ~15;
-    if (M <= GEMV_MAX_M) {
-        /* Decode: each weight row read once for all M rows. */
-        const tile_fn(*tiles)[4] = f16 ? tiles_f16 : tiles_f32;
-        for (int n = n0; n < n1; n += PANEL_N) {
-            int nb = n1 - n < PANEL_N ? n1 - n : PANEL_N;
-            const char *wn = (const char *)w + (size_t)n * K * esz;
-            const char *pf = f16 && n + 2 * PANEL_N <= n1 ? wn + (size_t)PANEL_N * K * esz : NULL;
-            for (int kb = 0; kb < nkb; kb++) {
-                int k0 = kb * kcs, kc = K - k0 < kcs ? K - k0 : kcs;
-                if (kc < 0)
-                    kc = 0;
-                tiles[M - 1][nb - 1](out + n, ldo, in + k0, ldi, wn + (size_t)k0 * esz, (size_t)K,
-                                     kc, kb == 0 && bias ? bias + n : NULL, kb == 0 && !accumulate,
-                                     pf ? pf + (size_t)k0 * PANEL_N * esz : NULL);
-            }
-        }
-        return;
-    }
-
-    float wbuf[PANEL_N * KC_MAX] __attribute__((aligned(64)));
-
-    for (int m0 = 0; m0 < M; m0 += MC) {
-        int mb = M - m0 < MC ? M - m0 : MC;
-        for (int nb0 = n0; nb0 < n1; nb0 += NBLK) {
-            int nb1 = n1 - nb0 < NBLK ? n1 : nb0 + NBLK;
-            for (int kb = 0; kb < nkb; kb++) {
-                int k0 = kb * kcs;
-                int kc = K - k0 < kcs ? K - k0 : kcs;
-                if (kc < 0)
-                    kc = 0;
-                int first = kb == 0;
-                for (int n = nb0; n < nb1; n += PANEL_N) {
-                    int nb = nb1 - n < PANEL_N ? nb1 - n : PANEL_N;
-                    const float *wp;
-                    size_t ldw;
-                    if (f16) { /* widen the panel once for all tiles of the M block */
-                        const uint16_t *src = (const uint16_t *)w + (size_t)n * K + k0;
-                        for (int j = 0; j < nb; j++) {
-                            const uint16_t *s = src + (size_t)j * K;
-                            float *d = wbuf + j * kcs;
-                            int k = 0;
-                            for (; k + 16 <= kc; k += 16)
-                                _mm512_store_ps(d + k, _mm512_cvtph_ps(_mm256_loadu_si256(
-                                                           (const __m256i *)(s + k))));
-                            if (k < kc) {
-                                __mmask16 msk = tail_mask(kc - k);
-                                _mm512_mask_storeu_ps(
-                                    d + k, msk,
-                                    _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(msk, s + k)));
-                            }
-                        }
-                        wp = wbuf;
-                        ldw = (size_t)kcs;
-                    } else {
-                        wp = (const float *)w + (size_t)n * K + k0;
-                        ldw = (size_t)K;
-                    }
-                    const float *bn = first && bias ? bias + n : NULL;
-                    for (int m = 0; m < mb; m += MT) {
-                        int mr = mb - m < MT ? mb - m : MT;
-                        tiles_f32[mr - 1][nb - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
-                                                  in + (size_t)(m0 + m) * ldi + k0, ldi, wp, ldw,
-                                                  kc, bn, first && !accumulate, NULL);
-                    }
-                }
-            }
-        }
-    }
-}
-
-static void matmul_f32_avx512(float *out, int ldo, const float *in, int ldi, const float *w,
-                              const float *bias, int M, int K, int n0, int n1, int accumulate)
-{
-    matmul_avx512(0, out, ldo, in, ldi, w, bias, M, K, n0, n1, accumulate);
-}
-
-static void matmul_f16_avx512(float *out, int ldo, const float *in, int ldi, const uint16_t *w,
-                              const float *bias, int M, int K, int n0, int n1, int accumulate)
-{
-    matmul_avx512(1, out, ldo, in, ldi, w, bias, M, K, n0, n1, accumulate);
-}
+/* ---- matmul ----------------------------------------------------------------
+ * The AVX2 kernels (matmul_avx2.c): packed panels and a 6 x 16 FMA tile. On
+ * cores that run a 512-bit FMA as two 256-bit halves (Zen 4) that is the same
+ * FLOP rate; a 512-bit tile for cores with two full 512-bit FMA pipes is
+ * still to be written (it must keep their order of summation: batched rows
+ * equal rows alone, and packed equals plain, bit for bit). */
 
 /* ---- layernorm ------------------------------------------------------------- */
 
@@ -465,7 +261,8 @@ static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_vie
 }
 
 #define OPS_AVX512_COMMON                                                                          \
-    .isa = GPT2K_ISA_AVX512, .matmul_f32 = matmul_f32_avx512, .matmul_f16 = matmul_f16_avx512,     \
+    .isa = GPT2K_ISA_AVX512, .matmul_f32 = gpt2k_matmul_f32_avx2,                                  \
+    .matmul_f16 = gpt2k_matmul_f16_avx2, .matmul_packed = gpt2k_matmul_packed_avx2,                \
     .layernorm = layernorm_avx512, .gelu = gelu_avx512, .add = add_avx512,                         \
     .attention_head = attention_head_avx512, .quantize_q8_0 = gpt2k_quantize_q8_0_avx512
 
