@@ -150,41 +150,71 @@ static const gemv_fn gemvs[4] = {gemv_1, gemv_2, gemv_3, gemv_4};
 
 /* Prefill: one MR x NR register tile over nb blocks, o[m][n] (+)= dot(x[m],
  * w[n]) (+ bias[n]). x rows ldx blocks apart, w rows ldw; scales as floats:
- * xs rows and ws rows nb apart. Per block, |w| and w of the NR weight rows
- * stay in registers for all MR activation rows. Every output element sees
- * the same operations whatever tile it falls in, so results do not depend on
- * how [n0, n1) is cut. */
+ * xs rows and ws rows nb apart. Per block, |w| of the NR weight rows stays in
+ * registers for all MR activation rows (w itself is read again from L1 for
+ * the sign). Every output element sees the operations of gemv_row whatever
+ * tile it falls in (the scale product is one fp32 multiply either way), so
+ * results do not depend on M or on how [n0, n1) is cut.
+ *
+ * The accumulators are one array indexed only by constants (each loop over
+ * rows and columns written out; unused ones fold away), so the compiler keeps
+ * them in registers: indexed in loops it kept them on the stack, with a load
+ * and a store around every FMA. */
 AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, size_t ldx,
                   const float *xs, const blk *w, size_t ldw, const float *ws, int nb,
                   const float *bias, int store)
 {
-    __m256 acc[4][4];
-    for (int m = 0; m < MR; m++)
-        for (int n = 0; n < NR; n++)
-            acc[m][n] = _mm256_setzero_ps();
+    __m256 acc[12];
+    const __m256i ones = _mm256_set1_epi16(1);
+#define EACH_M(F) F(0) F(1) F(2) F(3)
+#define EACH_N(F, m) F(m, 0) F(m, 1) F(m, 2)
+#define LIVE(m, n) (MR > (m) && NR > (n))
+#define A(m, n) acc[(m) * 3 + (n)]
+#define ZERO_N(m, n)                                                                               \
+    if (LIVE(m, n))                                                                                \
+        A(m, n) = _mm256_setzero_ps();
+#define ZERO_M(m) EACH_N(ZERO_N, m)
+    EACH_M(ZERO_M)
     for (int b = 0; b < nb; b++) {
-        __m256i wq[4], wa[4];
-        for (int n = 0; n < NR; n++) {
-            wq[n] = load_qs(w + n * ldw + b);
-            wa[n] = _mm256_abs_epi8(wq[n]);
-        }
-        for (int m = 0; m < MR; m++) {
-            const __m256i xq = load_qs(x + m * ldx + b);
-            const float dx = xs[m * nb + b];
-            for (int n = 0; n < NR; n++) {
-                __m256 f = _mm256_cvtepi32_ps(dot_block(wa[n], wq[n], xq));
-                acc[m][n] = _mm256_fmadd_ps(f, _mm256_set1_ps(ws[n * nb + b] * dx), acc[m][n]);
-            }
-        }
+        __m256i wa0, wa1, wa2;
+        wa0 = _mm256_abs_epi8(load_qs(w + b));
+        if (NR > 1)
+            wa1 = _mm256_abs_epi8(load_qs(w + ldw + b));
+        if (NR > 2)
+            wa2 = _mm256_abs_epi8(load_qs(w + 2 * ldw + b));
+#define PAIR(m, n)                                                                                 \
+    if (LIVE(m, n)) {                                                                              \
+        const __m256i sx = _mm256_sign_epi8(xq, load_qs(w + (n) * ldw + b));                       \
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa##n, sx), ones);                \
+        const __m256 d = _mm256_mul_ps(_mm256_broadcast_ss(ws + (n) * nb + b), dx);                \
+        A(m, n) = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, A(m, n));                              \
+    }
+#define ROW(m)                                                                                     \
+    if (MR > (m)) {                                                                                \
+        const __m256i xq = load_qs(x + (m) * ldx + b);                                             \
+        const __m256 dx = _mm256_broadcast_ss(xs + (m) * nb + b);                                  \
+        EACH_N(PAIR, m)                                                                            \
+    }
+        EACH_M(ROW)
     }
     const __m256 z = _mm256_setzero_ps();
-    for (int m = 0; m < MR; m++) {
-        float s[4];
-        _mm_storeu_ps(s, hsum4(acc[m][0], NR > 1 ? acc[m][1] : z, NR > 2 ? acc[m][2] : z,
-                               NR > 3 ? acc[m][3] : z));
-        for (int n = 0; n < NR; n++)
-            put(o + (size_t)m * ldo + n, s[n], bias ? bias + n : NULL, store);
+#define OUT(m)                                                                                     \
+    if (MR > (m)) {                                                                                \
+        float s[4];                                                                                \
+        _mm_storeu_ps(s, hsum4(A(m, 0), NR > 1 ? A(m, 1) : z, NR > 2 ? A(m, 2) : z, z));          \
+        for (int n = 0; n < NR; n++)                                                               \
+            put(o + (size_t)(m) * ldo + n, s[n], bias ? bias + n : NULL, store);                   \
     }
+    EACH_M(OUT)
+#undef EACH_M
+#undef EACH_N
+#undef LIVE
+#undef A
+#undef ZERO_N
+#undef ZERO_M
+#undef PAIR
+#undef ROW
+#undef OUT
 }
 
 typedef void (*tile_fn)(float *o, int ldo, const blk *x, size_t ldx, const float *xs,
@@ -201,11 +231,9 @@ typedef void (*tile_fn)(float *o, int ldo, const blk *x, size_t ldx, const float
 DEF_TILE(1, 1)
 DEF_TILE(1, 2)
 DEF_TILE(1, 3)
-DEF_TILE(1, 4)
 DEF_TILE(2, 1)
 DEF_TILE(2, 2)
 DEF_TILE(2, 3)
-DEF_TILE(2, 4)
 DEF_TILE(3, 1)
 DEF_TILE(3, 2)
 DEF_TILE(3, 3)
@@ -213,12 +241,12 @@ DEF_TILE(4, 1)
 DEF_TILE(4, 2)
 DEF_TILE(4, 3)
 
-/* [MR-1][NR-1]: up to 12 accumulators plus 2 vectors per weight row. */
-static const tile_fn tiles[4][4] = {
-    {tile_1x1, tile_1x2, tile_1x3, tile_1x4},
-    {tile_2x1, tile_2x2, tile_2x3, tile_2x4},
-    {tile_3x1, tile_3x2, tile_3x3, NULL},
-    {tile_4x1, tile_4x2, tile_4x3, NULL},
+/* [MR-1][NR-1]: up to 12 accumulators. */
+static const tile_fn tiles[4][3] = {
+    {tile_1x1, tile_1x2, tile_1x3},
+    {tile_2x1, tile_2x2, tile_2x3},
+    {tile_3x1, tile_3x2, tile_3x3},
+    {tile_4x1, tile_4x2, tile_4x3},
 };
 
 /* Part `part` of `parts` of the cache lines of rows x rows (cb blocks each,
