@@ -777,8 +777,12 @@ void gguf_release_pages(const gguf_file *f, const void *p, size_t n)
     if (!f || !f->owns_map || page == 0 || (page & (page - 1)) != 0)
         return;
     const uintptr_t lo = (uintptr_t)f->map, hi = lo + f->size;
+    if (!p) { /* the whole mapping */
+        p = f->map;
+        n = f->size;
+    }
     uintptr_t b = ((uintptr_t)p + page - 1) & ~(page - 1);
-    uintptr_t e = ((uintptr_t)p + n) & ~(page - 1);
+    uintptr_t e = n > hi - (uintptr_t)p ? hi : ((uintptr_t)p + n) & ~(page - 1);
     if (b < lo)
         b = lo;
     if (e > hi)

@@ -82,8 +82,9 @@ gguf_file *gguf_open(const char *path, gpt2_error *err);
 gguf_file *gguf_open_mem(const void *data, size_t size, const char *name, gpt2_error *err);
 void gguf_close(gguf_file *f);
 /* Drops the whole pages inside [p, p + n) of the file's mapping from the
- * resident set (a later read faults them in again from the file). Nothing for
- * gguf_open_mem bytes, which are the caller's. Advisory: failure is ignored. */
+ * resident set (a later read faults them in again from the file); p NULL:
+ * the whole mapping. Nothing for gguf_open_mem bytes, which are the caller's.
+ * Advisory: failure is ignored. */
 void gguf_release_pages(const gguf_file *f, const void *p, size_t n);
 
 const char *gguf_path(const gguf_file *f);

@@ -368,10 +368,8 @@ void gpt2_model_free(gpt2_model *m)
         return;
     gpt2_tokenizer_free(m->tok);
     free(m->layers);
-    for (int i = 0; i < m->n_pack_mem; i++)
-        munmap(m->pack_mem[i], m->pack_len[i]);
-    free(m->pack_mem);
-    free(m->pack_len);
+    if (m->pack_mem)
+        munmap(m->pack_mem, m->pack_len);
     pthread_mutex_destroy(&m->pack_lock);
     if (m->file)
         gguf_close(m->file);

@@ -53,9 +53,8 @@ struct gpt2_model {
     /* packed weights (pack.c), made once for all contexts */
     pthread_mutex_t pack_lock;
     int pack_state;      /* 0 not yet, 1 done */
-    void **pack_mem;     /* the mappings (pack_len bytes each), unmapped with the model */
-    size_t *pack_len;
-    int n_pack_mem;
+    void *pack_mem;      /* the one mapping of them (pack_len bytes), unmapped with the model */
+    size_t pack_len;
 };
 
 /* Validates an opened GGUF file as a GPT-2 model (config, shapes, CRCs,

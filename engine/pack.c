@@ -13,10 +13,12 @@
 
 static int is_fp(const gpt2_wmat *w) { return w->type == GGML_T_F32 || w->type == GGML_T_F16; }
 
-/* Anonymous memory for one packed matrix, in 2 MiB pages where the kernel
- * allows (transparent huge pages on madvise): decode streams every weight
- * once per token, and with 4 KiB pages that is a TLB miss per 4 KiB
- * (120,000 per token at 124M f32); fewer page faults while packing, too. */
+/* Anonymous memory for the packed matrices, one mapping in 2 MiB pages
+ * where the kernel allows (transparent huge pages on madvise): decode
+ * streams every weight once per token, and with 4 KiB pages that is a TLB
+ * miss per 4 KiB (120,000 per token at 124M f32); fewer page faults while
+ * packing, too. One mapping, not one per matrix: each would round up to
+ * whole 2 MiB pages (about 45 MB more resident at 124M). */
 static void *alloc_packed(size_t bytes, size_t *mapped)
 {
     const size_t huge = (size_t)2 << 20;
@@ -36,38 +38,40 @@ typedef struct {
     const void *src;
     gpt2k_wtype t;
     int N, K;
+    int p0, p1; /* the panels of this round */
 } pack_job;
 
 static void pack_task(void *arg, int ith, int nth)
 {
     const pack_job *j = arg;
-    const int64_t panels = (j->N + GPT2K_PANEL - 1) / GPT2K_PANEL;
-    gpt2k_pack_panels(j->dst, j->src, j->t, j->N, j->K, (int)(panels * ith / nth),
-                      (int)(panels * (ith + 1) / nth));
+    const int64_t n = j->p1 - j->p0;
+    gpt2k_pack_panels(j->dst, j->src, j->t, j->N, j->K, j->p0 + (int)(n * ith / nth),
+                      j->p0 + (int)(n * (ith + 1) / nth));
 }
 
-/* Packs w (unless it is not fp or already packed) into a new mapping
- * recorded in m->pack_mem, then drops its source pages. */
-static int pack_one(gpt2_model *m, gpt2k_pool *pool, gpt2_wmat *w, const char *what,
-                    gpt2_error *err)
+/* Panels per round: the source rows of a round are dropped before the next,
+ * so the peak stays near one copy even for the LM head (154 MB at 124M f32). */
+#define PANELS_PER_ROUND 256
+
+static gpt2k_wtype wtype_of(const gpt2_wmat *w)
 {
-    if (!is_fp(w) || w->packed)
-        return 0;
-    const gpt2k_wtype t = w->type == GGML_T_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
-    const size_t bytes = gpt2k_packed_bytes(t, w->N, w->K);
-    size_t mapped = 0;
-    void *dst = alloc_packed(bytes, &mapped);
-    if (!dst)
-        return gpt2_seterr(err, GPT2_ERR_NOMEM,
-                           "%s: out of memory packing %s (%d x %d, %.1f MB) for the CPU kernels",
-                           m->path, what, w->N, w->K, bytes / 1e6);
-    pack_job j = {dst, w->data, t, w->N, w->K};
-    gpt2k_pool_run(pool, pack_task, &j);
-    m->pack_mem[m->n_pack_mem] = dst;
-    m->pack_len[m->n_pack_mem++] = mapped;
-    w->packed = dst;
-    gguf_release_pages(m->file, w->data, (t == GPT2K_W_F16 ? 2 : 4) * (size_t)w->N * w->K);
-    return 0;
+    return w->type == GGML_T_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
+}
+
+/* The matrices to pack: every fp matmul weight, the LM head once. */
+static int list_matrices(gpt2_model *m, gpt2_wmat **out)
+{
+    int n = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        gpt2_layer *ly = &m->layers[l];
+        gpt2_wmat *ws[4] = {&ly->qkv, &ly->proj, &ly->up, &ly->down};
+        for (int i = 0; i < 4; i++)
+            if (is_fp(ws[i]))
+                out[n++] = ws[i];
+    }
+    if (is_fp(&m->lm_head))
+        out[n++] = &m->lm_head;
+    return n;
 }
 
 int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, gpt2_error *err)
@@ -76,37 +80,59 @@ int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, gpt2_error *err)
      * late addition to it, made once under its lock. */
     gpt2_model *m = (gpt2_model *)cm;
     int rc = 0;
+    gpt2_wmat **mats = NULL;
     pthread_mutex_lock(&m->pack_lock);
     if (m->pack_state == 1)
         goto out;
-    double t0 = gpt2_now_ms();
-    const int L = m->cfg.n_layer;
-    if (!m->pack_mem && (!(m->pack_mem = calloc((size_t)4 * L + 1, sizeof(void *))) ||
-                         !(m->pack_len = calloc((size_t)4 * L + 1, sizeof(size_t))))) {
+    const double t0 = gpt2_now_ms();
+    mats = malloc(sizeof *mats * ((size_t)4 * m->cfg.n_layer + 1));
+    if (!mats) {
         rc = gpt2_seterr(err, GPT2_ERR_NOMEM, "%s: out of memory packing weights", m->path);
         goto out;
     }
-    char what[64];
-    for (int l = 0; l < L && !rc; l++) {
-        gpt2_layer *ly = &m->layers[l];
-        gpt2_wmat *ws[4] = {&ly->qkv, &ly->proj, &ly->up, &ly->down};
-        static const char *names[4] = {"attn_qkv", "attn_output", "ffn_up", "ffn_down"};
-        for (int i = 0; i < 4 && !rc; i++) {
-            snprintf(what, sizeof what, "blk.%d.%s", l, names[i]);
-            rc = pack_one(m, pool, ws[i], what, err);
+    const int n = list_matrices(m, mats);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += (gpt2k_packed_bytes(wtype_of(mats[i]), mats[i]->N, mats[i]->K) + 63) & ~(size_t)63;
+    if (n > 0) {
+        char *base = alloc_packed(total, &m->pack_len);
+        if (!base) {
+            rc = gpt2_seterr(err, GPT2_ERR_NOMEM,
+                             "%s: out of memory: %.1f MB for the packed weights of the CPU kernels",
+                             m->path, total / 1e6);
+            goto out;
         }
+        m->pack_mem = base;
+        for (int i = 0; i < n; i++) {
+            gpt2_wmat *w = mats[i];
+            const gpt2k_wtype t = wtype_of(w);
+            const size_t row = (t == GPT2K_W_F16 ? 2 : 4) * (size_t)w->K;
+            const int panels = (w->N + GPT2K_PANEL - 1) / GPT2K_PANEL;
+            for (int p0 = 0; p0 < panels; p0 += PANELS_PER_ROUND) {
+                pack_job j = {base, w->data, t, w->N, w->K, p0,
+                              panels - p0 < PANELS_PER_ROUND ? panels : p0 + PANELS_PER_ROUND};
+                gpt2k_pool_run(pool, pack_task, &j);
+                /* done with these source rows: drop them as we go */
+                const size_t r0 = (size_t)p0 * GPT2K_PANEL;
+                const size_t r1 = (size_t)j.p1 * GPT2K_PANEL < (size_t)w->N
+                                      ? (size_t)j.p1 * GPT2K_PANEL : (size_t)w->N;
+                gguf_release_pages(m->file, (const char *)w->data + r0 * row, (r1 - r0) * row);
+            }
+            w->packed = base;
+            base += (gpt2k_packed_bytes(t, w->N, w->K) + 63) & ~(size_t)63;
+        }
+        /* and the pages a tensor shares with its neighbours (the file may be
+         * mapped in 2 MiB pages, which drop only whole): what is still read
+         * (biases, LayerNorm, positions) faults back in on first use */
+        gguf_release_pages(m->file, NULL, (size_t)-1);
     }
-    if (!rc)
-        rc = pack_one(m, pool, &m->lm_head, "the LM head", err);
     /* a tied token embedding is looked up from the head's packed copy */
-    if (!rc && m->tok_embd.data == m->lm_head.data)
+    if (m->tok_embd.data == m->lm_head.data)
         m->tok_embd.packed = m->lm_head.packed;
-    if (!rc) {
-        m->pack_state = 1;
-        m->load_ms += gpt2_now_ms() - t0;
-    }
-    /* on failure what was packed stays (freed with the model); a later call retries the rest */
+    m->pack_state = 1;
+    m->load_ms += gpt2_now_ms() - t0;
 out:
     pthread_mutex_unlock(&m->pack_lock);
+    free(mats);
     return rc;
 }
