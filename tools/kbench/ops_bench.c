@@ -91,25 +91,50 @@ static int time_case(const timed *t, const kb_run_opts *o, kb_result *r)
 
 /* ---- matmul: weights made once per shape ---- */
 
+/* `copies` back-to-back copies of one matrix, each wbytes (64-byte aligned). */
+typedef struct {
+    char *w;
+    int copies;
+    size_t wbytes;
+} wcopies;
+
 static struct {
     int K, N;
     float *f32;                   /* the matrix, N x K */
-    char *w[KB_W_COUNT];          /* ncopies back to back */
-    int ncopies[KB_W_COUNT];
-    size_t wbytes[KB_W_COUNT];
-    char *wp[KB_W_COUNT];         /* the same in the packed layout (f32, f16) */
-    int npcopies[KB_W_COUNT];
-    size_t wpbytes[KB_W_COUNT];
+    wcopies plain[KB_W_COUNT];    /* as stored in a file, by type */
+    wcopies packed[KB_W_COUNT];   /* in the packed layout (f32, f16) */
 } g_w;
 
 static void weights_free(void)
 {
     free(g_w.f32);
     for (int t = 0; t < KB_W_COUNT; t++) {
-        free(g_w.w[t]);
-        free(g_w.wp[t]);
+        free(g_w.plain[t].w);
+        free(g_w.packed[t].w);
     }
     memset(&g_w, 0, sizeof g_w);
+}
+
+/* Room for `copies` copies of bytes each in c (what it held is freed); the
+ * caller fills the first, then spread() repeats it. NULL if out of memory. */
+static char *copies_alloc(wcopies *c, size_t bytes, int copies)
+{
+    free(c->w);
+    memset(c, 0, sizeof *c);
+    const size_t wb = (bytes + 63) / 64 * 64;
+    char *w = alloc64(wb * (size_t)copies);
+    if (w)
+        *c = (wcopies){w, copies, wb};
+    return w;
+}
+
+static const char *spread(const wcopies *c, size_t *wbytes, int *ncopies)
+{
+    for (int i = 1; i < c->copies; i++)
+        memcpy(c->w + c->wbytes * (size_t)i, c->w, c->wbytes);
+    *wbytes = c->wbytes;
+    *ncopies = c->copies;
+    return c->w;
 }
 
 /* Copies of W in type t (at least `copies`), converted from the f32 matrix. */
@@ -124,34 +149,29 @@ static const char *weights(int K, int N, kb_wtype t, int copies, size_t *wbytes,
         g_w.K = K;
         g_w.N = N;
     }
-    if (g_w.ncopies[t] < copies) {
-        free(g_w.w[t]);
-        g_w.w[t] = NULL;
-        g_w.ncopies[t] = 0;
-        size_t nk = (size_t)N * K;
-        size_t wb = t == KB_W_F32 ? nk * 4 : t == KB_W_F16 ? nk * 2 : (size_t)N * gpt2k_q8_0_row_bytes(K);
-        wb = (wb + 63) / 64 * 64; /* each copy 64-byte aligned */
-        char *w = alloc64(wb * (size_t)copies);
-        if (!w)
-            return NULL;
-        if (t == KB_W_F32) {
-            memcpy(w, g_w.f32, nk * 4);
-        } else if (t == KB_W_F16) {
-            uint16_t *h = (uint16_t *)w;
-            for (size_t i = 0; i < nk; i++)
-                h[i] = gpt2k_f32_to_f16(g_w.f32[i]);
-        } else {
-            gpt2k_quantize_q8_0_ref(w, g_w.f32, (int)nk); /* rows are whole blocks: K % 32 == 0 */
-        }
-        for (int c = 1; c < copies; c++)
-            memcpy(w + wb * (size_t)c, w, wb);
-        g_w.w[t] = w;
-        g_w.ncopies[t] = copies;
-        g_w.wbytes[t] = wb;
+    wcopies *c = &g_w.plain[t];
+    if (c->copies >= copies) {
+        *wbytes = c->wbytes;
+        *ncopies = c->copies;
+        return c->w;
     }
-    *wbytes = g_w.wbytes[t];
-    *ncopies = g_w.ncopies[t];
-    return g_w.w[t];
+    const size_t nk = (size_t)N * K;
+    char *w = copies_alloc(c, t == KB_W_F32   ? nk * 4
+                              : t == KB_W_F16 ? nk * 2
+                                              : (size_t)N * gpt2k_q8_0_row_bytes(K),
+                           copies);
+    if (!w)
+        return NULL;
+    if (t == KB_W_F32) {
+        memcpy(w, g_w.f32, nk * 4);
+    } else if (t == KB_W_F16) {
+        uint16_t *h = (uint16_t *)w;
+        for (size_t i = 0; i < nk; i++)
+            h[i] = gpt2k_f32_to_f16(g_w.f32[i]);
+    } else {
+        gpt2k_quantize_q8_0_ref(w, g_w.f32, (int)nk); /* rows are whole blocks: K % 32 == 0 */
+    }
+    return spread(c, wbytes, ncopies);
 }
 
 /* Copies of W (f32 or f16) in the packed layout the engine gives kernels
@@ -164,25 +184,18 @@ static const char *weights_packed(int K, int N, kb_wtype t, int copies, size_t *
     const char *plain = weights(K, N, t, 1, &plain_b, &plain_n);
     if (!plain)
         return NULL;
-    if (g_w.npcopies[t] < copies) {
-        free(g_w.wp[t]);
-        g_w.wp[t] = NULL;
-        g_w.npcopies[t] = 0;
-        const gpt2k_wtype wt = t == KB_W_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
-        size_t wb = (gpt2k_packed_bytes(wt, N, K) + 63) / 64 * 64;
-        char *w = alloc64(wb * (size_t)copies);
-        if (!w)
-            return NULL;
-        gpt2k_pack_weights(w, plain, wt, N, K);
-        for (int c = 1; c < copies; c++)
-            memcpy(w + wb * (size_t)c, w, wb);
-        g_w.wp[t] = w;
-        g_w.npcopies[t] = copies;
-        g_w.wpbytes[t] = wb;
+    wcopies *c = &g_w.packed[t];
+    if (c->copies >= copies) {
+        *wbytes = c->wbytes;
+        *ncopies = c->copies;
+        return c->w;
     }
-    *wbytes = g_w.wpbytes[t];
-    *ncopies = g_w.npcopies[t];
-    return g_w.wp[t];
+    const gpt2k_wtype wt = t == KB_W_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
+    char *w = copies_alloc(c, gpt2k_packed_bytes(wt, N, K), copies);
+    if (!w)
+        return NULL;
+    gpt2k_pack_weights(w, plain, wt, N, K);
+    return spread(c, wbytes, ncopies);
 }
 
 typedef struct mm_ctx {
