@@ -41,13 +41,17 @@ typedef struct cpu_state {
     size_t book_bytes;
 } cpu_state;
 
-/* Where position pos of a sequence (block table blocks) keeps layer l's key;
- * its value is bs * C floats further. */
+/* Inside a KV block, each layer holds K then V, each [NH][bs][HD]: one head's
+ * positions are contiguous, so decode attention streams them (a
+ * position-major block, [bs][C], makes a head read HD floats every C). */
+
+/* Where position pos of a sequence (block table blocks) keeps head 0 of layer
+ * l's key; head h is h * bs * HD floats further, the value bs * C further. */
 static float *kv_slot(cpu_state *s, const int *blocks, int l, int pos)
 {
-    const size_t C = (size_t)s->m->cfg.n_embd;
+    const size_t C = (size_t)s->m->cfg.n_embd, HD = C / (size_t)s->m->cfg.n_head;
     return s->kv + (size_t)blocks[pos / s->bs] * s->block_floats + (size_t)l * 2 * s->bs * C +
-           (size_t)(pos % s->bs) * C;
+           (size_t)(pos % s->bs) * HD;
 }
 
 static void cpu_destroy(void *p)
@@ -246,13 +250,16 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
         for (int r = 0; r < R; r++) {
             const float *row = s->qkv + (size_t)r * 3 * C;
             float *k = kv_slot(s, b->seqs[s->row_seq[r]].blocks, l, s->row_pos[r]);
-            memcpy(k, row + C, sizeof(float) * C);
-            memcpy(k + (size_t)s->bs * C, row + 2 * C, sizeof(float) * C);
+            for (int h = 0; h < NH; h++) {
+                float *kh = k + (size_t)h * s->bs * HD;
+                memcpy(kh, row + C + h * HD, sizeof(float) * HD);
+                memcpy(kh + (size_t)s->bs * C, row + 2 * C + h * HD, sizeof(float) * HD);
+            }
         }
         const float *kl = s->kv + (size_t)l * 2 * s->bs * C;
         for (int i = 0; i < b->n_seqs; i++)
-            s->views[i] = (gpt2k_kv_view){kl, kl + (size_t)s->bs * C, b->seqs[i].blocks,
-                                          s->block_floats, s->bs, C};
+            s->views[i] = (gpt2k_kv_view){kl,       kl + (size_t)s->bs * C, b->seqs[i].blocks,
+                                          s->block_floats, s->bs, HD, HD, (size_t)s->bs * HD};
         gpt2k_attention(s->pool, s->ops, s->att, C, s->qkv, 3 * C, s->views, s->row_seq,
                         s->row_pos, R, NH, HD, s->scratch, c->n_ctx, s->attn_cost);
         matmul(s, s->x, C, s->att, C, &L->proj, L->proj_b, R, 1); /* x += proj(att) */

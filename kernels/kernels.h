@@ -35,15 +35,21 @@ typedef enum { GPT2K_W_F32 = 0, GPT2K_W_F16 = 1 } gpt2k_wtype;
 /* ---- slice kernels (single thread) -------------------------------------- */
 
 /* Where a sequence's cached keys and values live. Position t is row t % bs
- * of block blocks[t / bs]: its key at k + blocks[t / bs] * block_stride +
- * (t % bs) * ld, its value at the same offset from v. A contiguous cache is
- * one block: blocks = {0}, bs >= every position. */
+ * of block blocks[t / bs]: channel c of its key at k + blocks[t / bs] *
+ * block_stride + (t % bs) * ld + chan(c), its value at the same offset from
+ * v, where chan(c) = c when head_dim == 0 (a position's channels together)
+ * and (c / head_dim) * head_stride + c % head_dim otherwise (each head's
+ * positions together inside a block: ld = head_dim, head_stride = bs *
+ * head_dim, so one head's keys stream). A contiguous cache is one block:
+ * blocks = {0}, bs >= every position. */
 typedef struct gpt2k_kv_view {
     const float *k, *v;
     const int *blocks;
     size_t block_stride; /* floats from one block to the next */
     int bs;              /* positions per block */
     int ld;              /* floats from one position to the next inside a block */
+    int head_dim;        /* 0, or channels per head run (see above) */
+    size_t head_stride;  /* floats from one head to the next inside a block */
 } gpt2k_kv_view;
 
 typedef struct gpt2k_ops {

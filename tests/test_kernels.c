@@ -626,10 +626,15 @@ typedef struct {
     gpt2k_kv_view view;
 } paged_cache;
 
-static void paged_make(paged_cache *pc, const float *k, const float *v, int n_kv, int ld, int bs)
+/* hd > 0: each run of hd channels (a head) keeps its positions together
+ * inside a block, hd floats apart, heads bs * hd + 3 floats apart (the view's
+ * head_dim / head_stride form, as the CPU backend stores its cache). */
+static void paged_make(paged_cache *pc, const float *k, const float *v, int n_kv, int ld, int bs,
+                       int hd)
 {
     const int nb = (n_kv + bs - 1) / bs, pool = nb + 1;
-    const size_t stride = (size_t)bs * ld + 5;
+    const size_t hstride = hd ? (size_t)bs * hd + 3 : 0;
+    const size_t stride = hd ? (size_t)((ld + hd - 1) / hd) * hstride + 5 : (size_t)bs * ld + 5;
     pc->k = falloc(stride * pool);
     pc->v = falloc(stride * pool);
     pc->blocks = xmalloc(sizeof(int) * (size_t)(nb > 0 ? nb : 1));
@@ -641,11 +646,15 @@ static void paged_make(paged_cache *pc, const float *k, const float *v, int n_kv
         for (int j = 0; j < nb; j++)
             pc->blocks[j] = pool - 1 - j;
     for (int t = 0; t < n_kv; t++) {
-        size_t off = (size_t)pc->blocks[t / bs] * stride + (size_t)(t % bs) * ld;
-        memcpy(pc->k + off, k + (size_t)t * ld, sizeof(float) * ld);
-        memcpy(pc->v + off, v + (size_t)t * ld, sizeof(float) * ld);
+        const size_t base = (size_t)pc->blocks[t / bs] * stride;
+        for (int c = 0; c < ld; c++) {
+            const size_t off = hd ? base + (size_t)(c / hd) * hstride + (size_t)(t % bs) * hd + c % hd
+                                  : base + (size_t)(t % bs) * ld + c;
+            pc->k[off] = k[(size_t)t * ld + c];
+            pc->v[off] = v[(size_t)t * ld + c];
+        }
     }
-    pc->view = (gpt2k_kv_view){pc->k, pc->v, pc->blocks, stride, bs, ld};
+    pc->view = (gpt2k_kv_view){pc->k, pc->v, pc->blocks, stride, bs, hd ? hd : ld, hd, hstride};
 }
 
 static void paged_free(paged_cache *pc)
@@ -684,25 +693,39 @@ START_TEST(test_attention_head)
                 }
             const float scale = 1.0f / sqrtf((float)HD);
             attn_oracle(want, tol, q, k + col, ld, v + col, ld, n_kv, HD, scale);
-            for (int bi = 0; bi < NBS_LIST; bi++) {
+            /* The same head as head 1 of 2 (channels HD .. 2HD-1, head 0 NaN):
+             * for the caches that keep each head's positions together. */
+            const int ld2 = 2 * HD;
+            float *k2 = falloc(rows * ld2), *v2 = falloc(rows * ld2);
+            for (size_t t = 0; t < rows; t++)
+                for (int i = 0; i < ld2; i++) {
+                    k2[t * ld2 + i] = i < HD ? NAN : k[t * ld + col + i - HD];
+                    v2[t * ld2 + i] = i < HD ? NAN : v[t * ld + col + i - HD];
+                }
+            for (int bi = 0; bi < 2 * NBS_LIST; bi++) {
                 paged_cache pc;
-                int contiguous = BS_LIST[bi] == 0;
+                const int bs = BS_LIST[bi % NBS_LIST], split = bi >= NBS_LIST;
+                int contiguous = bs == 0;
+                if (split && contiguous)
+                    continue;
                 if (contiguous) {
                     static const int zero = 0;
-                    pc = (paged_cache){NULL, NULL, NULL,
-                                       {k, v, &zero, 0, n_kv + 2, ld}};
+                    pc = (paged_cache){NULL, NULL, NULL, {k, v, &zero, 0, n_kv + 2, ld, 0, 0}};
+                } else if (split) {
+                    paged_make(&pc, k2, v2, n_kv, ld2, bs, HD);
                 } else {
-                    paged_make(&pc, k, v, n_kv, ld, BS_LIST[bi]);
+                    paged_make(&pc, k, v, n_kv, ld, bs, 0);
                 }
+                const int hcol = split ? HD : col;
                 for (int t = -1; t < g_nsimd; t++) {
                     const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
                     char ctx[160];
                     snprintf(ctx, sizeof ctx,
-                             "attention_head %s HD=%d n_kv=%d ld=%d col=%d bs=%d peaky=%d",
-                             gpt2k_isa_name(ops->isa), HD, n_kv, ld, col, pc.view.bs, peaky);
+                             "attention_head %s HD=%d n_kv=%d ld=%d col=%d bs=%d split=%d peaky=%d",
+                             gpt2k_isa_name(ops->isa), HD, n_kv, ld, col, pc.view.bs, split, peaky);
                     ffill(obuf, HD + 2 * GUARD, SENTINEL);
                     ffill(sbuf, n_kv + GUARD, SENTINEL);
-                    ops->attention_head(obuf + GUARD, q, &pc.view, col, n_kv, HD, scale, sbuf);
+                    ops->attention_head(obuf + GUARD, q, &pc.view, hcol, n_kv, HD, scale, sbuf);
                     span_region r = {GUARD, HD}, rs = {0, n_kv};
                     expect_guards(obuf, HD + 2 * GUARD, span_in_region, &r, ctx);
                     expect_guards(sbuf, n_kv + GUARD, span_in_region, &rs, ctx);
@@ -715,7 +738,7 @@ START_TEST(test_attention_head)
                 if (!contiguous)
                     paged_free(&pc);
             }
-            free(k), free(v), free(sbuf);
+            free(k), free(v), free(k2), free(v2), free(sbuf);
         }
     free(want), free(got_ref), free(obuf), free(tol), free(q);
 }
@@ -1165,7 +1188,8 @@ START_TEST(test_parallel_attention)
                         kc[i][e] = urand(-1, 1);
                         vc[i][e] = urand(-1, 1);
                     }
-                    paged_make(&pc[i], kc[i], vc[i], P, ld, sh.bs);
+                    /* odd shapes: each head's positions together in a block */
+                    paged_make(&pc[i], kc[i], vc[i], P, ld, sh.bs, s % 2 ? sh.HD : 0);
                     views[i] = pc[i].view;
                     for (int j = 0; j < sh.n[i]; j++, r++) {
                         seq[r] = i;

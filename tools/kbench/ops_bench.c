@@ -311,7 +311,9 @@ static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *
             blocks[b] = nblk - 1 - b; /* not contiguous, as in a shared pool */
         for (int i = 0; i < s->M; i++)
             a.pos[i] = s->ctx - s->M + i;
-        a.view = (gpt2k_kv_view){k, v, blocks, (size_t)KV_BLOCK * C, KV_BLOCK, C};
+        /* each head's positions together in a block, as the CPU backend keeps them */
+        a.view = (gpt2k_kv_view){k,        v,        blocks, (size_t)KV_BLOCK * C, KV_BLOCK,
+                                 s->head_dim, s->head_dim, (size_t)KV_BLOCK * s->head_dim};
         timed t = {NULL, attn_call, &a};
         rc = time_case(&t, o, r);
     }
