@@ -422,7 +422,13 @@ void bench_html_roofline(bench_sb *s, const cJSON *report)
     const cJSON *ceil = bench_get_obj(kb, "ceilings");
     bench_sb_put(s, "<table class=\"kv\"><tbody><tr><th>bandwidth buffer (MiB)</th>");
     bench_html_tagged(s, "td", "v", bench_get(ceil, "bw_buffer_mib"), "kbench.ceilings.bw_buffer_mib");
-    bench_sb_put(s, "</tr></tbody></table>\n");
+    bench_sb_put(s, "</tr>");
+    if (bench_get(ceil, "pool_run_us")) {
+        bench_sb_put(s, "<tr><th>thread pool fork-join, one empty parallel op (&micro;s)</th>");
+        bench_html_tagged(s, "td", "v", bench_get(ceil, "pool_run_us"), "kbench.ceilings.pool_run_us");
+        bench_sb_put(s, "</tr>");
+    }
+    bench_sb_put(s, "</tbody></table>\n");
     static const char *const ARR[] = {"read_bw_gb_s", "fp32_peak_gflop_s", "int8_peak_gop_s"};
     for (int a = 0; a < 3; a++) {
         char p[128];

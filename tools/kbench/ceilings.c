@@ -110,6 +110,35 @@ static int best_simd_isa(void)
     return GPT2K_ISA_SCALAR;
 }
 
+static void empty_task(void *arg, int ith, int nth)
+{
+    (void)arg, (void)ith, (void)nth;
+}
+
+/* The cost of one gpt2k_pool_run that does nothing: waking the workers and
+ * waiting for all of them, what every parallel op pays once. Median of runs
+ * back to back (the workers still spinning, as between the ops of a token). */
+static double pool_run_us(gpt2k_pool *pool)
+{
+    enum { WARM = 200, RUNS = 2001 };
+    static double t[RUNS];
+    for (int i = 0; i < WARM; i++)
+        gpt2k_pool_run(pool, empty_task, NULL);
+    for (int i = 0; i < RUNS; i++) {
+        double t0 = now_s();
+        gpt2k_pool_run(pool, empty_task, NULL);
+        t[i] = now_s() - t0;
+    }
+    /* median by partial selection sort would do; RUNS is small: insertion sort */
+    for (int i = 1; i < RUNS; i++)
+        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    return t[RUNS / 2] * 1e6;
+}
+
 int kb_measure_ceilings(gpt2k_pool *pool, const kb_ceil_opts *o, kb_ceilings *c)
 {
     memset(c, 0, sizeof *c);
@@ -188,5 +217,8 @@ int kb_measure_ceilings(gpt2k_pool *pool, const kb_ceil_opts *o, kb_ceilings *c)
                 gpt2k_isa_name((gpt2k_isa)isa), c->int8_kind, c->int8_gop_s[0], c->int8_gop_s[1], N);
     }
     free(pt);
+    c->pool_run_us = pool_run_us(pool);
+    fprintf(stderr, "gpt2c-kbench: pool fork-join: %.2f us per run on %d threads\n", c->pool_run_us,
+            N);
     return 0;
 }

@@ -71,7 +71,12 @@ typedef struct kb_ceilings {
     double fma_gflop_s[GPT2K_ISA_COUNT][2]; /* [isa][0: 1 thread, 1: max_threads] fp32 */
     double int8_gop_s[2];             /* best int8 dot-product path: 1 thread, max_threads */
     char int8_kind[12];               /* "vnni" | "maddubs" | "" (not measured) */
+    double pool_run_us;               /* one empty gpt2k_pool_run on max_threads (0: not measured) */
 } kb_ceilings;
+/* Parallel ops (pool runs) in one decode step of GPT-2 with n_layer layers:
+ * per layer 2 LayerNorms, 4 matmuls, attention, GELU; then the final
+ * LayerNorm and the LM head. Times pool_run_us, the step's synchronisation. */
+#define KB_DECODE_POOL_RUNS(n_layer) (8 * (n_layer) + 2)
 
 /* The roofline for one case at `threads` threads: bandwidth at that thread
  * count (the nearest measured one below it), compute peak = the best fp32 FMA

@@ -40,6 +40,7 @@ static cJSON *ceilings_json(const kb_ceilings *c)
             cJSON_AddNumberToObject(e, "gflop_s", c->fma_gflop_s[isa][k]);
             cJSON_AddItemToArray(fp, e);
         }
+    cJSON_AddItemToObject(o, "pool_run_us", num_or_null(c->pool_run_us > 0 ? c->pool_run_us : NAN));
     cJSON *i8 = cJSON_AddArrayToObject(o, "int8_peak_gop_s");
     for (int k = 0; k < 2; k++) {
         if (!(c->int8_gop_s[k] > 0))
@@ -223,6 +224,9 @@ static void read_ceilings(rd *r, const cJSON *c, kb_ceilings *out, int threads)
         else
             out->fma_gflop_s[i][t > 1] = get_num(r, e, "gflop_s", "ceilings.fp32_peak_gflop_s[]");
     }
+    /* optional: files written before it was measured lack it */
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(c, "pool_run_us");
+    out->pool_run_us = cJSON_IsNumber(pr) && pr->valuedouble > 0 ? pr->valuedouble : 0;
     const cJSON *i8 = get(r, c, "int8_peak_gop_s", "ceilings");
     cJSON_ArrayForEach(e, i8)
     {

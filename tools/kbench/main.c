@@ -81,6 +81,11 @@ static void print_ceilings(const kb_ceilings *c)
     if (c->int8_gop_s[0] > 0)
         printf("\n  int8 %-11s %.1f GOP/s (1 thr), %.1f (%d thr)", c->int8_kind, c->int8_gop_s[0],
                c->int8_gop_s[1], c->max_threads);
+    if (c->pool_run_us > 0)
+        printf("\n  pool fork-join  %.2f us per parallel op (%d thr): %.0f us per 124M decode step "
+               "(%d ops)",
+               c->pool_run_us, c->max_threads, c->pool_run_us * KB_DECODE_POOL_RUNS(12),
+               KB_DECODE_POOL_RUNS(12));
     printf("\n\n");
 }
 
