@@ -117,6 +117,10 @@ const gpt2_config *gpt2_model_config(const gpt2_model *m);
 /* "f32", "f16", "q8_0" or "mixed" */
 const char *gpt2_model_dtype(const gpt2_model *m);
 size_t gpt2_model_weight_bytes(const gpt2_model *m);
+/* Bytes of the weights' packed copies the CPU kernels read (made at the first
+ * CPU context whose ISA path uses them; their file pages are then dropped), 0
+ * while the weights are read from the mapped file. */
+size_t gpt2_model_packed_bytes(const gpt2_model *m);
 double gpt2_model_load_ms(const gpt2_model *m);
 const char *gpt2_model_path(const gpt2_model *m);
 /* number of tensors in the file that carried a CRC-32 that was verified */

@@ -55,6 +55,7 @@ struct gpt2_model {
     int pack_state;      /* 0 not yet, 1 done */
     void *pack_mem;      /* the one mapping of them (pack_len bytes), unmapped with the model */
     size_t pack_len;
+    size_t pack_bytes;   /* of packed matrices in it */
 };
 
 /* Validates an opened GGUF file as a GPT-2 model (config, shapes, CRCs,

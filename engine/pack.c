@@ -103,6 +103,7 @@ int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, gpt2_error *err)
             goto out;
         }
         m->pack_mem = base;
+        m->pack_bytes = total;
         for (int i = 0; i < n; i++) {
             gpt2_wmat *w = mats[i];
             const gpt2k_wtype t = wtype_of(w);
@@ -135,4 +136,13 @@ out:
     pthread_mutex_unlock(&m->pack_lock);
     free(mats);
     return rc;
+}
+
+size_t gpt2_model_packed_bytes(const gpt2_model *cm)
+{
+    gpt2_model *m = (gpt2_model *)cm; /* the lock only */
+    pthread_mutex_lock(&m->pack_lock);
+    const size_t b = m->pack_bytes;
+    pthread_mutex_unlock(&m->pack_lock);
+    return b;
 }

@@ -63,7 +63,10 @@ int phase_memory(bench *b)
     progress_update(p, 1, "peak RSS");
 
     cJSON_AddNumberToObject(o, "weights_bytes", (double)gpt2_model_weight_bytes(b->model));
-    cJSON_AddBoolToObject(o, "weights_mapped", 1);
+    /* read in place from the mapped file, or packed into anonymous memory */
+    const size_t packed = gpt2_model_packed_bytes(b->model);
+    cJSON_AddBoolToObject(o, "weights_mapped", packed == 0);
+    cJSON_AddNumberToObject(o, "weights_packed_bytes", (double)packed);
     cJSON_AddNumberToObject(o, "kv_bytes_per_token", (double)gpt2_ctx_kv_bytes_per_token(b->ctx));
     cJSON_AddNumberToObject(o, "kv_bytes_total", (double)gpt2_ctx_kv_bytes(b->ctx));
     cJSON_AddNumberToObject(o, "arena_bytes", (double)gpt2_ctx_arena_bytes(b->ctx));
