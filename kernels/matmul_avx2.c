@@ -1,5 +1,6 @@
-/* fp32 / fp16-weight matmul for AVX2 + FMA (+ F16C): weights packed on the fly
- * into 16-column panels, a 6 x 16 outer-product register tile.
+/* fp32 / fp16-weight matmul for AVX2 + FMA (+ F16C): weights in 16-column
+ * panels (packed once per model, kernels.h / pack.c, or packed here on the fly
+ * from the plain layout), a 6 x 16 outer-product register tile.
  *
  * out[m][n] (+)= sum_k in[m][k] * w[n][k] + bias[n], W stored [N][K].
  *
@@ -17,11 +18,12 @@
  * depend on which other rows share the call: batched decode, prefill and a
  * sequence decoding alone agree bit for bit (the serving engine's promise).
  *
- * Packing: a panel is 16 weight rows x KC k-values transposed to [k][16]
- * (fp16 widened on the way), built with 8 x 8 register transposes; rows past
- * the range are zeros and never read. Packing costs one pass over the weights
- * per MC rows of activations: for decode it is the one pass that reads the
- * weights from memory anyway. */
+ * Packing on the fly (the plain-layout entry points): a panel is 16 weight
+ * rows x KC k-values transposed to [k][16] (fp16 widened on the way), built
+ * with 8 x 8 register transposes; rows past the range are zeros and never
+ * read. It costs one pass over the weights per MC rows of activations. The
+ * engine packs once per model instead (gpt2k_matmul_packed_avx2): decode then
+ * streams the panels as they lie, prefill reads fp32 panel blocks in place. */
 #include "matmul_internal.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
