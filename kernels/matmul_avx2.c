@@ -41,8 +41,12 @@
 /* Decode (M <= DECODE_MAX_M): every result is a serial chain of FMAs (see
  * above), and an FMA waits 4 cycles for the one before it, so at least 8
  * accumulators must be in flight: one row needs 64 columns at once. Panels
- * go in groups of GROUP (64 columns) over KC_DECODE values of k (16 KiB). */
-#define DECODE_MAX_M 16
+ * go in groups of GROUP (64 columns) over KC_DECODE values of k (16 KiB).
+ * From 4 rows on the prefill loop's 4-6 x 16 tiles have the chains, and it
+ * is the faster one (Zen 3, 2 threads, packed 768 x 3072, weights from
+ * memory, three alternating runs: M = 4 ~11 % more GB/s, M = 8 ~9 %, M = 16
+ * ~13 %; M = 2 ~10 % less), so the decode loop keeps 1-3 rows. */
+#define DECODE_MAX_M 3
 #define GROUP 4
 #define KC_DECODE 64
 
