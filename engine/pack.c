@@ -124,8 +124,11 @@ int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, gpt2_error *err)
         }
         /* and the pages a tensor shares with its neighbours (the file may be
          * mapped in 2 MiB pages, which drop only whole): what is still read
-         * (biases, LayerNorm, positions) faults back in on first use */
-        gguf_release_pages(m->file, NULL, (size_t)-1);
+         * (biases, LayerNorm, positions) faults back in on first use. Not
+         * when some matmul weights stay in the file (Q8_0): they would fault
+         * back in at the first step, and RSS after load would not say so. */
+        if (n == 4 * m->cfg.n_layer + 1)
+            gguf_release_pages(m->file, NULL, (size_t)-1);
     }
     /* a tied token embedding is looked up from the head's packed copy */
     if (m->tok_embd.data == m->lm_head.data)
