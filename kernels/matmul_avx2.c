@@ -277,20 +277,17 @@ DEF_TILE(1, 4)
 DEF_TILE(2, 2)
 DEF_TILE(3, 2)
 /* fp16 blocks are read by tiles only in decode from a packed matrix */
-DEF_TILE_H(4, 1)
-DEF_TILE_H(5, 1)
-DEF_TILE_H(6, 1)
 DEF_TILE_H(1, 4)
 DEF_TILE_H(2, 2)
 DEF_TILE_H(3, 2)
 
-/* The tile for mr rows in decode: as many panels as keep >= 8 chains going
- * within 12 accumulators. [f16][mr - 1] */
-static const tile_fn decode_tiles[2][MR] = {
-    {tile_1x4, tile_2x2, tile_3x2, tile_4x1, tile_5x1, tile_6x1},
-    {tile_h_1x4, tile_h_2x2, tile_h_3x2, tile_h_4x1, tile_h_5x1, tile_h_6x1},
+/* The tile for 1-3 rows in decode: as many panels as keep >= 8 FMA chains
+ * going within 12 accumulators. [f16][rows - 1] */
+static const tile_fn decode_tiles[2][DECODE_MAX_M] = {
+    {tile_1x4, tile_2x2, tile_3x2},
+    {tile_h_1x4, tile_h_2x2, tile_h_3x2},
 };
-static const int decode_panels[MR] = {4, 2, 2, 1, 1, 1};
+static const int decode_panels[DECODE_MAX_M] = {4, 2, 2};
 /* one panel wide (prefill), by rows; fp32 panels */
 static const tile_fn prefill_tiles[MR] = {tile_1x1, tile_2x1, tile_3x1,
                                           tile_4x1, tile_5x1, tile_6x1};
@@ -307,16 +304,15 @@ AINLINE const void *packed_block(const int f16, const void *wp, int K, int pn, i
     return f16 ? (const void *)((const uint16_t *)wp + off) : (const void *)((const float *)wp + off);
 }
 
-/* Decode: per group of 4 panels, per K block, the group's block (packed now
- * from the plain layout, or read where it lies in a packed matrix) goes to
- * every row group, each with the widest tile its row count allows. */
+/* Decode (1-3 rows): per group of 4 panels, per K block, the group's block
+ * (packed now from the plain layout, or read where it lies in a packed
+ * matrix) goes to the widest tile the row count allows. */
 AINLINE void matmul_decode(const int f16, const int packed, float *out, int ldo, const float *in,
                            int ldi, const void *w, const float *bias, int M, int K, int n0,
                            int n1, int accumulate)
 {
     float bp[GROUP * KC_DECODE * NR] __attribute__((aligned(64)));
-    /* partial sums: MR * GROUP * NR floats per group of MR rows */
-    float cb[(DECODE_MAX_M + MR - 1) / MR * MR * GROUP * NR] __attribute__((aligned(64)));
+    float cb[DECODE_MAX_M * GROUP * NR] __attribute__((aligned(64))); /* partial sums */
     const size_t ps = (size_t)KC_DECODE * NR;
     const int nkb = K > 0 ? (K + KC_DECODE - 1) / KC_DECODE : 1; /* K = 0 still writes bias */
     const int hb = packed && f16; /* tiles read fp16 blocks */
@@ -337,20 +333,14 @@ AINLINE void matmul_decode(const int f16, const int packed, float *out, int ldo,
                     bq[p] = p * NR < nc ? packed_block(f16, w, K, n / NR + p, k0) : zero_panel;
                 }
             }
-            const int resume = kb > 0, fin = kb == nkb - 1;
-            for (int m = 0; m < M; m += MR) {
-                const int mr = M - m < MR ? M - m : MR, np = decode_panels[mr - 1];
-                const float *a = in + (size_t)m * ldi + k0;
-                float *o = out + (size_t)m * ldo + n;
-                float *c = cb + (size_t)m * GROUP * NR; /* m is a multiple of MR */
-                for (int p = 0; p < GROUP && p * NR < nc; p += np) {
-                    const int pc = nc - p * NR < np * NR ? nc - p * NR : np * NR;
-                    /* each sub-tile's partial sums ([mr][np * 16]) in its own
-                     * slice of the row group's part of cb */
-                    decode_tiles[hb][mr - 1](kc, a, (size_t)ldi, bq + p, c + (size_t)p * MR * NR,
-                                             resume, fin, o + p * NR, (size_t)ldo,
-                                             bn ? bn + p * NR : NULL, pc, accumulate);
-                }
+            const int resume = kb > 0, fin = kb == nkb - 1, np = decode_panels[M - 1];
+            for (int p = 0; p < GROUP && p * NR < nc; p += np) {
+                const int pc = nc - p * NR < np * NR ? nc - p * NR : np * NR;
+                /* each sub-tile's partial sums ([M][np * 16]) in its own slice of cb */
+                decode_tiles[hb][M - 1](kc, in + k0, (size_t)ldi, bq + p,
+                                        cb + (size_t)p * DECODE_MAX_M * NR, resume, fin,
+                                        out + n + p * NR, (size_t)ldo, bn ? bn + p * NR : NULL,
+                                        pc, accumulate);
             }
         }
     }
