@@ -18,7 +18,7 @@ typedef struct cpu_state {
     int max_batch, max_logit_rows;
     int openblas; /* matmuls by cblas_sgemm instead of our kernels */
     int packed;   /* fp weights from the model's packed copies (ops->matmul_packed) */
-    /* KV pool: kv_blocks blocks; block b, layer l holds K [bs][C] then V [bs][C] */
+    /* KV pool: kv_blocks blocks; block b, layer l holds K then V, each [NH][bs][HD] */
     float *kv;
     size_t kv_floats;
     size_t block_floats; /* one block, all layers */
