@@ -14,13 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "errors.h"
 #include "hf_config.h"
 #include "model_writer.h"
+#include "pages.h"
 #include "safetensors.h"
 #include "vocab.h"
 
@@ -166,11 +165,7 @@ typedef struct hf_src {
  * tensor are dropped; best effort. */
 static void drop_source_pages(const safetensors_tensor *st)
 {
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t b = ((uintptr_t)st->data + page - 1) & ~(page - 1);
-    const uintptr_t e = ((uintptr_t)st->data + st->n_bytes) & ~(page - 1);
-    if (e > b)
-        madvise((void *)b, e - b, MADV_DONTNEED);
+    gpt2_drop_file_pages(st->data, st->n_bytes);
 }
 
 static int hf_tensor_rows(const hf_src *s, const gpt2_tensor_info *t, uint64_t row0,

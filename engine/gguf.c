@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "errors.h"
+#include "pages.h"
 
 /* GGUF is little-endian and tensor data is stored raw, so a big-endian host
  * would read garbage weights even with byte-swapped headers: refuse to build. */
@@ -773,22 +774,21 @@ void gguf_close(gguf_file *f)
 
 void gguf_release_pages(const gguf_file *f, const void *p, size_t n)
 {
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    if (!f || !f->owns_map || page == 0 || (page & (page - 1)) != 0)
+    if (!f || !f->owns_map) /* the caller's bytes: not ours to drop */
         return;
     const uintptr_t lo = (uintptr_t)f->map, hi = lo + f->size;
     if (!p) { /* the whole mapping */
         p = f->map;
         n = f->size;
     }
-    uintptr_t b = ((uintptr_t)p + page - 1) & ~(page - 1);
-    uintptr_t e = n > hi - (uintptr_t)p ? hi : ((uintptr_t)p + n) & ~(page - 1);
+    /* clamped to the mapping (n may be SIZE_MAX: "to the end") */
+    uintptr_t b = (uintptr_t)p, e = n > UINTPTR_MAX - b ? UINTPTR_MAX : b + n;
     if (b < lo)
         b = lo;
     if (e > hi)
         e = hi;
     if (e > b)
-        madvise((void *)b, e - b, MADV_DONTNEED);
+        gpt2_drop_file_pages((const void *)b, e - b);
 }
 
 const char *gguf_path(const gguf_file *f) { return f->path; }

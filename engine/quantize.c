@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,7 +40,8 @@
  * splits a block) small enough that both buffers stay in L2. */
 #define CHUNK (256u * GPT2K_QK8_0)
 #define Q8_0_BLOCK_BYTES (sizeof(gpt2k_block_q8_0))
-/* Input consumed between two page releases (see release_input). */
+/* Input consumed between two drops of its pages (gguf_release_pages): without
+ * them the whole input would stay resident, and counted in RSS, by the end. */
 #define RELEASE_BYTES (4u << 20)
 /* llama.cpp's LLAMA_FTYPE_MOSTLY_Q8_0 */
 #define FILE_TYPE_Q8_0 7u
@@ -186,20 +186,6 @@ static int precheck_copy(qstate *s, qtensor *q)
 
 /* ---- conversion (the fill callback) ----------------------------------------- */
 
-/* Drops input pages already consumed. The mapping is read-only and private,
- * so a page touched again (one shared with a neighbour) is simply re-read from
- * the file; without this the whole input would stay resident, and counted in
- * RSS, by the end of the run. Advisory: a failure changes nothing. */
-static void release_input(const void *p, size_t n)
-{
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    if (n == 0 || page == 0 || (page & (page - 1)) != 0)
-        return;
-    const uintptr_t a = (uintptr_t)p & ~(page - 1);
-    const uintptr_t b = ((uintptr_t)p + n + page - 1) & ~(page - 1);
-    madvise((void *)a, b - a, MADV_DONTNEED);
-}
-
 static int fill_tensor(void *buf, size_t n_bytes, void *user, gpt2_error *err)
 {
     qtensor *q = user;
@@ -219,7 +205,8 @@ static int fill_tensor(void *buf, size_t n_bytes, void *user, gpt2_error *err)
         const size_t m = (size_t)(t->n_elements - j0 < CHUNK ? t->n_elements - j0 : CHUNK);
         const unsigned char *in = src + j0 * esz_in;
         if ((j0 - released) * esz_in >= RELEASE_BYTES) { /* peak: the output, not the input */
-            release_input(src + released * esz_in, (size_t)((j0 - released) * esz_in));
+            gguf_release_pages(s->f, src + released * esz_in,
+                               (size_t)((j0 - released) * esz_in));
             released = j0;
         }
         crc = gguf_crc32_update(crc, in, m * esz_in);
@@ -309,7 +296,7 @@ static void on_written(int64_t done, int64_t total, const char *name, void *user
     if (done < 1 || done > s->n_t)
         return;
     const qtensor *q = &s->t[done - 1];
-    release_input(q->in->data, q->in->n_bytes);
+    gguf_release_pages(s->f, q->in->data, q->in->n_bytes);
     if (!s->report)
         return;
     const gpt2_quant_tensor r = {
