@@ -206,7 +206,7 @@ static void matmul(cpu_state *s, float *out, int ldo, const float *in, int ldi,
                           accumulate, s->qbuf);
         return;
     }
-    const gpt2k_wtype t = w->type == GGML_T_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
+    const gpt2k_wtype t = gpt2_wmat_wtype(w);
     if (s->packed && w->packed)
         gpt2k_matmul_packed(s->pool, s->ops, out, ldo, in, ldi, w->packed, t, bias, M, w->K, w->N,
                             accumulate);

@@ -64,6 +64,12 @@ struct gpt2_model {
  * with gguf_open_mem. */
 gpt2_model *gpt2_model_from_gguf(gguf_file *file, const gpt2_load_opts *opts, gpt2_error *err);
 
+/* The kernels' element type of an F32 / F16 matrix. */
+static inline gpt2k_wtype gpt2_wmat_wtype(const gpt2_wmat *w)
+{
+    return w->type == GGML_T_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
+}
+
 /* Row r of an embedding matrix as fp32 (converting F16 rows); from the packed
  * copy when use_packed and there is one (the token embedding tied to the LM head). */
 void gpt2_embd_row(const gpt2_wmat *w, int r, float *out, int use_packed);

@@ -53,11 +53,6 @@ static void pack_task(void *arg, int ith, int nth)
  * so the peak stays near one copy even for the LM head (154 MB at 124M f32). */
 #define PANELS_PER_ROUND 256
 
-static gpt2k_wtype wtype_of(const gpt2_wmat *w)
-{
-    return w->type == GGML_T_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
-}
-
 /* The matrices to pack: every fp matmul weight, the LM head once. */
 static int list_matrices(gpt2_model *m, gpt2_wmat **out)
 {
@@ -93,7 +88,7 @@ int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, gpt2_error *err)
     const int n = list_matrices(m, mats);
     size_t total = 0;
     for (int i = 0; i < n; i++)
-        total += (gpt2k_packed_bytes(wtype_of(mats[i]), mats[i]->N, mats[i]->K) + 63) & ~(size_t)63;
+        total += (gpt2k_packed_bytes(gpt2_wmat_wtype(mats[i]), mats[i]->N, mats[i]->K) + 63) & ~(size_t)63;
     if (n > 0) {
         char *base = alloc_packed(total, &m->pack_len);
         if (!base) {
@@ -106,7 +101,7 @@ int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, gpt2_error *err)
         m->pack_bytes = total;
         for (int i = 0; i < n; i++) {
             gpt2_wmat *w = mats[i];
-            const gpt2k_wtype t = wtype_of(w);
+            const gpt2k_wtype t = gpt2_wmat_wtype(w);
             const size_t row = (t == GPT2K_W_F16 ? 2 : 4) * (size_t)w->K;
             const int panels = (w->N + GPT2K_PANEL - 1) / GPT2K_PANEL;
             for (int p0 = 0; p0 < panels; p0 += PANELS_PER_ROUND) {
