@@ -784,7 +784,7 @@ static size_t cuda_arena_bytes(const void *p)
 
 const gpt2_backend_ops gpt2_backend_cuda = {
     .name = "cuda",
-    .kv_elem_bytes = 2, /* fp16 cache */
+    .kv_f32 = 0, /* the cache is fp16 */
     .create = cuda_create,
     .destroy = cuda_destroy,
     .forward = cuda_forward,

@@ -21,6 +21,13 @@
  * attention streams them (16 x 3 KiB per layer at GPT-2 124M). */
 #define GPT2_KV_BLOCK_TOKENS 16
 
+/* Element type of the KV cache. fp16 halves its memory and the bytes decode
+ * attention reads; fp32 keeps the forward exactly the fp32 reference's. */
+typedef enum { GPT2_KV_F32 = 0, GPT2_KV_F16 = 1 } gpt2_kv_type;
+#define GPT2_KV_DEFAULT GPT2_KV_F16
+static inline int gpt2_kv_elem_bytes(gpt2_kv_type t) { return t == GPT2_KV_F16 ? 2 : 4; }
+static inline const char *gpt2_kv_type_name(gpt2_kv_type t) { return t == GPT2_KV_F16 ? "f16" : "f32"; }
+
 typedef struct gpt2_backend_opts {
     int n_threads;       /* >= 1 */
     const char *isa;     /* NULL: GPT2C_ISA env or auto */
@@ -30,6 +37,7 @@ typedef struct gpt2_backend_opts {
     int kv_blocks;       /* blocks in the KV pool (>= 1) */
     int kv_block_tokens; /* positions per block (a multiple of 4, >= 4) */
     int device;          /* GPU ordinal (cuda) */
+    gpt2_kv_type kv_type; /* one the backend keeps (see kv_f32 below) */
 } gpt2_backend_opts;
 
 /* One sequence's part of a batch: rows n_rows consecutive rows of the batch,
@@ -63,7 +71,7 @@ typedef struct gpt2_batch {
 
 typedef struct gpt2_backend_ops {
     const char *name;
-    int kv_elem_bytes; /* bytes per cached key or value channel (fp32 4, fp16 2) */
+    int kv_f32; /* 1 if it can keep an fp32 KV cache (every backend keeps fp16) */
     /* Creates the per-context state: the KV pool, activations for max_batch
      * rows. All memory a forward pass needs is allocated here. */
     void *(*create)(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_error *err);
@@ -91,6 +99,11 @@ int gpt2_argmax(const float *x, int n);
 /* Checks a batch against the limits every backend shares (row counts, positions
  * inside n_ctx, ids inside the vocabulary, block tables inside the pool), so a
  * bad batch is an error, never a stray write. */
+/* The KV element type asked for ("f32", "f16"; NULL or "": GPT2_KV_DEFAULT)
+ * on backend be: 0, or GPT2_ERR_INVALID / GPT2_ERR_UNSUPPORTED with err set. */
+int gpt2_resolve_kv_type(const char *name, const gpt2_backend_ops *be, gpt2_kv_type *out,
+                         gpt2_error *err);
+
 int gpt2_batch_check(const gpt2_batch *b, const gpt2_config *c, int max_batch,
                      int max_logit_rows, int kv_blocks, int kv_block_tokens, gpt2_error *err);
 

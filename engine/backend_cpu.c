@@ -1,6 +1,8 @@
 /* CPU backend: the fp32 GPT-2 forward over the mmapped weights (or the
  * model's packed copies of them, where the ISA path reads that layout), with the
- * kernels of kernels/ (ISA chosen once) on a persistent thread pool.
+ * kernels of kernels/ (ISA chosen once) on a persistent thread pool, and a KV
+ * cache of fp16 or fp32 elements (keys and values rounded to fp16 as they are
+ * stored; attention computes in fp32 either way).
  * Everything is allocated in create(); forward() allocates nothing. */
 #include <math.h>
 #include <stdlib.h>
@@ -18,10 +20,12 @@ typedef struct cpu_state {
     int max_batch, max_logit_rows;
     int openblas; /* matmuls by cblas_sgemm instead of our kernels */
     int packed;   /* fp weights from the model's packed copies (ops->matmul_packed) */
-    /* KV pool: kv_blocks blocks; block b, layer l holds K then V, each [NH][bs][HD] */
-    float *kv;
-    size_t kv_floats;
-    size_t block_floats; /* one block, all layers */
+    /* KV pool: kv_blocks blocks; block b, layer l holds K then V, each
+     * [NH][bs][HD], elements of kv_type */
+    void *kv;
+    gpt2_kv_type kv_type;
+    size_t kv_elems;
+    size_t block_elems; /* one block, all layers */
     int kv_blocks, bs;
     /* activations, [max_batch][...] */
     float *arena;
@@ -45,13 +49,23 @@ typedef struct cpu_state {
  * positions are contiguous, so decode attention streams them (a
  * position-major block, [bs][C], makes a head read HD floats every C). */
 
-/* Where position pos of a sequence (block table blocks) keeps head 0 of layer
- * l's key; head h is h * bs * HD floats further, the value bs * C further. */
-static float *kv_slot(cpu_state *s, const int *blocks, int l, int pos)
+/* The element offset in the pool at which position pos of a sequence (block
+ * table blocks) keeps head 0 of layer l's key; head h is h * bs * HD elements
+ * further, the value bs * C further. */
+static size_t kv_slot(const cpu_state *s, const int *blocks, int l, int pos)
 {
     const size_t C = (size_t)s->m->cfg.n_embd, HD = C / (size_t)s->m->cfg.n_head;
-    return s->kv + (size_t)blocks[pos / s->bs] * s->block_floats + (size_t)l * 2 * s->bs * C +
+    return (size_t)blocks[pos / s->bs] * s->block_elems + (size_t)l * 2 * s->bs * C +
            (size_t)(pos % s->bs) * HD;
+}
+
+/* n channels of a key or value into the pool at element offset off. */
+static void kv_store(const cpu_state *s, size_t off, const float *x, int n)
+{
+    if (s->kv_type == GPT2_KV_F16)
+        s->ops->to_f16((uint16_t *)s->kv + off, x, n);
+    else
+        memcpy((float *)s->kv + off, x, sizeof(float) * (size_t)n);
 }
 
 static void cpu_destroy(void *p)
@@ -95,9 +109,9 @@ static int resolve_isa(const char *want, const gpt2k_ops **ops, gpt2_error *err)
  * KV pool is not touched: a block's pages become resident when positions are
  * first written to it, so memory follows the tokens actually held (every
  * position is written before attention reads it). */
-static void *alloc_floats(size_t n, int touch)
+static void *alloc_bytes(size_t n, int touch)
 {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    size_t bytes = (n + 63) & ~(size_t)63;
     void *p = aligned_alloc(64, bytes ? bytes : 64);
     if (p && touch)
         memset(p, 0, bytes);
@@ -117,6 +131,7 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
     s->max_logit_rows = o->max_logit_rows;
     s->kv_blocks = o->kv_blocks;
     s->bs = o->kv_block_tokens;
+    s->kv_type = o->kv_type;
     if (o->max_batch < 1 || o->max_logit_rows < 1 || o->kv_blocks < 1 || o->kv_block_tokens < 1) {
         gpt2_seterr(err, GPT2_ERR_INVALID,
                     "cpu backend: max_batch %d, max_logit_rows %d, kv_blocks %d, kv_block_tokens %d: "
@@ -152,12 +167,12 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
         s->packed = 1;
     }
     const size_t B = (size_t)o->max_batch, C = (size_t)c->n_embd, FF = (size_t)c->n_ff;
-    s->block_floats = (size_t)c->n_layer * 2 * (size_t)s->bs * C;
-    s->kv_floats = (size_t)s->kv_blocks * s->block_floats;
+    s->block_elems = (size_t)c->n_layer * 2 * (size_t)s->bs * C;
+    s->kv_elems = (size_t)s->kv_blocks * s->block_elems;
     size_t scratch = (size_t)o->n_threads * c->n_ctx;
     s->arena_floats = B * (C + C + 3 * C + C + FF) + scratch;
-    s->kv = alloc_floats(s->kv_floats, 0);
-    s->arena = alloc_floats(s->arena_floats, 1);
+    s->kv = alloc_bytes(s->kv_elems * (size_t)gpt2_kv_elem_bytes(s->kv_type), 0);
+    s->arena = alloc_bytes(s->arena_floats * sizeof(float), 1);
     s->row_seq = calloc(B, sizeof(int));
     s->row_pos = calloc(B, sizeof(int));
     s->attn_cost = calloc(B + 1, sizeof(int64_t));
@@ -165,8 +180,9 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
     s->book_bytes = B * (2 * sizeof(int) + sizeof(int64_t) + sizeof(gpt2k_kv_view)) + sizeof(int64_t);
     if (!s->kv || !s->arena || !s->row_seq || !s->row_pos || !s->attn_cost || !s->views) {
         gpt2_seterr(err, GPT2_ERR_NOMEM,
-                    "out of memory: KV pool %.1f MB (%d blocks of %d positions) + activations %.1f MB",
-                    s->kv_floats * 4 / 1e6, s->kv_blocks, s->bs, s->arena_floats * 4 / 1e6);
+                    "out of memory: KV pool %.1f MB (%d blocks of %d positions, %s) + activations "
+                    "%.1f MB", (double)s->kv_elems * gpt2_kv_elem_bytes(s->kv_type) / 1e6,
+                    s->kv_blocks, s->bs, gpt2_kv_type_name(s->kv_type), s->arena_floats * 4 / 1e6);
         goto fail;
     }
     /* Q8_0 weights: activations are quantized per row first; the widest K of
@@ -249,17 +265,19 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
          * row attends to its own sequence's positions 0 .. pos */
         for (int r = 0; r < R; r++) {
             const float *row = s->qkv + (size_t)r * 3 * C;
-            float *k = kv_slot(s, b->seqs[s->row_seq[r]].blocks, l, s->row_pos[r]);
+            size_t k = kv_slot(s, b->seqs[s->row_seq[r]].blocks, l, s->row_pos[r]);
             for (int h = 0; h < NH; h++) {
-                float *kh = k + (size_t)h * s->bs * HD;
-                memcpy(kh, row + C + h * HD, sizeof(float) * HD);
-                memcpy(kh + (size_t)s->bs * C, row + 2 * C + h * HD, sizeof(float) * HD);
+                size_t kh = k + (size_t)h * s->bs * HD;
+                kv_store(s, kh, row + C + h * HD, HD);
+                kv_store(s, kh + (size_t)s->bs * C, row + 2 * C + h * HD, HD);
             }
         }
-        const float *kl = s->kv + (size_t)l * 2 * s->bs * C;
+        const int eb = gpt2_kv_elem_bytes(s->kv_type);
+        const char *kl = (const char *)s->kv + (size_t)l * 2 * s->bs * C * eb;
         for (int i = 0; i < b->n_seqs; i++)
-            s->views[i] = (gpt2k_kv_view){kl,       kl + (size_t)s->bs * C, b->seqs[i].blocks,
-                                          s->block_floats, s->bs, HD, HD, (size_t)s->bs * HD};
+            s->views[i] = (gpt2k_kv_view){
+                kl, kl + (size_t)s->bs * C * eb, b->seqs[i].blocks, s->block_elems, s->bs, HD, HD,
+                (size_t)s->bs * HD, s->kv_type == GPT2_KV_F16 ? GPT2K_W_F16 : GPT2K_W_F32};
         gpt2k_attention(s->pool, s->ops, s->att, C, s->qkv, 3 * C, s->views, s->row_seq,
                         s->row_pos, R, NH, HD, s->scratch, c->n_ctx, s->attn_cost);
         matmul(s, s->x, C, s->att, C, &L->proj, L->proj_b, R, 1); /* x += proj(att) */
@@ -299,7 +317,11 @@ static const char *cpu_gemm_name(const void *p)
 }
 
 static int cpu_threads(const void *p) { return gpt2k_pool_size(((const cpu_state *)p)->pool); }
-static size_t cpu_kv_bytes(const void *p) { return ((const cpu_state *)p)->kv_floats * sizeof(float); }
+static size_t cpu_kv_bytes(const void *p)
+{
+    const cpu_state *s = p;
+    return s->kv_elems * (size_t)gpt2_kv_elem_bytes(s->kv_type);
+}
 static size_t cpu_arena_bytes(const void *p)
 {
     const cpu_state *s = p;
@@ -308,7 +330,7 @@ static size_t cpu_arena_bytes(const void *p)
 
 const gpt2_backend_ops gpt2_backend_cpu = {
     .name = "cpu",
-    .kv_elem_bytes = sizeof(float),
+    .kv_f32 = 1,
     .create = cpu_create,
     .destroy = cpu_destroy,
     .forward = cpu_forward,

@@ -155,8 +155,12 @@ typedef struct gpt2_ctx_opts {
     const char *isa;   /* NULL: GPT2C_ISA env or auto; "scalar" "avx2" "avx512" */
     const char *backend; /* NULL or "cpu"; "cuda" when built with CUDA */
     const char *gemm;  /* NULL or "native": our kernels; "openblas": cblas_sgemm (F32 weights) */
-    int max_batch;     /* tokens per forward pass (prefill chunk); 0: 512 */
+    int max_batch;     /* tokens per forward pass (prefill chunk); 0: 256 on the
+                        * CPU (as fast as 512, half the activations), 512 on a GPU */
     int device;        /* GPU ordinal for "cuda" (0: the first) */
+    const char *kv_type; /* KV cache elements: NULL or "f16" (half the memory and
+                          * the bytes attention reads), "f32" (the forward exactly
+                          * as the fp32 reference; CPU only) */
 } gpt2_ctx_opts;
 
 gpt2_ctx *gpt2_ctx_create(const gpt2_model *m, const gpt2_ctx_opts *opts, gpt2_error *err);
@@ -165,6 +169,7 @@ int gpt2_ctx_threads(const gpt2_ctx *c);
 const char *gpt2_ctx_isa(const gpt2_ctx *c);     /* the ISA path chosen */
 const char *gpt2_ctx_backend(const gpt2_ctx *c); /* "cpu" */
 const char *gpt2_ctx_gemm(const gpt2_ctx *c);    /* "native" or "openblas" */
+const char *gpt2_ctx_kv_type(const gpt2_ctx *c); /* "f16" or "f32" */
 /* bytes of KV cache per token and total, and of the activation arena */
 size_t gpt2_ctx_kv_bytes_per_token(const gpt2_ctx *c);
 size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c);
@@ -252,8 +257,8 @@ typedef struct gpt2_engine_opts {
     int max_seqs;         /* sequences running at once (0: 64; <= tokens per step) */
     int kv_tokens;        /* KV pool in positions (0: from kv_mem_mb) */
     int kv_mem_mb;        /* KV pool in MB when kv_tokens is 0 (0: 512), at the
-                           * backend's element size (CPU fp32, CUDA fp16); at
-                           * least one full context either way */
+                           * cache's element size (ctx.kv_type: fp16 by default,
+                           * CPU fp32 by option); at least one full context */
     int queue_timeout_ms; /* a request waiting longer than this for KV room fails
                            * with GPT2_ERR_BUSY (0: 60000; < 0: wait forever) */
 } gpt2_engine_opts;
@@ -325,6 +330,7 @@ void gpt2_request_free(gpt2_request *r);
 void gpt2_engine_get_stats(gpt2_engine *e, gpt2_engine_stats *out);
 const char *gpt2_engine_isa(const gpt2_engine *e);
 const char *gpt2_engine_gemm(const gpt2_engine *e);
+const char *gpt2_engine_kv_type(const gpt2_engine *e); /* "f16" or "f32" */
 int gpt2_engine_threads(const gpt2_engine *e);
 
 /* ---- misc --------------------------------------------------------------- */

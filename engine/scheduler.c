@@ -69,6 +69,7 @@ struct gpt2_engine {
     void *st;
     int step_tokens, max_seqs, queue_timeout_ms, bs;
     size_t kv_bytes_per_token;
+    gpt2_kv_type kv_type;
     pthread_t thread;
     int thread_started;
     /* locked */
@@ -397,6 +398,9 @@ gpt2_engine *gpt2_engine_create(const gpt2_model *m, const gpt2_engine_opts *opt
     const gpt2_backend_ops *be = gpt2_find_backend(o.ctx.backend, err);
     if (!be)
         return NULL;
+    gpt2_kv_type kv_type;
+    if (gpt2_resolve_kv_type(o.ctx.kv_type, be, &kv_type, err))
+        return NULL;
     gpt2_engine *e = calloc(1, sizeof *e);
     if (!e || !(e->h = hub_create())) {
         free(e);
@@ -411,9 +415,10 @@ gpt2_engine *gpt2_engine_create(const gpt2_model *m, const gpt2_engine_opts *opt
     if (e->max_seqs > e->step_tokens)
         e->max_seqs = e->step_tokens; /* every running sequence gets its row each step */
     e->queue_timeout_ms = o.queue_timeout_ms ? o.queue_timeout_ms : DEFAULT_QUEUE_TIMEOUT_MS;
-    /* the pool's element size is the backend's: kv_mem_mb buys twice the
-     * positions with an fp16 cache */
-    e->kv_bytes_per_token = (size_t)c->n_layer * 2 * (size_t)c->n_embd * (size_t)be->kv_elem_bytes;
+    /* kv_mem_mb buys twice the positions with an fp16 cache */
+    e->kv_type = kv_type;
+    e->kv_bytes_per_token = (size_t)c->n_layer * 2 * (size_t)c->n_embd *
+                            (size_t)gpt2_kv_elem_bytes(kv_type);
     long long kv_tokens = o.kv_tokens;
     if (!kv_tokens)
         kv_tokens = (long long)(o.kv_mem_mb ? o.kv_mem_mb : DEFAULT_KV_MB) * 1000000 /
@@ -431,6 +436,7 @@ gpt2_engine *gpt2_engine_create(const gpt2_model *m, const gpt2_engine_opts *opt
         .kv_blocks = kv_blocks,
         .kv_block_tokens = e->bs,
         .device = o.ctx.device,
+        .kv_type = kv_type,
     };
     e->running = calloc((size_t)e->max_seqs, sizeof *e->running);
     e->ids = calloc((size_t)e->step_tokens, sizeof *e->ids);
@@ -681,4 +687,5 @@ void gpt2_engine_get_stats(gpt2_engine *e, gpt2_engine_stats *out)
 
 const char *gpt2_engine_isa(const gpt2_engine *e) { return e->be->isa_name(e->st); }
 const char *gpt2_engine_gemm(const gpt2_engine *e) { return e->be->gemm_name(e->st); }
+const char *gpt2_engine_kv_type(const gpt2_engine *e) { return gpt2_kv_type_name(e->kv_type); }
 int gpt2_engine_threads(const gpt2_engine *e) { return e->be->threads(e->st); }

@@ -29,7 +29,8 @@ int gpt2k_isa_parse(const char *s);
 int gpt2k_cpu_supports(gpt2k_isa isa);
 gpt2k_isa gpt2k_best_isa(void);
 
-/* Element type of fp weight matrices (Q8_0 has its own entry points). */
+/* Element type of fp weight matrices (Q8_0 has its own entry points) and of
+ * the KV cache. */
 typedef enum { GPT2K_W_F32 = 0, GPT2K_W_F16 = 1 } gpt2k_wtype;
 
 /* ---- slice kernels (single thread) -------------------------------------- */
@@ -41,15 +42,18 @@ typedef enum { GPT2K_W_F32 = 0, GPT2K_W_F16 = 1 } gpt2k_wtype;
  * and (c / head_dim) * head_stride + c % head_dim otherwise (each head's
  * positions together inside a block: ld = head_dim, head_stride = bs *
  * head_dim, so one head's keys stream). A contiguous cache is one block:
- * blocks = {0}, bs >= every position. */
+ * blocks = {0}, bs >= every position. Strides and offsets count elements of
+ * type elem: fp32 (float) or fp16 (IEEE binary16 bits, uint16_t), which
+ * halves the bytes attention reads and the cache's memory. */
 typedef struct gpt2k_kv_view {
-    const float *k, *v;
+    const void *k, *v;
     const int *blocks;
-    size_t block_stride; /* floats from one block to the next */
+    size_t block_stride; /* elements from one block to the next */
     int bs;              /* positions per block */
-    int ld;              /* floats from one position to the next inside a block */
+    int ld;              /* elements from one position to the next inside a block */
     int head_dim;        /* 0, or channels per head run (see above) */
-    size_t head_stride;  /* floats from one head to the next inside a block */
+    size_t head_stride;  /* elements from one head to the next inside a block */
+    gpt2k_wtype elem;    /* GPT2K_W_F32 (0) or GPT2K_W_F16 */
 } gpt2k_kv_view;
 
 typedef struct gpt2k_ops {
@@ -86,6 +90,9 @@ typedef struct gpt2k_ops {
      * q, out: HD floats. scratch: n_kv floats. */
     void (*attention_head)(float *out, const float *q, const struct gpt2k_kv_view *kv, int col,
                            int n_kv, int HD, float scale, float *scratch);
+    /* dst[i] = x[i] rounded to fp16 (nearest even; as gpt2k_f32_to_f16, bit
+     * for bit): keys and values into an fp16 KV cache. */
+    void (*to_f16)(uint16_t *dst, const float *x, int n);
 
     /* Q8_0 (see below): quantize n floats (n % 32 == 0) into n / 32 blocks. */
     void (*quantize_q8_0)(void *dst, const float *x, int n);

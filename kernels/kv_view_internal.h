@@ -5,21 +5,47 @@
 #include "kernels.h"
 
 /* The run of positions t0 .. t0+n-1 that lies in one block, n <= n_kv - t0:
- * sets *k / *v to channel col of position t0's key / value, returns n. The
- * caller's channels col .. col + HD - 1 lie in one run (one head); within the
- * run of positions, position t0+j is at *k + j * kv->ld. */
-static inline int gpt2k_kv_span(const gpt2k_kv_view *kv, int col, int t0, int n_kv,
-                                const float **k, const float **v)
+ * sets *off to the element offset (from kv->k and from kv->v) of channel col
+ * of position t0, returns n. The caller's channels col .. col + HD - 1 lie in
+ * one run (one head); within the run of positions, position t0+j is j * kv->ld
+ * elements further. */
+static inline int gpt2k_kv_span_off(const gpt2k_kv_view *kv, int col, int t0, int n_kv,
+                                    size_t *off)
 {
     int in_block = kv->bs - t0 % kv->bs, left = n_kv - t0;
     const size_t chan = kv->head_dim ? (size_t)(col / kv->head_dim) * kv->head_stride +
                                            (size_t)(col % kv->head_dim)
                                      : (size_t)col;
-    size_t off = (size_t)kv->blocks[t0 / kv->bs] * kv->block_stride +
-                 (size_t)(t0 % kv->bs) * kv->ld + chan;
-    *k = kv->k + off;
-    *v = kv->v + off;
+    *off = (size_t)kv->blocks[t0 / kv->bs] * kv->block_stride + (size_t)(t0 % kv->bs) * kv->ld +
+           chan;
     return left < in_block ? left : in_block;
 }
+
+/* The same run as pointers into an fp32 cache ... */
+static inline int gpt2k_kv_span(const gpt2k_kv_view *kv, int col, int t0, int n_kv,
+                                const float **k, const float **v)
+{
+    size_t off;
+    int n = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
+    *k = (const float *)kv->k + off;
+    *v = (const float *)kv->v + off;
+    return n;
+}
+
+/* ... and into an fp16 one. */
+static inline int gpt2k_kv_span16(const gpt2k_kv_view *kv, int col, int t0, int n_kv,
+                                  const uint16_t **k, const uint16_t **v)
+{
+    size_t off;
+    int n = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
+    *k = (const uint16_t *)kv->k + off;
+    *v = (const uint16_t *)kv->v + off;
+    return n;
+}
+
+/* AVX2 + F16C fp16-cache kernels (ops_avx2.c), shared with the AVX-512 table. */
+void gpt2k_attention_head_f16_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
+                                   int n_kv, int HD, float scale, float *scratch);
+void gpt2k_to_f16_avx2(uint16_t *dst, const float *x, int n);
 
 #endif

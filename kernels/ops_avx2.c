@@ -160,55 +160,71 @@ static void add_avx2(float *out, const float *a, const float *b, int n)
 
 /* ---- attention ------------------------------------------------------------------ */
 
-/* Scores of n keys (row stride ldk) into sc, four keys at a time: four
- * independent FMA chains and one combined horizontal reduction. */
-AINLINE void scores_avx2(float *sc, const float *q, const float *k, int ldk, int n, int HD,
-                         float scale)
+/* Eight / one cache elements at element index i of base, as fp32: the cache
+ * is fp32 or fp16 (f16, a constant in each instantiation below, so the
+ * branch folds away). fp16 -> fp32 is exact. */
+AINLINE __m256 kv_load8(const void *base, size_t i, int f16)
+{
+    if (f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)));
+    return _mm256_loadu_ps((const float *)base + i);
+}
+
+AINLINE float kv_load1(const void *base, size_t i, int f16)
+{
+    return f16 ? _cvtsh_ss(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+}
+
+/* Scores of n keys (the first at element k0 of k, row stride ldk) into sc,
+ * four keys at a time: four independent FMA chains and one combined
+ * horizontal reduction. */
+AINLINE void scores_avx2(float *sc, const float *q, const void *k, size_t k0, int ldk, int n,
+                         int HD, float scale, int f16)
 {
     const int hd8 = HD & ~7;
     int t = 0;
     for (; t + 4 <= n; t += 4) {
-        const float *k0 = k + (size_t)t * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+        const size_t r0 = k0 + (size_t)t * ldk, r1 = r0 + ldk, r2 = r1 + ldk, r3 = r2 + ldk;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0; i < hd8; i += 8) {
             __m256 qv = _mm256_loadu_ps(q + i);
-            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
-            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
-            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
-            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
+            a0 = _mm256_fmadd_ps(qv, kv_load8(k, r0 + i, f16), a0);
+            a1 = _mm256_fmadd_ps(qv, kv_load8(k, r1 + i, f16), a1);
+            a2 = _mm256_fmadd_ps(qv, kv_load8(k, r2 + i, f16), a2);
+            a3 = _mm256_fmadd_ps(qv, kv_load8(k, r3 + i, f16), a3);
         }
         float s[4];
         _mm_storeu_ps(s, hsum4(a0, a1, a2, a3));
         for (int i = hd8; i < HD; i++) {
-            s[0] += q[i] * k0[i];
-            s[1] += q[i] * k1[i];
-            s[2] += q[i] * k2[i];
-            s[3] += q[i] * k3[i];
+            s[0] += q[i] * kv_load1(k, r0 + i, f16);
+            s[1] += q[i] * kv_load1(k, r1 + i, f16);
+            s[2] += q[i] * kv_load1(k, r2 + i, f16);
+            s[3] += q[i] * kv_load1(k, r3 + i, f16);
         }
         for (int j = 0; j < 4; j++)
             sc[t + j] = s[j] * scale;
     }
     for (; t < n; t++) {
-        const float *kt = k + (size_t)t * ldk;
+        const size_t rt = k0 + (size_t)t * ldk;
         __m256 a0 = _mm256_setzero_ps();
         for (int i = 0; i < hd8; i += 8)
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), a0);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv_load8(k, rt + i, f16), a0);
         float s = hsum(a0);
         for (int i = hd8; i < HD; i++)
-            s += q[i] * kt[i];
+            s += q[i] * kv_load1(k, rt + i, f16);
         sc[t] = s * scale;
     }
 }
 
-static void attention_head_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
-                                int n_kv, int HD, float scale, float *scratch)
+AINLINE void attention_head_body(float *out, const float *q, const gpt2k_kv_view *kv, int col,
+                                 int n_kv, int HD, float scale, float *scratch, int f16)
 {
     const int hd8 = HD & ~7;
-    const float *kb, *vb;
+    size_t off;
     int t, nb;
     for (int t0 = 0; t0 < n_kv; t0 += nb) {
-        nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
-        scores_avx2(scratch + t0, q, kb, kv->ld, nb, HD, scale);
+        nb = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
+        scores_avx2(scratch + t0, q, kv->k, off, kv->ld, nb, HD, scale, f16);
     }
 
     /* Softmax, max-subtracted so every exp() is <= 1. */
@@ -234,18 +250,19 @@ static void attention_head_avx2(float *out, const float *q, const gpt2k_kv_view 
     const float inv = 1.0f / sum;
 
     /* out = sum_t p[t] v[t], 64 columns (8 accumulators) per pass over t. */
+    const void *v = kv->v;
     int i = 0;
     for (; i + 64 <= hd8; i += 64) {
         __m256 acc[8];
         for (int j = 0; j < 8; j++)
             acc[j] = _mm256_setzero_ps();
         for (int t0 = 0; t0 < n_kv; t0 += nb) {
-            nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+            nb = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
             for (t = 0; t < nb; t++) {
-                const float *vt = vb + (size_t)t * kv->ld + i;
+                const size_t vt = off + (size_t)t * kv->ld + i;
                 __m256 p = _mm256_broadcast_ss(scratch + t0 + t);
                 for (int j = 0; j < 8; j++)
-                    acc[j] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + 8 * j), acc[j]);
+                    acc[j] = _mm256_fmadd_ps(p, kv_load8(v, vt + 8 * j, f16), acc[j]);
             }
         }
         const __m256 iv = _mm256_set1_ps(inv);
@@ -255,22 +272,50 @@ static void attention_head_avx2(float *out, const float *q, const gpt2k_kv_view 
     for (; i < hd8; i += 8) {
         __m256 acc = _mm256_setzero_ps();
         for (int t0 = 0; t0 < n_kv; t0 += nb) {
-            nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+            nb = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
             for (t = 0; t < nb; t++)
                 acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scratch + t0 + t),
-                                      _mm256_loadu_ps(vb + (size_t)t * kv->ld + i), acc);
+                                      kv_load8(v, off + (size_t)t * kv->ld + i, f16), acc);
         }
         _mm256_storeu_ps(out + i, _mm256_mul_ps(acc, _mm256_set1_ps(inv)));
     }
     for (; i < HD; i++) {
         float acc = 0.0f;
         for (int t0 = 0; t0 < n_kv; t0 += nb) {
-            nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+            nb = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
             for (t = 0; t < nb; t++)
-                acc += scratch[t0 + t] * vb[(size_t)t * kv->ld + i];
+                acc += scratch[t0 + t] * kv_load1(v, off + (size_t)t * kv->ld + i, f16);
         }
         out[i] = acc * inv;
     }
+}
+
+/* The fp16-cache instantiation, also used by the AVX-512 table. */
+void gpt2k_attention_head_f16_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
+                                   int n_kv, int HD, float scale, float *scratch)
+{
+    attention_head_body(out, q, kv, col, n_kv, HD, scale, scratch, 1);
+}
+
+static void attention_head_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
+                                int n_kv, int HD, float scale, float *scratch)
+{
+    if (kv->elem == GPT2K_W_F16)
+        gpt2k_attention_head_f16_avx2(out, q, kv, col, n_kv, HD, scale, scratch);
+    else
+        attention_head_body(out, q, kv, col, n_kv, HD, scale, scratch, 0);
+}
+
+/* F16C's conversion rounds to nearest even, as gpt2k_f32_to_f16. */
+void gpt2k_to_f16_avx2(uint16_t *dst, const float *x, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++)
+        dst[i] = gpt2k_f32_to_f16(x[i]);
 }
 
 static const gpt2k_ops ops_avx2 = {
@@ -282,6 +327,7 @@ static const gpt2k_ops ops_avx2 = {
     .gelu = gelu_avx2,
     .add = add_avx2,
     .attention_head = attention_head_avx2,
+    .to_f16 = gpt2k_to_f16_avx2,
     .quantize_q8_0 = gpt2k_quantize_q8_0_avx2,
     .matmul_q8_0 = gpt2k_matmul_q8_0_avx2,
 };

@@ -201,6 +201,12 @@ AINLINE void scores_avx512(float *sc, const float *q, const float *k, int ldk, i
 static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_view *kv, int col,
                                   int n_kv, int HD, float scale, float *scratch)
 {
+    /* An fp16 cache: the AVX2 + F16C kernel (half the bytes of fp32 to read,
+     * tested here on every AVX2 machine; a 512-bit one is not written yet). */
+    if (kv->elem == GPT2K_W_F16) {
+        gpt2k_attention_head_f16_avx2(out, q, kv, col, n_kv, HD, scale, scratch);
+        return;
+    }
     const float *kb, *vb;
     int t, nb;
     for (int t0 = 0; t0 < n_kv; t0 += nb) {
@@ -264,7 +270,8 @@ static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_vie
     .isa = GPT2K_ISA_AVX512, .matmul_f32 = gpt2k_matmul_f32_avx2,                                  \
     .matmul_f16 = gpt2k_matmul_f16_avx2, .matmul_packed = gpt2k_matmul_packed_avx2,                \
     .layernorm = layernorm_avx512, .gelu = gelu_avx512, .add = add_avx512,                         \
-    .attention_head = attention_head_avx512, .quantize_q8_0 = gpt2k_quantize_q8_0_avx512
+    .attention_head = attention_head_avx512, .to_f16 = gpt2k_to_f16_avx2,                           \
+    .quantize_q8_0 = gpt2k_quantize_q8_0_avx512
 
 static const gpt2k_ops ops_avx512 = {
     OPS_AVX512_COMMON,

@@ -78,16 +78,23 @@ static void add_ref(float *out, const float *a, const float *b, int n)
         out[i] = a[i] + b[i];
 }
 
+/* Element i of a cache array of type elem, as fp32. */
+static float kv_elem(const void *base, size_t i, gpt2k_wtype elem)
+{
+    return elem == GPT2K_W_F16 ? gpt2k_f16_to_f32(((const uint16_t *)base)[i])
+                               : ((const float *)base)[i];
+}
+
 static void attention_head_ref(float *out, const float *q, const gpt2k_kv_view *kv, int col,
                                int n_kv, int HD, float scale, float *scratch)
 {
-    const float *kb, *vb;
+    size_t off;
     float mx = -INFINITY;
     for (int t = 0; t < n_kv; t++) {
-        gpt2k_kv_span(kv, col, t, n_kv, &kb, &vb);
+        gpt2k_kv_span_off(kv, col, t, n_kv, &off);
         float s = 0.0f;
         for (int i = 0; i < HD; i++)
-            s += q[i] * kb[i];
+            s += q[i] * kv_elem(kv->k, off + (size_t)i, kv->elem);
         scratch[t] = s * scale;
         if (scratch[t] > mx)
             mx = scratch[t];
@@ -102,11 +109,17 @@ static void attention_head_ref(float *out, const float *q, const gpt2k_kv_view *
     for (int i = 0; i < HD; i++)
         out[i] = 0.0f;
     for (int t = 0; t < n_kv; t++) {
-        gpt2k_kv_span(kv, col, t, n_kv, &kb, &vb);
+        gpt2k_kv_span_off(kv, col, t, n_kv, &off);
         float p = scratch[t] * inv;
         for (int i = 0; i < HD; i++)
-            out[i] += p * vb[i];
+            out[i] += p * kv_elem(kv->v, off + (size_t)i, kv->elem);
     }
+}
+
+static void to_f16_ref(uint16_t *dst, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        dst[i] = gpt2k_f32_to_f16(x[i]);
 }
 
 static const gpt2k_ops ops_ref = {
@@ -117,6 +130,7 @@ static const gpt2k_ops ops_ref = {
     .gelu = gelu_ref,
     .add = add_ref,
     .attention_head = attention_head_ref,
+    .to_f16 = to_f16_ref,
     .quantize_q8_0 = gpt2k_quantize_q8_0_ref,
     .matmul_q8_0 = gpt2k_matmul_q8_0_ref,
 };

@@ -54,7 +54,7 @@ PY
 # a few seconds of gpt2c-kbench: its JSON validates, and --kbench puts its
 # roofline into the report (validated again below)
 "$bin/gpt2c-kbench" --quick --threads 2 --bw-mib 16 --cold-mib 0 \
-    --filter matmul/f32/openblas/124M/proj,matmul/f32/native/avx2/124M/proj,attention/scalar/decode,gelu/scalar/M1x \
+    --filter matmul/f32/openblas/124M/proj,matmul/f32/native/avx2/124M/proj,attention/f32/scalar/decode,gelu/scalar/M1x \
     --json "$work/kbench.json" >"$work/kbench.out" 2>"$work/kbench.err" ||
     { cat "$work/kbench.err"; echo "bench_quick: gpt2c-kbench failed"; exit 1; }
 "$py" "$src/tests/reference/validate_report.py" "$work/kbench.json"

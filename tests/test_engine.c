@@ -149,26 +149,37 @@ static void job_free(job *j)
     j->ref_logits = j->logits = NULL;
 }
 
-static gpt2_engine *engine(const gpt2_model *m, const char *isa, int step_tokens, int max_seqs,
-                           int kv_tokens, int timeout_ms)
+static gpt2_engine *engine_kv(const gpt2_model *m, const char *isa, int step_tokens,
+                              int max_seqs, int kv_tokens, int timeout_ms, const char *kv)
 {
-    gpt2_engine_opts o = {.ctx = {.n_threads = 2, .isa = isa, .max_batch = step_tokens},
+    gpt2_engine_opts o = {.ctx = {.n_threads = 2, .isa = isa, .max_batch = step_tokens,
+                                  .kv_type = kv},
                           .max_seqs = max_seqs, .kv_tokens = kv_tokens,
                           .queue_timeout_ms = timeout_ms};
     gpt2_error err = {0};
     gpt2_engine *e = gpt2_engine_create(m, &o, &err);
     ck_assert_msg(e != NULL, "engine: %s", err.msg);
+    ck_assert_str_eq(gpt2_engine_kv_type(e), kv ? kv : "f16");
     return e;
 }
 
-static gpt2_ctx *context(const gpt2_model *m, const char *isa)
+static gpt2_engine *engine(const gpt2_model *m, const char *isa, int step_tokens, int max_seqs,
+                           int kv_tokens, int timeout_ms)
 {
-    gpt2_ctx_opts o = {.n_threads = 2, .isa = isa};
+    return engine_kv(m, isa, step_tokens, max_seqs, kv_tokens, timeout_ms, NULL);
+}
+
+/* kv: the KV cache's element type (NULL: the default, f16) */
+static gpt2_ctx *context_kv(const gpt2_model *m, const char *isa, const char *kv)
+{
+    gpt2_ctx_opts o = {.n_threads = 2, .isa = isa, .kv_type = kv};
     gpt2_error err = {0};
     gpt2_ctx *c = gpt2_ctx_create(m, &o, &err);
     ck_assert_msg(c != NULL, "ctx: %s", err.msg);
     return c;
 }
+
+static gpt2_ctx *context(const gpt2_model *m, const char *isa) { return context_kv(m, isa, NULL); }
 
 static void expect_pool_empty(gpt2_engine *e, const char *what)
 {
@@ -206,14 +217,16 @@ static void *client_main(void *arg)
     return NULL;
 }
 
-/* _i: dtype x isa (auto, scalar) x step budget (64, 7: prompts cut into chunks) */
+/* _i: dtype x isa (auto, scalar) x (step budget 64 with the default fp16 KV
+ * cache | step 7, prompts cut into chunks, with an fp32 cache) */
 START_TEST(test_batched_equals_alone)
 {
     const char *dtype = DTYPES[_i % 3];
     const char *isa = (_i / 3) % 2 ? "scalar" : NULL;
     const int step = _i / 6 ? 7 : 64;
+    const char *kv = _i / 6 ? "f32" : NULL;
     gpt2_model *m = load(dtype);
-    gpt2_ctx *c = context(m, isa);
+    gpt2_ctx *c = context_kv(m, isa, kv);
     job jobs[N_CLIENTS * JOBS_PER_CLIENT];
     uint64_t s = 0x9e3779b97f4a7c15ull + (uint64_t)_i;
     for (int i = 0; i < N_CLIENTS * JOBS_PER_CLIENT; i++) {
@@ -222,7 +235,7 @@ START_TEST(test_batched_equals_alone)
             jobs[i].gen.n_new = CFG.n_ctx - jobs[i].n_prompt;
         run_alone(c, &jobs[i]);
     }
-    gpt2_engine *e = engine(m, isa, step, 8, 0, 0);
+    gpt2_engine *e = engine_kv(m, isa, step, 8, 0, 0, kv);
     pthread_t th[N_CLIENTS];
     client cl[N_CLIENTS];
     for (int k = 0; k < N_CLIENTS; k++) {
@@ -231,7 +244,8 @@ START_TEST(test_batched_equals_alone)
     }
     for (int k = 0; k < N_CLIENTS; k++)
         pthread_join(th[k], NULL);
-    const char *what = tu_fmt("%s isa=%s step=%d", dtype, isa ? isa : "auto", step);
+    const char *what = tu_fmt("%s isa=%s step=%d kv=%s", dtype, isa ? isa : "auto", step,
+                              kv ? kv : "f16");
     for (int i = 0; i < N_CLIENTS * JOBS_PER_CLIENT; i++) {
         ck_assert_msg(jobs[i].res.state == GPT2_REQ_DONE, "%s #%d: state %d (%s)", what, i,
                       jobs[i].res.state, jobs[i].res.error.msg);

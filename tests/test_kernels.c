@@ -624,6 +624,7 @@ typedef struct {
     float *k, *v;
     int *blocks;
     gpt2k_kv_view view;
+    size_t n; /* floats in k (and in v) */
 } paged_cache;
 
 /* hd > 0: each run of hd channels (a head) keeps its positions together
@@ -654,7 +655,31 @@ static void paged_make(paged_cache *pc, const float *k, const float *v, int n_kv
             pc->v[off] = v[(size_t)t * ld + c];
         }
     }
-    pc->view = (gpt2k_kv_view){pc->k, pc->v, pc->blocks, stride, bs, hd ? hd : ld, hd, hstride};
+    pc->view = (gpt2k_kv_view){pc->k, pc->v, pc->blocks, stride, bs, hd ? hd : ld, hd, hstride,
+                               GPT2K_W_F32};
+    pc->n = stride * pool;
+}
+
+/* The same cache as fp16 (every float, NaN padding included, converted; the
+ * caller made the values exact in fp16): the view's strides are unchanged. */
+static gpt2k_kv_view half_view(const gpt2k_kv_view *f, size_t n, uint16_t **k16, uint16_t **v16)
+{
+    *k16 = xmalloc(sizeof(uint16_t) * (n ? n : 1));
+    *v16 = xmalloc(sizeof(uint16_t) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        (*k16)[i] = gpt2k_f32_to_f16(((const float *)f->k)[i]);
+        (*v16)[i] = gpt2k_f32_to_f16(((const float *)f->v)[i]);
+    }
+    gpt2k_kv_view h = *f;
+    h.k = *k16, h.v = *v16, h.elem = GPT2K_W_F16;
+    return h;
+}
+
+/* x rounded to fp16 and back (NaN stays NaN). */
+static void round_to_half(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = gpt2k_f16_to_f32(gpt2k_f32_to_f16(x[i]));
 }
 
 static void paged_free(paged_cache *pc)
@@ -673,8 +698,11 @@ START_TEST(test_attention_head)
     double *tol = xmalloc(HD * sizeof(double));
     float *q = falloc(HD);
     for (int ki = 0; ki < NNKV_LIST; ki++)
-        for (int peaky = 0; peaky < 2; peaky++) {
-            const int n_kv = NKV_LIST[ki];
+        for (int pk = 0; pk < 4; pk++) {
+            /* half: the cache in fp16. Its values are made exact in fp16
+             * first, so the oracle is the same and each kernel must give the
+             * bits it gives for the fp32 cache of those values. */
+            const int n_kv = NKV_LIST[ki], peaky = pk & 1, half = pk >> 1;
             const int col = ki & 1 ? 5 : 0, ld = col + HD + (ki & 2 ? 3 : 0);
             /* Two extra NaN rows past n_kv and NaN padding: must not be read. */
             const size_t rows = (size_t)n_kv + 2;
@@ -691,6 +719,10 @@ START_TEST(test_attention_head)
                     k[t * ld + i] = in ? urand(-1, 1) : NAN;
                     v[t * ld + i] = in ? urand(-2, 2) : NAN;
                 }
+            if (half) {
+                round_to_half(k, rows * ld);
+                round_to_half(v, rows * ld);
+            }
             const float scale = 1.0f / sqrtf((float)HD);
             attn_oracle(want, tol, q, k + col, ld, v + col, ld, n_kv, HD, scale);
             /* The same head as head 1 of 2 (channels HD .. 2HD-1, head 0 NaN):
@@ -710,19 +742,25 @@ START_TEST(test_attention_head)
                     continue;
                 if (contiguous) {
                     static const int zero = 0;
-                    pc = (paged_cache){NULL, NULL, NULL, {k, v, &zero, 0, n_kv + 2, ld, 0, 0}};
+                    pc = (paged_cache){NULL, NULL, NULL,
+                                       {k, v, &zero, 0, n_kv + 2, ld, 0, 0, GPT2K_W_F32}, rows * ld};
                 } else if (split) {
                     paged_make(&pc, k2, v2, n_kv, ld2, bs, HD);
                 } else {
                     paged_make(&pc, k, v, n_kv, ld, bs, 0);
                 }
                 const int hcol = split ? HD : col;
+                uint16_t *k16 = NULL, *v16 = NULL;
+                gpt2k_kv_view hv;
+                if (half)
+                    hv = half_view(&pc.view, pc.n, &k16, &v16);
                 for (int t = -1; t < g_nsimd; t++) {
                     const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
                     char ctx[160];
                     snprintf(ctx, sizeof ctx,
-                             "attention_head %s HD=%d n_kv=%d ld=%d col=%d bs=%d split=%d peaky=%d",
-                             gpt2k_isa_name(ops->isa), HD, n_kv, ld, col, pc.view.bs, split, peaky);
+                             "attention_head %s HD=%d n_kv=%d ld=%d col=%d bs=%d split=%d peaky=%d "
+                             "kv %s", gpt2k_isa_name(ops->isa), HD, n_kv, ld, col, pc.view.bs,
+                             split, peaky, half ? "f16" : "f32");
                     ffill(obuf, HD + 2 * GUARD, SENTINEL);
                     ffill(sbuf, n_kv + GUARD, SENTINEL);
                     ops->attention_head(obuf + GUARD, q, &pc.view, hcol, n_kv, HD, scale, sbuf);
@@ -734,7 +772,23 @@ START_TEST(test_attention_head)
                         memcpy(got_ref, obuf + GUARD, HD * sizeof(float));
                     else
                         expect_close(obuf + GUARD, got_ref, tol, HD, HD, "%s vs scalar", ctx);
+                    if (!half)
+                        continue;
+                    /* the fp16 cache: the same bits as the fp32 cache just run */
+                    float *o32 = falloc(HD);
+                    memcpy(o32, obuf + GUARD, HD * sizeof(float));
+                    ffill(obuf, HD + 2 * GUARD, SENTINEL);
+                    ffill(sbuf, n_kv + GUARD, SENTINEL);
+                    ops->attention_head(obuf + GUARD, q, &hv, hcol, n_kv, HD, scale, sbuf);
+                    expect_guards(obuf, HD + 2 * GUARD, span_in_region, &r, ctx);
+                    expect_guards(sbuf, n_kv + GUARD, span_in_region, &rs, ctx);
+                    for (int i = 0; i < HD; i++)
+                        CHECK(memcmp(&obuf[GUARD + i], &o32[i], sizeof(float)) == 0,
+                              "%s: out[%d] = %.9g from the fp16 cache, %.9g from fp32", ctx, i,
+                              obuf[GUARD + i], o32[i]);
+                    free(o32);
                 }
+                free(k16), free(v16);
                 if (!contiguous)
                     paged_free(&pc);
             }
@@ -889,6 +943,43 @@ START_TEST(test_f16_vs_hardware)
 }
 END_TEST
 #endif
+
+/* Every table's to_f16 (the KV cache's store) against gpt2k_f32_to_f16, bit
+ * for bit: random values over many binades, the rounding edges, NaN (any NaN
+ * of the same sign), at every length mod 8 and odd offsets, nothing written
+ * past n. */
+START_TEST(test_to_f16_op)
+{
+    enum { N = 300, PAD = 8 };
+    float x[N];
+    uint16_t got[N + PAD];
+    for (int i = 0; i < N; i++)
+        x[i] = ldexpf(urand(-1, 1), (int)urand(-30, 18));
+    const float edges[] = {65504.0f, 65520.0f, 65519.996f, ldexpf(1, -25), ldexpf(3, -26),
+                           ldexpf(1, -24), FLT_MIN, INFINITY, -INFINITY, -0.0f, NAN, 1e10f};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        x[7 * i + 3] = edges[i];
+    for (int t = -1; t < g_nsimd; t++) {
+        const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+        for (int off = 0; off < 3; off++)
+            for (int n = 0; n + off <= N; n += n < 40 ? 1 : 37) {
+                memset(got, 0xa5, sizeof got);
+                ops->to_f16(got, x + off, n);
+                for (int i = 0; i < n; i++) {
+                    uint16_t want = gpt2k_f32_to_f16(x[off + i]);
+                    int nan_ok = isnan(x[off + i]) && ((got[i] >> 10) & 0x1f) == 0x1f &&
+                                 (got[i] & 0x3ff) && (got[i] & 0x8000) == (want & 0x8000);
+                    CHECK(got[i] == want || nan_ok, "%s to_f16 n=%d off=%d [%d] (%.9g) = 0x%04x, "
+                          "want 0x%04x", gpt2k_isa_name(ops->isa), n, off, i, x[off + i], got[i],
+                          want);
+                }
+                for (int i = n; i < n + PAD && i < N + PAD; i++)
+                    CHECK(got[i] == 0xa5a5, "%s to_f16 n=%d wrote past the end at %d",
+                          gpt2k_isa_name(ops->isa), n, i);
+            }
+    }
+}
+END_TEST
 
 /* ---- cpu features ---------------------------------------------------------------------- */
 
@@ -1250,6 +1341,7 @@ static Suite *kernels_suite(void)
     tcase_set_timeout(tc, TIMEOUT_S);
     tcase_add_test(tc, test_f16_exhaustive);
     tcase_add_test(tc, test_f16_rounding);
+    tcase_add_test(tc, test_to_f16_op);
 #if defined(__x86_64__) && defined(__GNUC__)
     tcase_add_test(tc, test_f16_vs_hardware);
 #endif

@@ -32,6 +32,8 @@ static void usage(void)
         "  --gemm NAME        native|openblas: matmul by our kernels or cblas_sgemm\n"
         "                     (native|cublas with --backend cuda)\n"
         "  --device N         GPU ordinal for --backend cuda (default 0)\n"
+        "  --kv-type T        KV cache elements: f16 (default; half the memory) or f32\n"
+        "                     (the forward exactly as the fp32 reference; cpu only)\n"
         "  --ids              the prompt is whitespace-separated token ids; print ids\n"
         "  --logits FILE      write float32 logits of every prompt position\n"
         "                     ([T x n_vocab], row-major, little-endian) and exit\n"
@@ -84,12 +86,13 @@ static void write_stats(const char *path, const gpt2_model *m, const gpt2_ctx *c
         cli_die(PROG, "--stats-json %s: cannot open for writing", path);
     fprintf(f, "{\n  \"model\": ");
     cli_json_str(f, gpt2_model_path(m));
-    fprintf(f, ",\n  \"dtype\": \"%s\",\n  \"backend\": \"%s\",\n  \"gemm\": \"%s\",\n  \"isa\": \"%s\",\n"
+    fprintf(f, ",\n  \"dtype\": \"%s\",\n  \"backend\": \"%s\",\n  \"gemm\": \"%s\",\n  \"kv_type\": \"%s\",\n  \"isa\": \"%s\",\n"
                "  \"threads\": %d,\n  \"prompt_tokens\": %d,\n  \"generated_tokens\": %d,\n"
                "  \"load_ms\": %.3f,\n  \"ttft_ms\": %.3f,\n  \"prefill_ms\": %.3f,\n"
                "  \"prefill_tok_s\": %.3f,\n  \"decode_ms\": %.3f,\n  \"decode_tok_s\": %.3f,\n"
                "  \"stopped_at_eos\": %s\n}\n",
-            gpt2_model_dtype(m), gpt2_ctx_backend(c), gpt2_ctx_gemm(c), gpt2_ctx_isa(c), gpt2_ctx_threads(c),
+            gpt2_model_dtype(m), gpt2_ctx_backend(c), gpt2_ctx_gemm(c), gpt2_ctx_kv_type(c),
+            gpt2_ctx_isa(c), gpt2_ctx_threads(c),
             st->n_prompt, st->n_generated, gpt2_model_load_ms(m), st->ttft_ms, st->prefill_ms,
             st->prefill_tok_s, st->decode_ms, st->decode_tok_s,
             st->stopped_at_eos ? "true" : "false");
@@ -102,7 +105,7 @@ static void log_notice(const char *line, void *user) { fprintf(stderr, "%s: %s\n
 int main(int argc, char **argv)
 {
     const char *model_path = CLI_DEFAULT_MODEL, *prompt = NULL, *logits_path = NULL;
-    const char *stats_path = NULL, *isa = NULL, *backend = NULL, *gemm = NULL;
+    const char *stats_path = NULL, *isa = NULL, *backend = NULL, *gemm = NULL, *kv_type = NULL;
     int device = 0;
     int n_new = 64, threads = 0, ids_mode = 0, quiet = 0, sampled = 0;
     gpt2_load_opts lo = {0};
@@ -143,6 +146,8 @@ int main(int argc, char **argv)
             backend = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--gemm")) {
             gemm = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--kv-type")) {
+            kv_type = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--device")) {
             device = (int)cli_long(PROG, a, cli_value(PROG, argc, argv, &i), 0, 1023);
         } else if (!strcmp(a, "--ids")) {
@@ -213,13 +218,13 @@ int main(int argc, char **argv)
                 n_prompt, cfg->n_ctx);
 
     gpt2_ctx_opts co = {.n_threads = threads, .isa = isa, .backend = backend, .gemm = gemm,
-                        .device = device};
+                        .device = device, .kv_type = kv_type};
     gpt2_ctx *c = gpt2_ctx_create(m, &co, &err);
     if (!c)
         cli_die(PROG, "%s", err.msg);
-    fprintf(stderr, "%s: %s (%s, %d layers, n_embd %d) | backend %s | isa %s | gemm %s | threads %d | load %.1f ms\n",
+    fprintf(stderr, "%s: %s (%s, %d layers, n_embd %d) | backend %s | isa %s | gemm %s | kv %s | threads %d | load %.1f ms\n",
             PROG, gpt2_model_path(m), gpt2_model_dtype(m), cfg->n_layer, cfg->n_embd,
-            gpt2_ctx_backend(c), gpt2_ctx_isa(c), gpt2_ctx_gemm(c), gpt2_ctx_threads(c),
+            gpt2_ctx_backend(c), gpt2_ctx_isa(c), gpt2_ctx_gemm(c), gpt2_ctx_kv_type(c), gpt2_ctx_threads(c),
             gpt2_model_load_ms(m));
 
     int rc = 0;

@@ -97,10 +97,17 @@ def q8_0_roundtrip(x):
     return (q * d16).reshape(T, K)
 
 
-def block(x, p, config, act_q=()):
+def f16_round(a):
+    """a rounded to IEEE half (through float32, nearest even), in a's dtype:
+    what an fp16 KV cache keeps of the keys and values."""
+    return np.asarray(a, dtype=np.float32).astype(np.float16).astype(a.dtype)
+
+
+def block(x, p, config, act_q=(), kv_f16=False):
     """One transformer layer (pre-LN), x: [T, C] -> [T, C]. act_q names the
     matmuls ("qkv", "proj", "fc", "out") whose input is quantized to Q8_0 first,
-    as the engine does for Q8_0 weights."""
+    as the engine does for Q8_0 weights. kv_f16: attention sees the keys and
+    values rounded to fp16, as the engine's default KV cache stores them."""
     C = config["n_embd"]
     eps = config["eps"]
 
@@ -112,6 +119,8 @@ def block(x, p, config, act_q=()):
     h = layer_norm(x, p["ln1_w"], p["ln1_b"], eps)
     qkv = lin(h, "qkv")                                    # [T, 3C]
     q, k, v = qkv[:, 0:C], qkv[:, C:2 * C], qkv[:, 2 * C:3 * C]
+    if kv_f16:
+        k, v = f16_round(k), f16_round(v)
     a = causal_self_attention(q, k, v, config["n_head"])
     x = x + lin(a, "proj")
     h = layer_norm(x, p["ln2_w"], p["ln2_b"], eps)
@@ -135,8 +144,9 @@ def check_ids(config, ids):
 
 def forward_params(config, params, ids, dtype=np.float64):
     """Logits [T, V] (dtype) for every position of ids. params may carry
-    "act_q": per layer, the matmuls whose input is quantized to Q8_0, and
-    "head_q": whether the LM head's input is (see q8_0_roundtrip)."""
+    "act_q": per layer, the matmuls whose input is quantized to Q8_0,
+    "head_q": whether the LM head's input is (see q8_0_roundtrip), and
+    "kv_f16": whether keys and values are rounded to fp16 (see block)."""
     ids = check_ids(config, ids)
     T = len(ids)
 
@@ -146,7 +156,7 @@ def forward_params(config, params, ids, dtype=np.float64):
     x = f(params["wte"])[ids] + f(params["wpe"])[:T]       # [T, C]
     act_q = params.get("act_q") or [()] * len(params["layers"])
     for p, aq in zip(params["layers"], act_q):
-        x = block(x, {k: f(v) for k, v in p.items()}, config, aq)
+        x = block(x, {k: f(v) for k, v in p.items()}, config, aq, bool(params.get("kv_f16")))
     x = layer_norm(x, f(params["lnf_w"]), f(params["lnf_b"]), config["eps"])
     if params.get("head_q"):
         x = q8_0_roundtrip(x)
@@ -249,11 +259,15 @@ def load_gguf_model(path):
     return gguf_config(meta, tensors), tensors
 
 
-def forward(config, weights, ids, dtype=np.float64):
+def forward(config, weights, ids, dtype=np.float64, kv_f16=False):
     """Logits [T, V] for GGUF-named weights (as returned by load_gguf_model)."""
-    return forward_params(config, gguf_params(config, weights), ids, dtype)
+    params = gguf_params(config, weights)
+    params["kv_f16"] = kv_f16
+    return forward_params(config, params, ids, dtype)
 
 
-def greedy_generate(config, weights, ids, n_new, dtype=np.float64):
+def greedy_generate(config, weights, ids, n_new, dtype=np.float64, kv_f16=False):
     """n_new greedy ids after ids, for GGUF-named weights (full recompute each step)."""
-    return greedy_params(config, gguf_params(config, weights), ids, n_new, dtype)
+    params = gguf_params(config, weights)
+    params["kv_f16"] = kv_f16
+    return greedy_params(config, params, ids, n_new, dtype)

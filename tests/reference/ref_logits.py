@@ -205,12 +205,16 @@ def main(argv=None):
                     help="print the N greedy ids after the prompt")
     ap.add_argument("--q8-act", action="store_true",
                     help="GGUF: quantize the inputs of Q8_0 matmuls to Q8_0, as the engine does")
+    ap.add_argument("--kv-f16", action="store_true",
+                    help="round keys and values to fp16, as the engine's fp16 KV cache (its "
+                         "default) stores them")
     a = ap.parse_args(argv)
     if a.out is None and a.greedy is None:
         ap.error("give --out FILE and/or --greedy N")
     try:
         ids = parse_ids(a.ids)
         config, params = load_hf(a.hf) if a.hf else load_gguf(a.gguf, a.q8_act)
+        params["kv_f16"] = a.kv_f16
         if a.out is not None:
             logits = gpt2_numpy.forward_params(config, params, ids)
             write_logits(a.out, logits)

@@ -13,6 +13,7 @@ typedef struct bench_settings {
     const char *model_path;
     const char *reference_path; /* --reference: fp32 model for agreement */
     const char *backend, *isa, *gemm;
+    const char *kv_type; /* --kv-type: NULL for the default (f16) */
     int threads;
     int device; /* --device: GPU ordinal */
     int quick;

@@ -45,6 +45,8 @@ static void usage(void)
         "  --isa NAME          auto|scalar|avx2|avx512 (default auto, or $GPT2C_ISA)\n"
         "  --gemm NAME         native|openblas (cublas with --backend cuda)\n"
         "  --device N          GPU ordinal for --backend cuda (default 0)\n"
+        "  --kv-type T         KV cache elements: f16 (default; half the memory) or f32\n"
+        "                      (the forward exactly as the fp32 reference; cpu only)\n"
         "  --phases LIST       e.g. 1,2,5 (default 1,2,3,4,5; with --soak: 5)\n"
         "  --soak MINUTES      run the soak after the phases (fractions allowed: --soak 0.5)\n"
         "  --quick             everything small: under 3 minutes on 2 cores\n"
@@ -171,6 +173,7 @@ static cJSON *environment_json(const bench *b)
     for (char *save = NULL, *t = strtok_r(isas, " ", &save); t; t = strtok_r(NULL, " ", &save))
         cJSON_AddItemToArray(avail, cJSON_CreateString(t));
     cJSON_AddStringToObject(e, "gemm", gpt2_ctx_gemm(b->ctx));
+    cJSON_AddStringToObject(e, "kv_type", gpt2_ctx_kv_type(b->ctx));
     cJSON_AddStringToObject(e, "backend", gpt2_ctx_backend(b->ctx));
     char dev[4096];
     cJSON *cd = gpt2_ctx_device_info(b->ctx, dev, sizeof dev) == 0 ? cJSON_Parse(dev) : NULL;
@@ -241,6 +244,8 @@ int main(int argc, char **argv)
             b.set.isa = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--gemm")) {
             b.set.gemm = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--kv-type")) {
+            b.set.kv_type = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--device")) {
             b.set.device = (int)cli_long(PROG, a, cli_value(PROG, argc, argv, &i), 0, 1023);
         } else if (!strcmp(a, "--phases")) {
@@ -300,15 +305,14 @@ int main(int argc, char **argv)
     b.rss_after_load_mb = rss_mb();
     const gpt2_config *cfg = gpt2_model_config(b.model);
     gpt2_ctx_opts co = {.device = b.set.device, .n_threads = b.set.threads, .isa = b.set.isa,
-                        .backend = b.set.backend,
-                        .gemm = b.set.gemm};
+                        .backend = b.set.backend, .gemm = b.set.gemm, .kv_type = b.set.kv_type};
     b.ctx = gpt2_ctx_create(b.model, &co, &err);
     if (!b.ctx)
         cli_die(PROG, "%s", err.msg);
     make_plan(&b.plan, b.set.quick, cfg->n_ctx, !strcmp(gpt2_ctx_backend(b.ctx), "cuda"));
-    fprintf(stderr, "%s: %s (%s, %d layers) | %s | isa %s | gemm %s | %d threads | %s run -> %s/\n",
+    fprintf(stderr, "%s: %s (%s, %d layers) | %s | isa %s | gemm %s | kv %s | %d threads | %s run -> %s/\n",
             PROG, b.set.model_path, gpt2_model_dtype(b.model), cfg->n_layer, gpt2_ctx_backend(b.ctx),
-            gpt2_ctx_isa(b.ctx), gpt2_ctx_gemm(b.ctx), gpt2_ctx_threads(b.ctx),
+            gpt2_ctx_isa(b.ctx), gpt2_ctx_gemm(b.ctx), gpt2_ctx_kv_type(b.ctx), gpt2_ctx_threads(b.ctx),
             b.set.quick ? "quick" : "full", out_dir);
 
     /* the report skeleton */
@@ -340,6 +344,9 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(s, "threads", gpt2_ctx_threads(b.ctx));
     cJSON_AddStringToObject(s, "isa", gpt2_ctx_isa(b.ctx));
     cJSON_AddStringToObject(s, "gemm", gpt2_ctx_gemm(b.ctx));
+    cJSON_AddItemToObject(s, "kv_type", b.set.kv_type && *b.set.kv_type
+                                            ? cJSON_CreateString(b.set.kv_type)
+                                            : cJSON_CreateNull());
     cJSON *ph = cJSON_AddArrayToObject(s, "phases");
     for (int i = 1; i <= 5; i++)
         if (b.set.phases & (1u << i))

@@ -43,10 +43,9 @@ int phase_memory(bench *b)
     cJSON_AddItemToObject(o, "rss_after_load_mb", bench_num(b->rss_after_load_mb));
 
     bench_progress *p = progress_begin("memory", "peak RSS, allocations, leak test", pl->leak_window_s + 2);
-    /* peak: the longest request this context allows */
+    /* peak: the longest request this context allows, a prompt that fills the
+     * window but for the tokens it then generates (every KV position used) */
     int P = cfg->n_ctx - pl->latency_gen;
-    if (P > 512)
-        P = 512;
     int *prompt = malloc(sizeof(int) * (size_t)P);
     bench_run r;
     if (!prompt || bench_text_ids(b->model, P, prompt) || bench_run_alloc(&r, pl->latency_gen)) {
@@ -144,7 +143,7 @@ int phase_memory(bench *b)
     }
     cJSON_AddStringToObject(leak, "verdict", verdict);
     cJSON_AddItemToObject(b->headline, "leak_mb_per_hour", bench_num(slope));
-    progress_end(p, "peak %.1f MB, %.2f allocations/token, leak %.3f MB/hour (%s, %d requests)",
+    progress_end(p, "peak %.1f MiB, %.2f allocations/token, leak %.3f MiB/hour (%s, %d requests)",
                  peak, apt, slope, verdict, requests);
     free(prompt);
     bench_run_free(&r);

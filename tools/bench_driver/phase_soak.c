@@ -488,7 +488,7 @@ int phase_soak(bench *b)
     gpt2_error err = {0};
     gpt2_engine_opts eo = {
         .ctx = {.n_threads = b->set.threads, .isa = b->set.isa, .backend = b->set.backend,
-                .gemm = b->set.gemm, .device = b->set.device},
+                .gemm = b->set.gemm, .device = b->set.device, .kv_type = b->set.kv_type},
         .max_seqs = SOAK_MAX_CLIENTS,
         /* room for every client's longest request (+ a block each for rounding) */
         .kv_tokens = SOAK_MAX_CLIENTS * (sk->max_prompt + sk->max_new + 16),

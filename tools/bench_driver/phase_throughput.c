@@ -83,7 +83,7 @@ static gpt2_engine *make_engine(bench *b, int max_clients, gpt2_error *err)
 {
     gpt2_engine_opts o = {
         .ctx = {.n_threads = b->set.threads, .isa = b->set.isa, .backend = b->set.backend,
-                .gemm = b->set.gemm, .device = b->set.device},
+                .gemm = b->set.gemm, .device = b->set.device, .kv_type = b->set.kv_type},
         .max_seqs = max_clients,
     };
     return gpt2_engine_create(b->model, &o, err);

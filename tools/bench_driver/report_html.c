@@ -1360,6 +1360,11 @@ static void section_header(bench_sb *s, const cJSON *r)
         bench_sb_put(s, ", GEMM ");
         esc(s, gemm);
     }
+    const char *kv = bench_get_str(env, "kv_type");
+    if (kv) {
+        bench_sb_put(s, ", KV cache ");
+        esc(s, kv);
+    }
     if (bench_get_num(env, "threads_used", &thr))
         bench_sb_printf(s, ", %s threads", bench_fmt_num(thr, b, sizeof b));
     const char *commit = bench_get_str(env, "git_commit");
@@ -1576,11 +1581,12 @@ static void section_validation(bench_sb *s, const cJSON *phases)
     } else {
         bench_sb_put(s, "<table class=\"kv\"><tbody>\n");
         static const field G[] = {{"applicable", "Applicable to this model", "", F_PLAIN},
+                                  {"kv_type", "Fixture row (KV cache)", "", F_PLAIN},
                                   {"reason", "Why not", "", F_PLAIN},
                                   {"match", "Tokens match", "", F_PLAIN},
                                   {"max_abs_logit_diff", "Max |logit difference| over the top logits", "", F_PLAIN}};
         for (int k = 0; k < NFIELDS(G); k++) /* reason and the logit difference: one or the other */
-            if (k == 0 || k == 2 || bench_get(g, G[k].key))
+            if (k == 0 || k == 3 || bench_get(g, G[k].key))
                 kv_row(s, g, "phases.validation.golden", &G[k]);
         static const char *const L[3][2] = {{"prompt_ids", "Prompt ids"}, {"expected", "Expected"}, {"got", "Got"}};
         for (int k = 0; k < 3; k++) {
@@ -1602,6 +1608,7 @@ static void section_validation(bench_sb *s, const cJSON *phases)
     } else {
         static const field R[] = {
             {"path", "Reference model", "", F_CODE},
+            {"kv_type", "Reference KV cache", "", F_PLAIN},
             {"tokens", "Positions compared", "tokens", F_PLAIN},
             {"top1_agreement", "Top-1 agreement", "fraction", F_PLAIN},
             {"max_abs_logit_diff", "Max |logit difference|", "", F_PLAIN},
@@ -1946,6 +1953,7 @@ static void section_environment(bench_sb *s, const cJSON *r)
         {"isa", "ISA path used", "", F_PLAIN},
         {"isa_available", "ISA paths available", "", F_LIST},
         {"gemm", "GEMM path", "", F_PLAIN},
+        {"kv_type", "KV cache elements", "", F_PLAIN},
         {"memory_total_mb", "Memory", "MiB", F_MIB},
         {"os", "OS", "", F_PLAIN},
         {"kernel", "Kernel", "", F_PLAIN},
@@ -2046,6 +2054,7 @@ static void section_settings(bench_sb *s, const cJSON *r)
             {"threads", "Threads", "", F_PLAIN},
             {"isa", "ISA asked for", "", F_PLAIN},
             {"gemm", "GEMM asked for", "", F_PLAIN},
+            {"kv_type", "KV cache asked for", "", F_PLAIN},
             {"phases", "Phases", "", F_LIST},
             {"quick", "Quick mode", "", F_PLAIN},
             {"seed", "Seed", "", F_PLAIN},

@@ -108,6 +108,11 @@ static void model_machine_line(bench_sb *s, const cJSON *r)
         bench_sb_put(s, ", GEMM ");
         md_esc(s, gemm);
     }
+    const char *kv = bench_get_str(env, "kv_type");
+    if (kv) {
+        bench_sb_put(s, ", KV cache ");
+        md_esc(s, kv);
+    }
     if (bench_get_num(env, "threads_used", &v))
         bench_sb_printf(s, ", %s threads", human(v, b, sizeof b));
     const char *commit = bench_get_str(env, "git_commit");

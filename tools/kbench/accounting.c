@@ -82,7 +82,7 @@ double kb_bytes(const kb_shape *s)
         return b;
     }
     case KB_OP_ATTENTION: /* keys and values of the whole context, q in, out */
-        return 2.0 * s->ctx * K * 4 + 2.0 * M * K * 4;
+        return 2.0 * s->ctx * K * (s->wtype == KB_W_F16 ? 2 : 4) + 2.0 * M * K * 4;
     case KB_OP_LAYERNORM: return 2 * M * N * 4 + 2 * N * 4; /* x in, out, gamma, beta */
     case KB_OP_GELU: return 2 * M * N * 4;                   /* in place: read + write */
     case KB_OP_ADD: return 3 * M * N * 4;

@@ -58,7 +58,8 @@ void kb_case_name(kb_case *c)
                      isa, c->model, c->label, s->M);
         break;
     case KB_OP_ATTENTION:
-        snprintf(c->name, sizeof c->name, "attention/%s/%s/ctx%d", isa, c->label, s->ctx);
+        snprintf(c->name, sizeof c->name, "attention/%s/%s/%s/ctx%d", kb_wtype_name(s->wtype), isa,
+                 c->label, s->ctx);
         break;
     default:
         snprintf(c->name, sizeof c->name, "%s/%s/M%dxN%d", kb_op_name(s->op), isa, s->M, s->N);
@@ -140,20 +141,22 @@ static void add_attention(plan *p, const int *isas, int n_isa)
     int nc = p->o->quick ? 2 : 3;
     for (int k = 0; k < nc; k++)
         for (int prefill = 0; prefill < 2; prefill++)
-            for (int i = 0; i < n_isa; i++) {
-                kb_case c;
-                memset(&c, 0, sizeof c);
-                c.shape.op = KB_OP_ATTENTION;
-                c.shape.ctx = ctxs[k];
-                c.shape.M = prefill ? ctxs[k] : 1;
-                c.shape.heads = ATTN_HEADS;
-                c.shape.head_dim = ATTN_HEAD_DIM;
-                c.shape.K = ATTN_HEADS * ATTN_HEAD_DIM;
-                c.isa = isas[i];
-                c.gemm = KB_GEMM_NONE;
-                snprintf(c.label, sizeof c.label, "%s", prefill ? "prefill" : "decode");
-                add(p, &c);
-            }
+            for (int kvt = 0; kvt < 2; kvt++) /* the KV cache in fp32, then fp16 */
+                for (int i = 0; i < n_isa; i++) {
+                    kb_case c;
+                    memset(&c, 0, sizeof c);
+                    c.shape.op = KB_OP_ATTENTION;
+                    c.shape.wtype = kvt ? KB_W_F16 : KB_W_F32;
+                    c.shape.ctx = ctxs[k];
+                    c.shape.M = prefill ? ctxs[k] : 1;
+                    c.shape.heads = ATTN_HEADS;
+                    c.shape.head_dim = ATTN_HEAD_DIM;
+                    c.shape.K = ATTN_HEADS * ATTN_HEAD_DIM;
+                    c.isa = isas[i];
+                    c.gemm = KB_GEMM_NONE;
+                    snprintf(c.label, sizeof c.label, "%s", prefill ? "prefill" : "decode");
+                    add(p, &c);
+                }
 }
 
 static void add_elementwise(plan *p, const int *isas, int n_isa)

@@ -46,11 +46,11 @@ int kb_gemm_parse(const char *s);         /* NULL string -> KB_GEMM_NONE */
 /* One measured case. Shape fields that do not apply to an op are 0 (null in JSON):
  *   matmul     M rows x K -> N columns, weights W[N][K] of wtype, with bias
  *   attention  M query rows (1: decode, ctx: prefill of a whole ctx prompt),
- *              ctx positions of cache, heads x head_dim = K (N = 0)
+ *              ctx positions of cache (elements of wtype), heads x head_dim = K (N = 0)
  *   layernorm, gelu, add, quantize: M rows x N values */
 typedef struct kb_shape {
     kb_op op;
-    kb_wtype wtype; /* matmul only; f32 elsewhere */
+    kb_wtype wtype; /* matmul: the weights; attention: the KV cache (f32 | f16); f32 elsewhere */
     int M, K, N;
     int ctx, heads, head_dim; /* attention only */
 } kb_shape;

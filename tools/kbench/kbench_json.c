@@ -65,7 +65,7 @@ static cJSON *result_json(const kb_result *r)
     cJSON_AddItemToObject(o, "isa", c->isa >= 0 ? cJSON_CreateString(gpt2k_isa_name((gpt2k_isa)c->isa))
                                                 : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "gemm", str_or_null(kb_gemm_name(c->gemm)));
-    cJSON_AddItemToObject(o, "wtype", is_mm ? cJSON_CreateString(kb_wtype_name(s->wtype)) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "wtype", is_mm || is_attn ? cJSON_CreateString(kb_wtype_name(s->wtype)) : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "model", str_or_null(c->model));
     cJSON_AddItemToObject(o, "label", str_or_null(c->label));
     cJSON_AddItemToObject(o, "M", int_or_null(s->M));

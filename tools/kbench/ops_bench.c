@@ -293,8 +293,11 @@ static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *
     const kb_shape *s = &c->shape;
     int C = s->K, nblk = (s->ctx + KV_BLOCK - 1) / KV_BLOCK, nth = gpt2k_pool_size(pool);
     size_t kv = (size_t)nblk * KV_BLOCK * C;
+    const int f16 = s->wtype == KB_W_F16;
     attn_ctx a = {pool, ops, s, NULL, NULL, NULL, {0}, NULL, NULL, NULL};
     float *k = alloc64(kv * sizeof(float)), *v = alloc64(kv * sizeof(float));
+    uint16_t *k16 = f16 ? alloc64(kv * sizeof(uint16_t)) : NULL;
+    uint16_t *v16 = f16 ? alloc64(kv * sizeof(uint16_t)) : NULL;
     int *blocks = malloc((size_t)nblk * sizeof(int));
     a.q = alloc64((size_t)s->M * C * sizeof(float));
     a.out = alloc64((size_t)s->M * C * sizeof(float));
@@ -303,22 +306,36 @@ static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *
     a.pos = malloc((size_t)s->M * sizeof(int));
     a.cost = malloc(((size_t)s->M + 1) * sizeof(int64_t));
     int rc = -1;
-    if (k && v && blocks && a.q && a.out && a.scratch && a.seq && a.pos && a.cost) {
+    if (k && v && blocks && a.q && a.out && a.scratch && a.seq && a.pos && a.cost &&
+        (!f16 || (k16 && v16))) {
         fill(k, kv, 3, 1.0f);
         fill(v, kv, 5, 1.0f);
+        if (f16) {
+            ops->to_f16(k16, k, (int)kv);
+            ops->to_f16(v16, v, (int)kv);
+        }
         fill(a.q, (size_t)s->M * C, 13, 1.0f);
         for (int b = 0; b < nblk; b++)
             blocks[b] = nblk - 1 - b; /* not contiguous, as in a shared pool */
         for (int i = 0; i < s->M; i++)
             a.pos[i] = s->ctx - s->M + i;
         /* each head's positions together in a block, as the CPU backend keeps them */
-        a.view = (gpt2k_kv_view){k,        v,        blocks, (size_t)KV_BLOCK * C, KV_BLOCK,
-                                 s->head_dim, s->head_dim, (size_t)KV_BLOCK * s->head_dim};
+        a.view = (gpt2k_kv_view){f16 ? (const void *)k16 : k,
+                                 f16 ? (const void *)v16 : v,
+                                 blocks,
+                                 (size_t)KV_BLOCK * C,
+                                 KV_BLOCK,
+                                 s->head_dim,
+                                 s->head_dim,
+                                 (size_t)KV_BLOCK * s->head_dim,
+                                 f16 ? GPT2K_W_F16 : GPT2K_W_F32};
         timed t = {NULL, attn_call, &a};
         rc = time_case(&t, o, r);
     }
     free(k);
     free(v);
+    free(k16);
+    free(v16);
     free(blocks);
     free(a.q);
     free(a.out);
