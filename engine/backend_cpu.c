@@ -20,7 +20,8 @@ typedef struct cpu_state {
     gpt2k_pool *pool;
     int max_batch, max_logit_rows;
     int openblas; /* matmuls by cblas_sgemm instead of our kernels */
-    int packed;   /* fp weights from the model's packed copies (ops->matmul_packed) */
+    int packed;   /* weights from the model's packed copies where this ISA has the
+                   * kernel (ops->matmul_packed, ops->matmul_q8_0_packed) */
     /* KV pool: kv_blocks blocks; block b, layer l holds K then V, each
      * [NH][bs][HD], elements of kv_type */
     void *kv;
@@ -183,8 +184,8 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
         gpt2_seterr(err, GPT2_ERR_NOMEM, "cannot start a pool of %d threads", o->n_threads);
         goto fail;
     }
-    if (!s->openblas && s->ops->matmul_packed) {
-        if (gpt2_model_pack(m, s->pool, err))
+    if (!s->openblas && (s->ops->matmul_packed || s->ops->matmul_q8_0_packed)) {
+        if (gpt2_model_pack(m, s->pool, s->ops->matmul_q8_0_packed != NULL, err))
             goto fail;
         s->packed = 1;
     }
@@ -240,12 +241,16 @@ static void matmul(cpu_state *s, float *out, int ldo, const float *in, int ldi,
         return;
     }
     if (w->type == GGML_T_Q8_0) {
-        gpt2k_matmul_q8_0(s->pool, s->ops, out, ldo, in, ldi, w->data, bias, M, w->K, w->N,
-                          accumulate, s->qbuf);
+        if (s->packed && w->packed && s->ops->matmul_q8_0_packed)
+            gpt2k_matmul_q8_0_packed(s->pool, s->ops, out, ldo, in, ldi, w->packed, bias, M, w->K,
+                                     w->N, accumulate, s->qbuf);
+        else
+            gpt2k_matmul_q8_0(s->pool, s->ops, out, ldo, in, ldi, w->data, bias, M, w->K, w->N,
+                              accumulate, s->qbuf);
         return;
     }
     const gpt2k_wtype t = gpt2_wmat_wtype(w);
-    if (s->packed && w->packed)
+    if (s->packed && w->packed && s->ops->matmul_packed)
         gpt2k_matmul_packed(s->pool, s->ops, out, ldo, in, ldi, w->packed, t, bias, M, w->K, w->N,
                             accumulate);
     else

@@ -17,9 +17,10 @@ typedef struct gpt2_wmat {
     const void *data;
     uint32_t type; /* ggml_type: F32, F16, Q8_0 */
     int K, N;
-    /* F32 / F16 matmul weights in the kernels' packed layout (gpt2k_pack_weights),
-     * once gpt2_model_pack has run; NULL before, and for other tensors. Read
-     * only by a caller of gpt2_model_pack (which orders it after the write). */
+    /* Matmul weights in the kernels' packed layout (gpt2k_pack_weights for F32 /
+     * F16, gpt2k_q8_0_pack_weights for Q8_0), once gpt2_model_pack has run;
+     * NULL before, and for other tensors. Read only by a caller of
+     * gpt2_model_pack (which orders it after the write). */
     const void *packed;
 } gpt2_wmat;
 
@@ -74,12 +75,13 @@ static inline gpt2k_wtype gpt2_wmat_wtype(const gpt2_wmat *w)
  * copy when use_packed and there is one (the token embedding tied to the LM head). */
 void gpt2_embd_row(const gpt2_wmat *w, int r, float *out, int use_packed);
 
-/* Makes packed copies of every F32 / F16 matmul weight (and the tied token
- * embedding) for the CPU kernels that read them so (gpt2k_ops.matmul_packed),
- * once per model whoever asks first; thread-safe. The file pages they came
+/* Makes packed copies of every F32 / F16 matmul weight, and with q8 of every
+ * Q8_0 one (and the tied token embedding), for the CPU kernels that read them
+ * so (gpt2k_ops.matmul_packed, matmul_q8_0_packed), once per model whoever
+ * asks first (its q8 decides); thread-safe. The file pages they came
  * from are dropped from the resident set (re-read from the file if anything
  * reads the plain layout again), so memory stays about one copy. The work is
  * split over pool's threads; the time is added to the model's load time. */
-int gpt2_model_pack(const gpt2_model *m, gpt2k_pool *pool, gpt2_error *err);
+int gpt2_model_pack(const gpt2_model *m, gpt2k_pool *pool, int q8, gpt2_error *err);
 
 #endif

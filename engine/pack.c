@@ -1,6 +1,7 @@
-/* Packed copies of a model's fp matmul weights for the CPU kernels that read
- * them so (gpt2k_ops.matmul_packed; see kernels.h for the layout), made once
- * per model under its lock, whichever context asks first. */
+/* Packed copies of a model's matmul weights for the CPU kernels that read
+ * them so (gpt2k_ops.matmul_packed for F32 / F16, matmul_q8_0_packed for
+ * Q8_0; see kernels.h for the layouts), made once per model under its lock,
+ * whichever context asks first. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,27 @@
 #include "model.h"
 
 static int is_fp(const gpt2_wmat *w) { return w->type == GGML_T_F32 || w->type == GGML_T_F16; }
+
+/* To be packed: fp matrices, and Q8_0 ones when q8. */
+static int wanted(const gpt2_wmat *w, int q8) { return is_fp(w) || (q8 && w->type == GGML_T_Q8_0); }
+
+/* Rows per panel, bytes of the packed copy, of one source row. */
+static int panel_rows(const gpt2_wmat *w)
+{
+    return w->type == GGML_T_Q8_0 ? GPT2K_Q8_PANEL : GPT2K_PANEL;
+}
+
+static size_t packed_size(const gpt2_wmat *w)
+{
+    return w->type == GGML_T_Q8_0 ? gpt2k_q8_0_packed_bytes(w->N, w->K)
+                                  : gpt2k_packed_bytes(gpt2_wmat_wtype(w), w->N, w->K);
+}
+
+static size_t source_row_bytes(const gpt2_wmat *w)
+{
+    return w->type == GGML_T_Q8_0 ? gpt2k_q8_0_row_bytes(w->K)
+                                  : (w->type == GGML_T_F16 ? 2 : 4) * (size_t)w->K;
+}
 
 /* Anonymous memory for the packed matrices, one mapping in 2 MiB pages
  * where the kernel allows (transparent huge pages on madvise): decode
@@ -35,41 +57,43 @@ static void *alloc_packed(size_t bytes, size_t *mapped)
 
 typedef struct {
     void *dst;
-    const void *src;
-    gpt2k_wtype t;
-    int N, K;
+    const gpt2_wmat *w;
     int p0, p1; /* the panels of this round */
 } pack_job;
 
 static void pack_task(void *arg, int ith, int nth)
 {
     const pack_job *j = arg;
+    const gpt2_wmat *w = j->w;
     const int64_t n = j->p1 - j->p0;
-    gpt2k_pack_panels(j->dst, j->src, j->t, j->N, j->K, j->p0 + (int)(n * ith / nth),
-                      j->p0 + (int)(n * (ith + 1) / nth));
+    const int a = j->p0 + (int)(n * ith / nth), b = j->p0 + (int)(n * (ith + 1) / nth);
+    if (w->type == GGML_T_Q8_0)
+        gpt2k_q8_0_pack_panels(j->dst, w->data, w->N, w->K, a, b);
+    else
+        gpt2k_pack_panels(j->dst, w->data, gpt2_wmat_wtype(w), w->N, w->K, a, b);
 }
 
 /* Panels per round: the source rows of a round are dropped before the next,
  * so the peak stays near one copy even for the LM head (154 MB at 124M f32). */
 #define PANELS_PER_ROUND 256
 
-/* The matrices to pack: every fp matmul weight, the LM head once. */
-static int list_matrices(gpt2_model *m, gpt2_wmat **out)
+/* The matrices to pack: every wanted matmul weight, the LM head once. */
+static int list_matrices(gpt2_model *m, int q8, gpt2_wmat **out)
 {
     int n = 0;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         gpt2_layer *ly = &m->layers[l];
         gpt2_wmat *ws[4] = {&ly->qkv, &ly->proj, &ly->up, &ly->down};
         for (int i = 0; i < 4; i++)
-            if (is_fp(ws[i]))
+            if (wanted(ws[i], q8))
                 out[n++] = ws[i];
     }
-    if (is_fp(&m->lm_head))
+    if (wanted(&m->lm_head, q8))
         out[n++] = &m->lm_head;
     return n;
 }
 
-int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, gpt2_error *err)
+int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, int q8, gpt2_error *err)
 {
     /* The model is shared and read-only to its users; packing is the one
      * late addition to it, made once under its lock. */
@@ -85,10 +109,10 @@ int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, gpt2_error *err)
         rc = gpt2_seterr(err, GPT2_ERR_NOMEM, "%s: out of memory packing weights", m->path);
         goto out;
     }
-    const int n = list_matrices(m, mats);
+    const int n = list_matrices(m, q8, mats);
     size_t total = 0;
     for (int i = 0; i < n; i++)
-        total += (gpt2k_packed_bytes(gpt2_wmat_wtype(mats[i]), mats[i]->N, mats[i]->K) + 63) & ~(size_t)63;
+        total += (packed_size(mats[i]) + 63) & ~(size_t)63;
     if (n > 0) {
         char *base = alloc_packed(total, &m->pack_len);
         if (!base) {
@@ -101,27 +125,26 @@ int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, gpt2_error *err)
         m->pack_bytes = total;
         for (int i = 0; i < n; i++) {
             gpt2_wmat *w = mats[i];
-            const gpt2k_wtype t = gpt2_wmat_wtype(w);
-            const size_t row = (t == GPT2K_W_F16 ? 2 : 4) * (size_t)w->K;
-            const int panels = (w->N + GPT2K_PANEL - 1) / GPT2K_PANEL;
+            const size_t row = source_row_bytes(w);
+            const int pr = panel_rows(w), panels = (w->N + pr - 1) / pr;
             for (int p0 = 0; p0 < panels; p0 += PANELS_PER_ROUND) {
-                pack_job j = {base, w->data, t, w->N, w->K, p0,
+                pack_job j = {base, w, p0,
                               panels - p0 < PANELS_PER_ROUND ? panels : p0 + PANELS_PER_ROUND};
                 gpt2k_pool_run(pool, pack_task, &j);
                 /* done with these source rows: drop them as we go */
-                const size_t r0 = (size_t)p0 * GPT2K_PANEL;
-                const size_t r1 = (size_t)j.p1 * GPT2K_PANEL < (size_t)w->N
-                                      ? (size_t)j.p1 * GPT2K_PANEL : (size_t)w->N;
+                const size_t r0 = (size_t)p0 * pr;
+                const size_t r1 = (size_t)j.p1 * pr < (size_t)w->N ? (size_t)j.p1 * pr : (size_t)w->N;
                 gguf_release_pages(m->file, (const char *)w->data + r0 * row, (r1 - r0) * row);
             }
             w->packed = base;
-            base += (gpt2k_packed_bytes(t, w->N, w->K) + 63) & ~(size_t)63;
+            base += (packed_size(w) + 63) & ~(size_t)63;
         }
         /* and the pages a tensor shares with its neighbours (the file may be
          * mapped in 2 MiB pages, which drop only whole): what is still read
          * (biases, LayerNorm, positions) faults back in on first use. Not
-         * when some matmul weights stay in the file (Q8_0): they would fault
-         * back in at the first step, and RSS after load would not say so. */
+         * when some matmul weights stay in the file (Q8_0 without its packed
+         * kernel): they would fault back in at the first step, and RSS after
+         * load would not say so. */
         if (n == 4 * m->cfg.n_layer + 1)
             gguf_release_pages(m->file, NULL, (size_t)-1);
     }

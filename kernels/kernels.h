@@ -101,6 +101,11 @@ typedef struct gpt2k_ops {
      * block, fp32 accumulation across blocks. */
     void (*matmul_q8_0)(float *out, int ldo, const void *inq, const void *w, const float *bias,
                         int M, int K, int n0, int n1, int accumulate);
+    /* Same on weights rearranged by gpt2k_q8_0_pack_weights (n0 a multiple of
+     * GPT2K_Q8_PANEL), with results equal bit for bit to matmul_q8_0's. NULL
+     * where the ISA path has no packed kernel: callers keep the plain layout. */
+    void (*matmul_q8_0_packed)(float *out, int ldo, const void *inq, const void *wp,
+                               const float *bias, int M, int K, int n0, int n1, int accumulate);
 } gpt2k_ops;
 
 const gpt2k_ops *gpt2k_ops_ref(void);    /* scalar references */
@@ -141,6 +146,19 @@ void gpt2k_pack_panels(void *dst, const void *w, gpt2k_wtype t, int N, int K, in
  * packed matrix shared with the LM head. */
 void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n);
 
+/* Packed Q8_0 weights: panels of GPT2K_Q8_PANEL rows in which block b of the
+ * panel's rows sit together: block (n, b) at panel n / 4, index b * 4 +
+ * n % 4; the last panel is padded with zero blocks. Decode then reads one
+ * sequential stream that feeds 4 independent sums (a plain row of 768 values
+ * is 816 bytes: one short stream per output, a chain of dependent FMAs). */
+#define GPT2K_Q8_PANEL 4
+size_t gpt2k_q8_0_packed_bytes(int N, int K);
+void gpt2k_q8_0_pack_weights(void *dst, const void *w, int N, int K);
+/* Only panels [p0, p1). */
+void gpt2k_q8_0_pack_panels(void *dst, const void *w, int N, int K, int p0, int p1);
+/* Row n of a packed matrix, dequantized (K values). */
+void gpt2k_q8_0_packed_row(float *out, const void *wp, int K, int n);
+
 /* ---- fp16 ---------------------------------------------------------------- */
 
 float gpt2k_f16_to_f32(uint16_t h);
@@ -176,6 +194,10 @@ void gpt2k_matmul_packed(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ld
 void gpt2k_matmul_q8_0(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *in,
                        int ldi, const void *w, const float *bias, int M, int K, int N,
                        int accumulate, void *qbuf);
+/* The same on packed Q8_0 weights (ops->matmul_q8_0_packed must exist). */
+void gpt2k_matmul_q8_0_packed(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo,
+                              const float *in, int ldi, const void *wp, const float *bias, int M,
+                              int K, int N, int accumulate, void *qbuf);
 
 /* rows x C LayerNorm, rows split across threads. ld*: row strides. */
 void gpt2k_layernorm_rows(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo,

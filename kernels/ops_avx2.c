@@ -330,6 +330,7 @@ static const gpt2k_ops ops_avx2 = {
     .to_f16 = gpt2k_to_f16_avx2,
     .quantize_q8_0 = gpt2k_quantize_q8_0_avx2,
     .matmul_q8_0 = gpt2k_matmul_q8_0_avx2,
+    .matmul_q8_0_packed = gpt2k_matmul_q8_0_packed_avx2,
 };
 
 const gpt2k_ops *gpt2k_ops_avx2(void)

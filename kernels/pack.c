@@ -55,3 +55,45 @@ void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n)
             out[k] = f[(size_t)k * GPT2K_PANEL];
     }
 }
+
+/* ---- Q8_0 ---------------------------------------------------------------- */
+
+size_t gpt2k_q8_0_packed_bytes(int N, int K)
+{
+    const size_t panels = ((size_t)N + GPT2K_Q8_PANEL - 1) / GPT2K_Q8_PANEL;
+    return panels * GPT2K_Q8_PANEL * (size_t)(K / GPT2K_QK8_0) * sizeof(gpt2k_block_q8_0);
+}
+
+void gpt2k_q8_0_pack_panels(void *dst, const void *w, int N, int K, int p0, int p1)
+{
+    const size_t nb = (size_t)(K / GPT2K_QK8_0);
+    const gpt2k_block_q8_0 *src = w;
+    gpt2k_block_q8_0 *d = dst;
+    for (int p = p0; p < p1 && (size_t)p * GPT2K_Q8_PANEL < (size_t)N; p++) {
+        gpt2k_block_q8_0 *dp = d + (size_t)p * GPT2K_Q8_PANEL * nb;
+        for (int r = 0; r < GPT2K_Q8_PANEL; r++) {
+            const size_t n = (size_t)p * GPT2K_Q8_PANEL + (size_t)r;
+            for (size_t b = 0; b < nb; b++) {
+                if (n < (size_t)N)
+                    dp[b * GPT2K_Q8_PANEL + (size_t)r] = src[n * nb + b];
+                else /* padding: zero blocks (scale 0) */
+                    memset(&dp[b * GPT2K_Q8_PANEL + (size_t)r], 0, sizeof(gpt2k_block_q8_0));
+            }
+        }
+    }
+}
+
+void gpt2k_q8_0_pack_weights(void *dst, const void *w, int N, int K)
+{
+    gpt2k_q8_0_pack_panels(dst, w, N, K, 0, (N + GPT2K_Q8_PANEL - 1) / GPT2K_Q8_PANEL);
+}
+
+void gpt2k_q8_0_packed_row(float *out, const void *wp, int K, int n)
+{
+    const size_t nb = (size_t)(K / GPT2K_QK8_0);
+    const gpt2k_block_q8_0 *row = (const gpt2k_block_q8_0 *)wp +
+                                  (size_t)(n / GPT2K_Q8_PANEL) * GPT2K_Q8_PANEL * nb +
+                                  (size_t)(n % GPT2K_Q8_PANEL);
+    for (size_t b = 0; b < nb; b++)
+        gpt2k_dequantize_q8_0(out + b * GPT2K_QK8_0, &row[b * GPT2K_Q8_PANEL], GPT2K_QK8_0);
+}

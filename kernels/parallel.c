@@ -91,6 +91,7 @@ typedef struct {
     char *qbuf;
     size_t qrow; /* bytes per quantized row */
     int ldo, ldi, M, K, N, accumulate;
+    int packed; /* w in the packed layout */
 } matmul_q8_args;
 
 static void quantize_rows_task(void *arg, int ith, int nth)
@@ -107,23 +108,31 @@ static void matmul_q8_task(void *arg, int ith, int nth)
     const matmul_q8_args *a = arg;
     int n0, n1;
     column_range(a->N, ith, nth, &n0, &n1);
-    if (n0 < n1)
+    if (n0 >= n1)
+        return;
+    /* column_range hands out multiples of GPT2K_PANEL, a multiple of
+     * GPT2K_Q8_PANEL: every thread starts on a packed panel */
+    if (a->packed)
+        a->ops->matmul_q8_0_packed(a->out, a->ldo, a->qbuf, a->w, a->bias, a->M, a->K, n0, n1,
+                                   a->accumulate);
+    else
         a->ops->matmul_q8_0(a->out, a->ldo, a->qbuf, a->w, a->bias, a->M, a->K, n0, n1,
                             a->accumulate);
 }
+_Static_assert(GPT2K_PANEL % GPT2K_Q8_PANEL == 0, "thread ranges must start on a Q8_0 panel");
 
 /* Rows quantized below this count are done by the caller alone: a decode
  * step's one row takes well under a microsecond, less than waking the pool. */
 #define Q8_SERIAL_ROWS 4
 
-void gpt2k_matmul_q8_0(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *in,
-                       int ldi, const void *w, const float *bias, int M, int K, int N,
-                       int accumulate, void *qbuf)
+static void matmul_q8_0_run(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo,
+                            const float *in, int ldi, const void *w, int packed,
+                            const float *bias, int M, int K, int N, int accumulate, void *qbuf)
 {
     if (M <= 0 || N <= 0)
         return;
     matmul_q8_args a = {ops, out, in, w, bias, qbuf, gpt2k_q8_0_row_bytes(K),
-                        ldo, ldi, M, K, N, accumulate};
+                        ldo, ldi, M, K, N, accumulate, packed};
     /* All rows must be quantized before any thread reads them: the end of a
      * pool run is the barrier. */
     if (M <= Q8_SERIAL_ROWS)
@@ -131,6 +140,20 @@ void gpt2k_matmul_q8_0(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo,
     else
         gpt2k_pool_run(p, quantize_rows_task, &a);
     gpt2k_pool_run(p, matmul_q8_task, &a);
+}
+
+void gpt2k_matmul_q8_0(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *in,
+                       int ldi, const void *w, const float *bias, int M, int K, int N,
+                       int accumulate, void *qbuf)
+{
+    matmul_q8_0_run(p, ops, out, ldo, in, ldi, w, 0, bias, M, K, N, accumulate, qbuf);
+}
+
+void gpt2k_matmul_q8_0_packed(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo,
+                              const float *in, int ldi, const void *wp, const float *bias, int M,
+                              int K, int N, int accumulate, void *qbuf)
+{
+    matmul_q8_0_run(p, ops, out, ldo, in, ldi, wp, 1, bias, M, K, N, accumulate, qbuf);
 }
 
 /* ---- layernorm ------------------------------------------------------------- */

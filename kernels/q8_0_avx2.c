@@ -86,13 +86,21 @@ AINLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d)
     return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-/* s[r * cb + b] = scale of block b of row r (rows ldx blocks apart): each
- * scale is used by many block pairs, so it is widened once, not per use. */
-static void load_scales(float *s, const blk *x, size_t ldx, int rows, int cb)
+/* s[r * cb + b] = scale of block b of row r, row r's blocks at rows[r] +
+ * b * step (step 1: a plain row; GPT2K_Q8_PANEL: a row of a packed panel):
+ * each scale is used by many block pairs, so it is widened once, not per use. */
+static void load_scales(float *s, const blk *const *rows, int step, int nrows, int cb)
 {
-    for (int r = 0; r < rows; r++)
+    for (int r = 0; r < nrows; r++)
         for (int b = 0; b < cb; b++)
-            s[r * cb + b] = _cvtsh_ss(x[r * ldx + b].d);
+            s[r * cb + b] = _cvtsh_ss(rows[r][(size_t)b * step].d);
+}
+
+/* Row pointers of nrows plain rows ld blocks apart. */
+static void plain_rows(const blk **rows, const blk *x, size_t ld, int nrows)
+{
+    for (int r = 0; r < nrows; r++)
+        rows[r] = x + (size_t)r * ld;
 }
 
 /* Stores one finished dot product: v (+ bias) into *o, or added to it. */
@@ -102,16 +110,19 @@ AINLINE void put(float *o, float v, const float *bias, int store)
     *o = store ? v : *o + v;
 }
 
-/* Decode: one weight row w (nb blocks) against MR (<= 4) activation rows,
- * o[m * ldo] (+)= dot(x[m], w). Weight rows are walked one after another, so
- * the weights stream strictly sequentially, with a software prefetch
- * PF_DIST bytes ahead (Zen 3, weights from DRAM: 4 interleaved rows ~3.4
- * GB/s, sequential ~7, sequential + prefetch ~10, the single-core read
- * ceiling). One accumulator per activation row, blocks in order: exactly the
- * operations of the prefill tile, so a row's result does not depend on how
- * many rows share the call (measured: no slower than 4 interleaved chains,
- * the block's load, not the FMA latency, sets the pace). xs: the activation
- * scales, row m at xs + m * nb. */
+/* Every output element, in every path below, is the same sequence of
+ * operations: for each block b in order, acc = fma(float(int dot of the
+ * block pair), d_w * d_x, acc) over 8 lanes; then the lanes summed by hsum4,
+ * + bias, stored or added. So a row's result depends neither on how many
+ * rows share the call (decode loop or prefill tile) nor on the weights'
+ * layout (plain or packed). */
+
+/* Decode on plain rows: one weight row w (nb blocks) against MR (<= 4)
+ * activation rows, o[m * ldo] (+)= dot(x[m], w). Weight rows are walked one
+ * after another, so the weights stream strictly sequentially, with a
+ * software prefetch PF_DIST bytes ahead (Zen 3, weights from DRAM: 4
+ * interleaved rows ~3.4 GB/s, sequential ~7, sequential + prefetch ~10, the
+ * single-core read ceiling). xs: the activation scales, row m at xs + m * nb. */
 #define PF_DIST 2048
 AINLINE void gemv_row(const int MR, float *o, int ldo, const blk *x, size_t ldx, const float *xs,
                       const blk *w, int nb, const float *bias, int store)
@@ -148,43 +159,96 @@ DEF_GEMV(3)
 DEF_GEMV(4)
 static const gemv_fn gemvs[4] = {gemv_1, gemv_2, gemv_3, gemv_4};
 
+/* Decode on a packed panel: its 4 weight rows (blocks interleaved, wp at
+ * block 0 of the chunk) against MR (<= 2) activation rows; outputs of rows
+ * nv .. 3 (padding) are not written. One sequential stream, 4 * MR
+ * independent sums. */
+#define QP GPT2K_Q8_PANEL
+AINLINE void gemv_panel(const int MR, float *o, int ldo, const blk *x, size_t ldx,
+                        const float *xs, const blk *wp, int nb, int nv, const float *bias,
+                        int store)
+{
+    __m256 acc[2][QP];
+    for (int m = 0; m < MR; m++)
+        for (int r = 0; r < QP; r++)
+            acc[m][r] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const blk *wb = wp + (size_t)b * QP; /* 136 bytes: prefetch two lines */
+        _mm_prefetch((const char *)wb + PF_DIST, _MM_HINT_T0);
+        _mm_prefetch((const char *)wb + PF_DIST + 64, _MM_HINT_T0);
+        __m256i xq[2];
+        float dx[2];
+        for (int m = 0; m < MR; m++) {
+            xq[m] = load_qs(x + m * ldx + b);
+            dx[m] = xs[m * nb + b];
+        }
+        for (int r = 0; r < QP; r++) {
+            const __m256i wq = load_qs(wb + r), wa = _mm256_abs_epi8(wq);
+            const float dw = _cvtsh_ss(wb[r].d);
+            for (int m = 0; m < MR; m++) {
+                __m256 f = _mm256_cvtepi32_ps(dot_block(wa, wq, xq[m]));
+                acc[m][r] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw * dx[m]), acc[m][r]);
+            }
+        }
+    }
+    const __m256 z = _mm256_setzero_ps();
+    for (int m = 0; m < MR; m++)
+        for (int r = 0; r < nv; r++)
+            put(o + (size_t)m * ldo + r, _mm_cvtss_f32(hsum4(acc[m][r], z, z, z)),
+                bias ? bias + r : NULL, store);
+}
+
+typedef void (*gemv_panel_fn)(float *o, int ldo, const blk *x, size_t ldx, const float *xs,
+                              const blk *wp, int nb, int nv, const float *bias, int store);
+#define DEF_GEMV_PANEL(MR)                                                                         \
+    static void gemv_panel_##MR(float *o, int ldo, const blk *x, size_t ldx, const float *xs,      \
+                                const blk *wp, int nb, int nv, const float *bias, int store)       \
+    {                                                                                              \
+        gemv_panel(MR, o, ldo, x, ldx, xs, wp, nb, nv, bias, store);                               \
+    }
+DEF_GEMV_PANEL(1)
+DEF_GEMV_PANEL(2)
+static const gemv_panel_fn gemv_panels[2] = {gemv_panel_1, gemv_panel_2};
+
 /* Prefill: one MR x NR register tile over nb blocks, o[m][n] (+)= dot(x[m],
- * w[n]) (+ bias[n]). x rows ldx blocks apart, w rows ldw; scales as floats:
- * xs rows and ws rows nb apart. Per block, |w| of the NR weight rows stays in
- * registers for all MR activation rows (w itself is read again from L1 for
- * the sign). Every output element sees the operations of gemv_row whatever
- * tile it falls in (the scale product is one fp32 multiply either way), so
- * results do not depend on M or on how [n0, n1) is cut.
+ * w[n]) (+ bias[n]) for n < nv. x rows ldx blocks apart; weight row n's
+ * blocks at wr[n] + b * wstep (plain rows or the rows of a packed panel);
+ * scales as floats: xs rows and ws rows nb apart. Per block, |w| of the NR
+ * weight rows stays in registers for all MR activation rows (w itself is
+ * read again from L1 for the sign).
  *
  * The accumulators are one array indexed only by constants (each loop over
  * rows and columns written out; unused ones fold away), so the compiler keeps
  * them in registers: indexed in loops it kept them on the stack, with a load
- * and a store around every FMA. */
+ * and a store around every FMA. At most 12 are live (4 x 3 or 3 x 4). */
 AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, size_t ldx,
-                  const float *xs, const blk *w, size_t ldw, const float *ws, int nb,
-                  const float *bias, int store)
+                  const float *xs, const blk *const *wr, int wstep, const float *ws, int nb,
+                  int nv, const float *bias, int store)
 {
-    __m256 acc[12];
+    __m256 acc[16];
     const __m256i ones = _mm256_set1_epi16(1);
 #define EACH_M(F) F(0) F(1) F(2) F(3)
-#define EACH_N(F, m) F(m, 0) F(m, 1) F(m, 2)
+#define EACH_N(F, m) F(m, 0) F(m, 1) F(m, 2) F(m, 3)
 #define LIVE(m, n) (MR > (m) && NR > (n))
-#define A(m, n) acc[(m) * 3 + (n)]
+#define A(m, n) acc[(m) * 4 + (n)]
 #define ZERO_N(m, n)                                                                               \
     if (LIVE(m, n))                                                                                \
         A(m, n) = _mm256_setzero_ps();
 #define ZERO_M(m) EACH_N(ZERO_N, m)
     EACH_M(ZERO_M)
     for (int b = 0; b < nb; b++) {
-        __m256i wa0, wa1, wa2;
-        wa0 = _mm256_abs_epi8(load_qs(w + b));
+        const size_t wb = (size_t)b * wstep;
+        __m256i wa0, wa1, wa2, wa3;
+        wa0 = _mm256_abs_epi8(load_qs(wr[0] + wb));
         if (NR > 1)
-            wa1 = _mm256_abs_epi8(load_qs(w + ldw + b));
+            wa1 = _mm256_abs_epi8(load_qs(wr[1] + wb));
         if (NR > 2)
-            wa2 = _mm256_abs_epi8(load_qs(w + 2 * ldw + b));
+            wa2 = _mm256_abs_epi8(load_qs(wr[2] + wb));
+        if (NR > 3)
+            wa3 = _mm256_abs_epi8(load_qs(wr[3] + wb));
 #define PAIR(m, n)                                                                                 \
     if (LIVE(m, n)) {                                                                              \
-        const __m256i sx = _mm256_sign_epi8(xq, load_qs(w + (n) * ldw + b));                       \
+        const __m256i sx = _mm256_sign_epi8(xq, load_qs(wr[n] + wb));                              \
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa##n, sx), ones);                \
         const __m256 d = _mm256_mul_ps(_mm256_broadcast_ss(ws + (n) * nb + b), dx);                \
         A(m, n) = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, A(m, n));                              \
@@ -201,8 +265,9 @@ AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, s
 #define OUT(m)                                                                                     \
     if (MR > (m)) {                                                                                \
         float s[4];                                                                                \
-        _mm_storeu_ps(s, hsum4(A(m, 0), NR > 1 ? A(m, 1) : z, NR > 2 ? A(m, 2) : z, z));          \
-        for (int n = 0; n < NR; n++)                                                               \
+        _mm_storeu_ps(s, hsum4(A(m, 0), NR > 1 ? A(m, 1) : z, NR > 2 ? A(m, 2) : z,               \
+                               NR > 3 ? A(m, 3) : z));                                             \
+        for (int n = 0; n < nv; n++)                                                               \
             put(o + (size_t)(m) * ldo + n, s[n], bias ? bias + n : NULL, store);                   \
     }
     EACH_M(OUT)
@@ -218,75 +283,75 @@ AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, s
 }
 
 typedef void (*tile_fn)(float *o, int ldo, const blk *x, size_t ldx, const float *xs,
-                        const blk *w, size_t ldw, const float *ws, int nb, const float *bias,
-                        int store);
+                        const blk *const *wr, int wstep, const float *ws, int nb, int nv,
+                        const float *bias, int store);
 
 #define DEF_TILE(MR, NR)                                                                           \
     static void tile_##MR##x##NR(float *o, int ldo, const blk *x, size_t ldx, const float *xs,     \
-                                 const blk *w, size_t ldw, const float *ws, int nb,                \
+                                 const blk *const *wr, int wstep, const float *ws, int nb, int nv, \
                                  const float *bias, int store)                                     \
     {                                                                                              \
-        tile(MR, NR, o, ldo, x, ldx, xs, w, ldw, ws, nb, bias, store);                             \
+        tile(MR, NR, o, ldo, x, ldx, xs, wr, wstep, ws, nb, nv, bias, store);                      \
     }
 DEF_TILE(1, 1)
 DEF_TILE(1, 2)
 DEF_TILE(1, 3)
+DEF_TILE(1, 4)
 DEF_TILE(2, 1)
 DEF_TILE(2, 2)
 DEF_TILE(2, 3)
+DEF_TILE(2, 4)
 DEF_TILE(3, 1)
 DEF_TILE(3, 2)
 DEF_TILE(3, 3)
+DEF_TILE(3, 4)
 DEF_TILE(4, 1)
 DEF_TILE(4, 2)
 DEF_TILE(4, 3)
 
-/* [MR-1][NR-1]: up to 12 accumulators. */
-static const tile_fn tiles[4][3] = {
-    {tile_1x1, tile_1x2, tile_1x3},
-    {tile_2x1, tile_2x2, tile_2x3},
-    {tile_3x1, tile_3x2, tile_3x3},
-    {tile_4x1, tile_4x2, tile_4x3},
+/* [MR-1][NR-1]; 4 x 4 (16 accumulators) is never used. */
+static const tile_fn tiles[4][4] = {
+    {tile_1x1, tile_1x2, tile_1x3, tile_1x4},
+    {tile_2x1, tile_2x2, tile_2x3, tile_2x4},
+    {tile_3x1, tile_3x2, tile_3x3, tile_3x4},
+    {tile_4x1, tile_4x2, tile_4x3, NULL},
 };
 
-/* Part `part` of `parts` of the cache lines of rows x rows (cb blocks each,
- * ldx apart), prefetched into L2: the prefill tiles of one weight panel pull
- * in the next panel a slice at a time, so a large N does not stall on each
- * new panel (Zen 3, K = 768, N = 2304: ~4.0 -> ~2.75 TSC cycles per block
- * pair). L2, not L1: the activation rows streaming through L1 meanwhile
- * would evict it. */
-static inline void prefetch_part(const blk *x, size_t ldx, int rows, int cb, int part, int parts)
+/* Part `part` of `parts` of the cache lines of [p, p + bytes), prefetched
+ * into L2: the prefill tiles of one weight panel pull in the next panel a
+ * slice at a time, so a large N does not stall on each new panel (Zen 3,
+ * K = 768, N = 2304: ~4.0 -> ~2.75 TSC cycles per block pair). L2, not L1:
+ * the activation rows streaming through L1 meanwhile would evict it. */
+static inline void prefetch_part(const void *p, size_t bytes, int part, int parts)
 {
-    const size_t row_bytes = (size_t)cb * sizeof(blk), lines = (row_bytes + 63) / 64;
-    const size_t total = (size_t)rows * lines;
-    for (size_t l = total * part / parts; l < total * (part + 1) / parts; l++)
-        _mm_prefetch((const char *)(x + (l / lines) * ldx) + (l % lines) * 64, _MM_HINT_T1);
+    const size_t lines = (bytes + 63) / 64;
+    for (size_t l = lines * part / parts; l < lines * (part + 1) / parts; l++)
+        _mm_prefetch((const char *)p + l * 64, _MM_HINT_T1);
 }
 
 /* K is cut into chunks of at most NBC blocks (K = 8192; GPT-2's K <= 6400 is
  * one chunk) so the float scales fit fixed stack buffers; later chunks add
  * their partial sums to out. Prefill blocking: the activation rows of one
  * M block (at most MC rows and XS_CAP scales: 64 x 3.2 KiB at K = 3072) stay
- * in L2 while a panel of PANEL_N weight rows sits in L1 and MT-row tiles
- * sweep the M block. 4 x 3 tiles measured best on Zen 3 (~2.4 TSC cycles per
- * block pair vs ~2.7-3.1 for 4x2, 2x4, 3x3, 4x4). */
+ * in L2 while a panel of weight rows sits in L1 and tiles sweep the M block.
+ * Plain rows: panels of 3 rows, 4 x 3 tiles (measured best on Zen 3, ~2.4 TSC
+ * cycles per block pair vs ~2.7-3.1 for 4x2, 2x4, 3x3, 4x4). Packed: the
+ * layout's panels of 4 rows, 3 x 4 tiles. */
 #define NBC 256
 /* Up to 8 rows (batched decode) the GEMV loop beats the tiles: measured on
  * Zen 3, 2 threads, 124M: 10-15% faster per step at 5-8 rows, slower at 16. */
 #define GEMV_MAX_M 8
 #define XS_CAP 8192
 #define MC 64
-#define MT 4
-#define PANEL_N 3
 
-void gpt2k_matmul_q8_0_avx2(float *out, int ldo, const void *inq, const void *w,
-                            const float *bias, int M, int K, int n0, int n1, int accumulate)
+static void matmul_q8_0(float *out, int ldo, const blk *x, const blk *wq, int packed,
+                        const float *bias, int M, int K, int n0, int n1, int accumulate)
 {
     if (M <= 0 || n0 >= n1)
         return;
     const int nb = K / QK;
-    const blk *x = inq, *wq = w;
-    float xs[XS_CAP], ws[PANEL_N * NBC];
+    const int panel_n = packed ? QP : 3, mt = packed ? 3 : 4, wstep = packed ? QP : 1;
+    float xs[XS_CAP], ws[QP * NBC];
 
     const int nch = nb > NBC ? (nb + NBC - 1) / NBC : 1; /* >= 1: K = 0 still writes bias */
     const int cbs = (nb + nch - 1) / nch;
@@ -294,11 +359,27 @@ void gpt2k_matmul_q8_0_avx2(float *out, int ldo, const void *inq, const void *w,
         const int b0 = c * cbs, cb = nb - b0 < cbs ? nb - b0 : cbs;
         const float *bc = c == 0 ? bias : NULL; /* bias and store with the first chunk */
         const int store = c == 0 && !accumulate;
+        const blk *xrows[GEMV_MAX_M];
 
         if (M <= GEMV_MAX_M) {
             /* Decode, one or many sequences: memory-bound; each weight row is read
-             * from memory once and used, from L1, by every group of up to 4 rows. */
-            load_scales(xs, x + b0, (size_t)nb, M, cb);
+             * from memory once and used, from L1, by every group of rows. */
+            plain_rows(xrows, x + b0, (size_t)nb, M);
+            load_scales(xs, xrows, 1, M, cb);
+            if (packed) {
+                for (int n = n0; n < n1; n += QP) {
+                    const blk *wp = wq + (size_t)n * nb + (size_t)b0 * QP;
+                    const int nv = n1 - n < QP ? n1 - n : QP;
+                    for (int m0 = 0; m0 < M; m0 += 2) {
+                        const int mr = M - m0 < 2 ? M - m0 : 2;
+                        gemv_panels[mr - 1](out + (size_t)m0 * ldo + n, ldo,
+                                            x + (size_t)m0 * nb + b0, (size_t)nb,
+                                            xs + (size_t)m0 * cb, wp, cb, nv, bc ? bc + n : NULL,
+                                            store);
+                    }
+                }
+                continue;
+            }
             for (int n = n0; n < n1; n++)
                 for (int m0 = 0; m0 < M; m0 += 4) {
                     const int mr = M - m0 < 4 ? M - m0 : 4;
@@ -310,27 +391,58 @@ void gpt2k_matmul_q8_0_avx2(float *out, int ldo, const void *inq, const void *w,
         }
 
         int mc = XS_CAP / (cb > 0 ? cb : 1);
-        mc = mc > MC ? MC : mc - mc % MT;
+        mc = mc > MC ? MC : mc - mc % mt;
         for (int m0 = 0; m0 < M; m0 += mc) {
             const int mb = M - m0 < mc ? M - m0 : mc;
             const blk *xm = x + (size_t)m0 * nb + b0;
-            load_scales(xs, xm, (size_t)nb, mb, cb);
-            for (int n = n0; n < n1; n += PANEL_N) {
-                const int nr = n1 - n < PANEL_N ? n1 - n : PANEL_N;
-                const blk *wn = wq + (size_t)n * nb + b0;
-                load_scales(ws, wn, (size_t)nb, nr, cb);
-                const int nr_next = n1 - n - nr < PANEL_N ? n1 - n - nr : PANEL_N;
-                for (int m = 0, t = 0; m < mb; m += MT, t++) {
-                    const int mr = mb - m < MT ? mb - m : MT;
-                    prefetch_part(wn + (size_t)nr * nb, (size_t)nb, nr_next, cb, t,
-                                  (mb + MT - 1) / MT);
-                    tiles[mr - 1][nr - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
-                                          xm + (size_t)m * nb, (size_t)nb, xs + (size_t)m * cb,
-                                          wn, (size_t)nb, ws, cb, bc ? bc + n : NULL, store);
+            const blk *mrows[MC];
+            plain_rows(mrows, xm, (size_t)nb, mb);
+            load_scales(xs, mrows, 1, mb, cb);
+            for (int n = n0; n < n1; n += panel_n) {
+                const int nr = n1 - n < panel_n ? n1 - n : panel_n;
+                /* this panel's rows, and where the next panel's blocks of this
+                 * chunk lie (contiguous in either layout) */
+                const blk *wr[QP];
+                const void *next;
+                size_t next_bytes;
+                if (packed) {
+                    const blk *wp = wq + (size_t)n * nb + (size_t)b0 * QP;
+                    for (int r = 0; r < QP; r++)
+                        wr[r] = wp + r;
+                    next = wp + (size_t)QP * nb;
+                    next_bytes = n + QP < n1 ? (size_t)QP * cb * sizeof(blk) : 0;
+                } else {
+                    plain_rows(wr, wq + (size_t)n * nb + b0, (size_t)nb, nr);
+                    const int nr_next = n1 - n - nr < panel_n ? n1 - n - nr : panel_n;
+                    next = wq + (size_t)(n + nr) * nb + b0;
+                    next_bytes = nr_next > 0 ? ((size_t)(nr_next - 1) * nb + cb) * sizeof(blk) : 0;
+                }
+                const int ncols = packed ? QP : nr; /* a packed tile always runs 4 rows */
+                load_scales(ws, wr, wstep, ncols, cb);
+                for (int m = 0, t = 0; m < mb; m += mt, t++) {
+                    const int mr = mb - m < mt ? mb - m : mt;
+                    prefetch_part(next, next_bytes, t, (mb + mt - 1) / mt);
+                    tiles[mr - 1][ncols - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
+                                             xm + (size_t)m * nb, (size_t)nb,
+                                             xs + (size_t)m * cb, wr, wstep, ws, cb, nr,
+                                             bc ? bc + n : NULL, store);
                 }
             }
         }
     }
+}
+
+void gpt2k_matmul_q8_0_avx2(float *out, int ldo, const void *inq, const void *w,
+                            const float *bias, int M, int K, int n0, int n1, int accumulate)
+{
+    matmul_q8_0(out, ldo, inq, w, 0, bias, M, K, n0, n1, accumulate);
+}
+
+void gpt2k_matmul_q8_0_packed_avx2(float *out, int ldo, const void *inq, const void *wp,
+                                   const float *bias, int M, int K, int n0, int n1,
+                                   int accumulate)
+{
+    matmul_q8_0(out, ldo, inq, wp, 1, bias, M, K, n0, n1, accumulate);
 }
 
 #endif

@@ -19,6 +19,10 @@ void gpt2k_matmul_q8_0_ref(float *out, int ldo, const void *inq, const void *w, 
 void gpt2k_quantize_q8_0_avx2(void *dst, const float *x, int n);
 void gpt2k_matmul_q8_0_avx2(float *out, int ldo, const void *inq, const void *w,
                             const float *bias, int M, int K, int n0, int n1, int accumulate);
+/* the same on packed weights (kernels.h: GPT2K_Q8_PANEL) */
+void gpt2k_matmul_q8_0_packed_avx2(float *out, int ldo, const void *inq, const void *wp,
+                                   const float *bias, int M, int K, int n0, int n1,
+                                   int accumulate);
 void gpt2k_quantize_q8_0_avx512(void *dst, const float *x, int n);
 /* AVX-512BW: maddubs + madd */
 void gpt2k_matmul_q8_0_avx512bw(float *out, int ldo, const void *inq, const void *w,

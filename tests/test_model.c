@@ -374,6 +374,12 @@ START_TEST(test_q8_0_vs_reference)
         if (!strstr(gpt2_cpu_isas(), ISAS[isa]))
             continue;
         gpt2_ctx *ctx = make_ctx_kv(m, ISAS[isa], 2, 0, kv);
+        /* the scalar path reads the file's Q8_0 rows; AVX2 packs them (and the
+         * f16 head of the mixed file) into panels */
+        if (isa == 0)
+            ck_assert_uint_eq(gpt2_model_packed_bytes(m), 0);
+        else if (isa == 1)
+            ck_assert_uint_gt(gpt2_model_packed_bytes(m), 0);
         float *got = all_logits(ctx, ids, c->T, c->V);
         check_close_kv(tu_fmt("%s q8_0 (embd %s) %s kv %s", c->name, embd, ISAS[isa], kv), got,
                        run % 2 ? ref16 : ref, c->T, c->V, kv);

@@ -440,7 +440,7 @@ typedef struct {
 /* Runs one matmul on a fresh guarded output holding prev in [n0, n1);
  * copies the [M][n1 - n0] results to res and checks the guards. */
 static void mm_run(const gpt2k_ops *ops, const mm_case *c, const blk *xq, const blk *wq,
-                   const float *bias, const float *prev, float *res, const char *ctx)
+                   const float *bias, const float *prev, float *res, const char *ctx, int packed)
 {
     const int W = c->n1 - c->n0;
     size_t nbuf = GUARD + (size_t)c->M * c->ldo + GUARD;
@@ -451,8 +451,12 @@ static void mm_run(const gpt2k_ops *ops, const mm_case *c, const blk *xq, const 
     for (int m = 0; m < c->M; m++)
         for (int j = 0; j < W; j++)
             out[(size_t)m * c->ldo + c->n0 + j] = prev[(size_t)m * W + j];
-    ops->matmul_q8_0(out, c->ldo, xq, wq, c->bias ? bias : NULL, c->M, c->K, c->n0, c->n1,
-                     c->acc);
+    if (packed)
+        ops->matmul_q8_0_packed(out, c->ldo, xq, wq, c->bias ? bias : NULL, c->M, c->K, c->n0,
+                                c->n1, c->acc);
+    else
+        ops->matmul_q8_0(out, c->ldo, xq, wq, c->bias ? bias : NULL, c->M, c->K, c->n0, c->n1,
+                         c->acc);
     for (size_t i = 0; i < nbuf; i++) {
         size_t k = i - GUARD, m = k / c->ldo, n = k % c->ldo;
         int inside = i >= GUARD && m < (size_t)c->M && n >= (size_t)c->n0 && n < (size_t)c->n1;
@@ -574,15 +578,24 @@ static void check_matmul_case(const mm_case *c)
     snprintf(ctx, sizeof ctx, "matmul_q8_0 M=%d K=%d N=%d n=[%d,%d) ldo=%d bias=%d acc=%d", M, K,
              N, c->n0, c->n1, c->ldo, c->bias, c->acc);
     snprintf(ctx2, sizeof ctx2, "%s [scalar vs exact oracle]", ctx);
-    mm_run(gpt2k_ops_ref(), c, xq, wq, bias, prev, got_ref, ctx2);
+    mm_run(gpt2k_ops_ref(), c, xq, wq, bias, prev, got_ref, ctx2, 0);
     expect_close(got_ref, want, tol_ref, (size_t)M * W, (size_t)W, ctx2);
+    /* the packed layout (n0 on a panel): the bits of the plain layout */
+    blk *wp = xmalloc(gpt2k_q8_0_packed_bytes(N, K) + 1);
+    gpt2k_q8_0_pack_weights(wp, wq, N, K);
+    float *got_p = xmalloc(((size_t)M * W + 1) * sizeof(float));
     for (int t = 0; t < g_nsimd; t++) {
         snprintf(ctx2, sizeof ctx2, "%s [%s vs scalar]", ctx, g_simd[t].name);
-        mm_run(g_simd[t].ops, c, xq, wq, bias, prev, got, ctx2);
+        mm_run(g_simd[t].ops, c, xq, wq, bias, prev, got, ctx2, 0);
         expect_close(got, got_ref, tol, (size_t)M * W, (size_t)W, ctx2);
+        if (!g_simd[t].ops->matmul_q8_0_packed || c->n0 % GPT2K_Q8_PANEL)
+            continue;
+        snprintf(ctx2, sizeof ctx2, "%s [%s packed vs plain, bit for bit]", ctx, g_simd[t].name);
+        mm_run(g_simd[t].ops, c, xq, wp, bias, prev, got_p, ctx2, 1);
+        expect_close(got_p, got, NULL, (size_t)M * W, (size_t)W, ctx2);
     }
     free(tmp), free(xq), free(wq), free(bias), free(prev), free(want), free(got_ref), free(got);
-    free(tol_ref), free(tol);
+    free(tol_ref), free(tol), free(wp), free(got_p);
 }
 
 static const int K_LIST[] = {32, 64, 96, 768, 3072};
@@ -675,6 +688,18 @@ START_TEST(test_parallel_matmul_q8_0)
                 snprintf(ctx, sizeof ctx, "gpt2k_matmul_q8_0 %s threads=%d M=%d K=%d N=%d acc=%d",
                          name, nt, M, K, N, acc);
                 expect_close(o1, o2, NULL, (size_t)M * ldo, (size_t)ldo, ctx);
+                if (ops->matmul_q8_0_packed) { /* the packed driver: the same bits */
+                    blk *wp = xmalloc(gpt2k_q8_0_packed_bytes(N, K) + 1);
+                    float *o4 = xmalloc((size_t)M * ldo * sizeof(float));
+                    memcpy(o4, o3, (size_t)M * ldo * sizeof(float)); /* o1's starting values */
+                    gpt2k_q8_0_pack_weights(wp, wq, N, K);
+                    gpt2k_matmul_q8_0_packed(pool, ops, o4, ldo, in, ldi, wp, s & 2 ? NULL : bias,
+                                             M, K, N, acc, q2);
+                    char ctxp[220];
+                    snprintf(ctxp, sizeof ctxp, "%s packed", ctx);
+                    expect_close(o4, o1, NULL, (size_t)M * ldo, (size_t)ldo, ctxp);
+                    free(wp), free(o4);
+                }
 
                 /* and near the reference pipeline (ref quantize + ref matmul) */
                 for (int m = 0; m < M; m++)
@@ -736,6 +761,8 @@ START_TEST(test_matmul_rows_independent)
             gpt2k_quantize_q8_0_ref(xq + m * rb, x + (size_t)m * K, K);
         for (int n = 0; n < N; n++)
             gpt2k_quantize_q8_0_ref(wq + n * rb, wf + (size_t)n * K, K);
+        char *wp = xmalloc(gpt2k_q8_0_packed_bytes(N, K));
+        gpt2k_q8_0_pack_weights(wp, wq, N, K);
         for (int t = -1; t < g_nsimd; t++) {
             const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t].ops;
             for (int mi = 0; mi < (int)(sizeof Ms / sizeof Ms[0]); mi++) {
@@ -747,9 +774,67 @@ START_TEST(test_matmul_rows_independent)
                                   "%s K=%d M=%d: row %d differs from the row alone",
                                   t < 0 ? "scalar" : g_simd[t].name, K, M, m);
                 }
+                if (!ops->matmul_q8_0_packed)
+                    continue;
+                /* packed: every row, alone or in the batch, the plain alone row's bits */
+                float *allp = xmalloc(sizeof(float) * (size_t)M * N);
+                ops->matmul_q8_0_packed(allp, N, xq, wp, bias, M, K, 0, N, 0);
+                for (int m = 0; m < M; m++) {
+                    ops->matmul_q8_0(one, N, xq + m * rb, wq, bias, 1, K, 0, N, 0);
+                    ck_assert_msg(memcmp(one, allp + (size_t)m * N, sizeof(float) * N) == 0,
+                                  "%s packed K=%d M=%d: row %d differs from the plain row alone",
+                                  g_simd[t].name, K, M, m);
+                    ops->matmul_q8_0_packed(allp, N, xq + m * rb, wp, bias, 1, K, 0, N, 0);
+                    ck_assert_msg(memcmp(one, allp, sizeof(float) * N) == 0,
+                                  "%s packed K=%d: row %d alone differs from the plain row alone",
+                                  g_simd[t].name, K, m);
+                    ops->matmul_q8_0_packed(allp, N, xq, wp, bias, M, K, 0, N, 0);
+                }
+                free(allp);
             }
         }
-        free(x), free(wf), free(xq), free(wq), free(bias), free(all), free(one);
+        free(x), free(wf), free(xq), free(wq), free(bias), free(all), free(one), free(wp);
+    }
+}
+END_TEST
+
+/* The packed layout against its definition (kernels.h): block (n, b) at
+ * panel n / 4, index b * 4 + n % 4, padding rows all-zero blocks; and a
+ * packed row dequantizes to the plain row's values. */
+START_TEST(test_pack_layout)
+{
+    static const int shapes[][2] = {{1, 32}, {4, 64}, {7, 96}, {9, 768}, {50, 3072}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int N = shapes[s][0], K = shapes[s][1], nb = K / QK;
+        const int panels = (N + GPT2K_Q8_PANEL - 1) / GPT2K_Q8_PANEL;
+        ck_assert_uint_eq(gpt2k_q8_0_packed_bytes(N, K),
+                          (size_t)panels * GPT2K_Q8_PANEL * nb * sizeof(blk));
+        float *tmp = xmalloc(sizeof(float) * (size_t)K), *a = xmalloc(sizeof(float) * (size_t)K);
+        float *b = xmalloc(sizeof(float) * (size_t)K);
+        blk *wq = xmalloc((size_t)N * nb * sizeof(blk));
+        blk *wp = xmalloc(gpt2k_q8_0_packed_bytes(N, K));
+        memset(wp, 0xa5, gpt2k_q8_0_packed_bytes(N, K));
+        random_rows(wq, N, K, tmp);
+        /* in two parts, as the engine packs across threads */
+        gpt2k_q8_0_pack_panels(wp, wq, N, K, 0, panels / 2);
+        gpt2k_q8_0_pack_panels(wp, wq, N, K, panels / 2, panels);
+        for (int n = 0; n < panels * GPT2K_Q8_PANEL; n++)
+            for (int bb = 0; bb < nb; bb++) {
+                const blk *got = &wp[((size_t)(n / GPT2K_Q8_PANEL) * nb + bb) * GPT2K_Q8_PANEL +
+                                     n % GPT2K_Q8_PANEL];
+                blk zero;
+                memset(&zero, 0, sizeof zero);
+                const blk *want = n < N ? &wq[(size_t)n * nb + bb] : &zero;
+                CHECK(memcmp(got, want, sizeof(blk)) == 0, "N=%d K=%d: block (%d, %d) misplaced",
+                      N, K, n, bb);
+            }
+        for (int n = 0; n < N; n++) {
+            gpt2k_q8_0_packed_row(a, wp, K, n);
+            gpt2k_dequantize_q8_0(b, wq + (size_t)n * nb, K);
+            CHECK(memcmp(a, b, sizeof(float) * (size_t)K) == 0, "N=%d K=%d: packed row %d", N, K,
+                  n);
+        }
+        free(tmp), free(a), free(b), free(wq), free(wp);
     }
 }
 END_TEST
@@ -807,6 +892,7 @@ static Suite *q8_suite(void)
     tcase_set_timeout(tc, TIMEOUT_S);
     tcase_add_test(tc, test_parallel_matmul_q8_0);
     tcase_add_test(tc, test_matmul_rows_independent);
+    tcase_add_test(tc, test_pack_layout);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -102,7 +102,7 @@ static struct {
     int K, N;
     float *f32;                   /* the matrix, N x K */
     wcopies plain[KB_W_COUNT];    /* as stored in a file, by type */
-    wcopies packed[KB_W_COUNT];   /* in the packed layout (f32, f16) */
+    wcopies packed[KB_W_COUNT];   /* in the packed layout of each type */
 } g_w;
 
 static void weights_free(void)
@@ -174,8 +174,8 @@ static const char *weights(int K, int N, kb_wtype t, int copies, size_t *wbytes,
     return spread(c, wbytes, ncopies);
 }
 
-/* Copies of W (f32 or f16) in the packed layout the engine gives kernels
- * that have a packed entry point (gpt2k_pack_weights). */
+/* Copies of W in the packed layout the engine gives kernels that have a
+ * packed entry point (gpt2k_pack_weights, gpt2k_q8_0_pack_weights). */
 static const char *weights_packed(int K, int N, kb_wtype t, int copies, size_t *wbytes,
                                   int *ncopies)
 {
@@ -189,6 +189,13 @@ static const char *weights_packed(int K, int N, kb_wtype t, int copies, size_t *
         *wbytes = c->wbytes;
         *ncopies = c->copies;
         return c->w;
+    }
+    if (t == KB_W_Q8_0) {
+        char *w = copies_alloc(c, gpt2k_q8_0_packed_bytes(N, K), copies);
+        if (!w)
+            return NULL;
+        gpt2k_q8_0_pack_weights(w, plain, N, K);
+        return spread(c, wbytes, ncopies);
     }
     const gpt2k_wtype wt = t == KB_W_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
     char *w = copies_alloc(c, gpt2k_packed_bytes(wt, N, K), copies);
@@ -207,7 +214,7 @@ typedef struct mm_ctx {
     int ncopies;
     float *in, *out, *bias;
     void *qbuf;
-    int packed; /* w is in the packed layout: ops->matmul_packed */
+    int packed; /* w is in the packed layout: ops->matmul_packed / matmul_q8_0_packed */
 } mm_ctx;
 
 static void mm_call(void *arg, int rep)
@@ -217,6 +224,9 @@ static void mm_call(void *arg, int rep)
     const void *w = m->w + m->wstride * (size_t)(rep % m->ncopies);
     if (m->c->gemm == KB_GEMM_OPENBLAS)
         gpt2k_matmul_openblas(m->out, s->N, m->in, s->K, w, m->bias, s->M, s->K, s->N, 0);
+    else if (s->wtype == KB_W_Q8_0 && m->packed)
+        gpt2k_matmul_q8_0_packed(m->pool, m->ops, m->out, s->N, m->in, s->K, w, m->bias, s->M,
+                                 s->K, s->N, 0, m->qbuf);
     else if (s->wtype == KB_W_Q8_0)
         gpt2k_matmul_q8_0(m->pool, m->ops, m->out, s->N, m->in, s->K, w, m->bias, s->M, s->K, s->N,
                           0, m->qbuf);
@@ -242,8 +252,9 @@ static int run_matmul(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c, 
     if (copies > 64)
         copies = 64;
     mm_ctx m = {pool, ops, c, NULL, 0, 1, NULL, NULL, NULL, NULL, 0};
-    /* native fp matmuls run on the layout the engine gives them */
-    m.packed = c->gemm == KB_GEMM_NATIVE && s->wtype != KB_W_Q8_0 && ops->matmul_packed;
+    /* native matmuls run on the layout the engine gives them */
+    m.packed = c->gemm == KB_GEMM_NATIVE &&
+               (s->wtype == KB_W_Q8_0 ? ops->matmul_q8_0_packed != NULL : ops->matmul_packed != NULL);
     m.w = m.packed ? weights_packed(s->K, s->N, s->wtype, copies, &m.wstride, &m.ncopies)
                    : weights(s->K, s->N, s->wtype, copies, &m.wstride, &m.ncopies);
     m.in = alloc64((size_t)s->M * s->K * sizeof(float));
