@@ -37,7 +37,9 @@ typedef struct gpt2_backend_opts {
     int kv_blocks;       /* blocks in the KV pool (>= 1) */
     int kv_block_tokens; /* positions per block (a multiple of 4, >= 4) */
     int device;          /* GPU ordinal (cuda) */
-    gpt2_kv_type kv_type; /* one the backend keeps (see kv_f32 below) */
+    gpt2_kv_type kv_type; /* the KV cache's elements; a backend without kv_f32
+                           * (below) keeps fp16 whatever this says: callers
+                           * check with gpt2_resolve_kv_type */
 } gpt2_backend_opts;
 
 /* One sequence's part of a batch: rows n_rows consecutive rows of the batch,
