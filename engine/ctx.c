@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -23,7 +24,8 @@ struct gpt2_ctx {
     void *st;
     int pos;
     int max_batch;
-    float *logits; /* [LOGIT_ROWS][n_vocab] */
+    float *logits; /* [LOGIT_ROWS][n_vocab], its own mapping (see below) */
+    size_t logits_mapped;
     int *blocks;   /* identity block table */
     int device;
     gpt2_kv_type kv_type;
@@ -122,7 +124,11 @@ gpt2_ctx *gpt2_ctx_create(const gpt2_model *m, const gpt2_ctx_opts *opts, gpt2_e
         .device = opts->device,
         .kv_type = kv_type,
     };
-    c->logits = malloc(sizeof(float) * (size_t)LOGIT_ROWS * m->cfg.n_vocab);
+    c->logits_mapped = sizeof(float) * (size_t)LOGIT_ROWS * m->cfg.n_vocab;
+    c->logits = mmap(NULL, c->logits_mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    if (c->logits == MAP_FAILED)
+        c->logits = NULL;
     c->blocks = malloc(sizeof(int) * (size_t)n_blocks);
     if (!c->logits || !c->blocks) {
         gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory for the logits buffer");
@@ -145,7 +151,8 @@ void gpt2_ctx_free(gpt2_ctx *c)
         return;
     if (c->st)
         c->be->destroy(c->st);
-    free(c->logits);
+    if (c->logits)
+        munmap(c->logits, c->logits_mapped);
     free(c->blocks);
     free(c);
 }
@@ -253,5 +260,13 @@ int gpt2_eval_all_logits(gpt2_ctx *c, const int *ids, int n, gpt2_logits_fn cb, 
         c->pos += T;
         done += T;
     }
+    /* Only here are rows past the first written: give their pages back, so
+     * an accuracy pass over a text (bench phase 1) does not leave 6 MB of
+     * logits resident for the generation that follows (read back as zeros
+     * if ever touched again; the next call rewrites them first). */
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t keep = (sizeof(float) * (size_t)c->m->cfg.n_vocab + page - 1) / page * page;
+    if (c->logits_mapped > keep)
+        madvise((char *)c->logits + keep, c->logits_mapped - keep, MADV_DONTNEED);
     return 0;
 }
