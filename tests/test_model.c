@@ -392,6 +392,31 @@ START_TEST(test_q8_0_vs_reference)
 }
 END_TEST
 
+/* gpt2_eval_all_logits gives back the pages of its rows past the first when
+ * it returns: a second pass, and a plain gpt2_eval after it, still see
+ * exactly the logits of the first pass. */
+START_TEST(test_all_logits_twice)
+{
+    const tcfg *c = &CFGS[0];
+    int ids[1024];
+    make_ids(c, ids);
+    gpt2_model *m = load(gguf_path_for(c, "f32"));
+    gpt2_ctx *ctx = make_ctx(m, NULL, 2, 0);
+    float *a = all_logits(ctx, ids, c->T, c->V), *b = all_logits(ctx, ids, c->T, c->V);
+    ck_assert_msg(memcmp(a, b, sizeof(float) * (size_t)c->T * c->V) == 0,
+                  "a second eval_all_logits pass differs from the first");
+    gpt2_ctx_reset(ctx);
+    const float *lg;
+    gpt2_error err = {0};
+    ck_assert_msg(gpt2_eval(ctx, ids, c->T, &lg, &err) == 0, "%s", err.msg);
+    ck_assert_msg(memcmp(lg, a + (size_t)(c->T - 1) * c->V, sizeof(float) * c->V) == 0,
+                  "gpt2_eval after eval_all_logits: the last row differs");
+    free(a), free(b);
+    gpt2_ctx_free(ctx);
+    gpt2_model_free(m);
+}
+END_TEST
+
 /* The KV type option: f16 by default, half the bytes of f32; anything else
  * is refused with a message that names the value and the choices. */
 START_TEST(test_kv_type_option)
@@ -661,6 +686,7 @@ static Suite *model_suite(void)
     tcase_add_loop_test(tc, test_logits_vs_reference, 0, 2 * N_CFGS);
     tcase_add_loop_test(tc, test_kv_cache_matches_recompute, 0, 2 * N_CFGS);
     tcase_add_test(tc, test_kv_type_option);
+    tcase_add_test(tc, test_all_logits_twice);
     tcase_add_loop_test(tc, test_synthetic_vs_reference, 0, 2);
     tcase_add_loop_test(tc, test_q8_0_vs_reference, 0, 2);
     tcase_add_test(tc, test_greedy_matches_reference);
