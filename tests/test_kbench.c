@@ -65,6 +65,9 @@ START_TEST(test_other_accounting)
     kb_shape q = {KB_OP_QUANTIZE, KB_W_F32, 2, 0, 768, 0, 0, 0};
     ck_assert_double_eq(kb_bytes(&q), 2.0 * 768 * 4 + 2.0 * 24 * 34);
     ck_assert_double_eq(kb_flops(&q), 3.0 * 2 * 768);
+    kb_shape h = {KB_OP_TO_F16, KB_W_F32, 3, 0, 768, 0, 0, 0};
+    ck_assert_double_eq(kb_bytes(&h), 3.0 * 768 * (4 + 2));
+    ck_assert_double_eq(kb_flops(&h), 3.0 * 768);
 }
 END_TEST
 

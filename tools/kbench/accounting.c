@@ -8,7 +8,8 @@
 #include "kbench.h"
 
 static const char *const OP_NAMES[KB_OP_COUNT] = {"matmul", "attention", "layernorm",
-                                                   "gelu",   "add",       "quantize"};
+                                                   "gelu",   "add",       "quantize",
+                                                   "to_f16"};
 static const char *const W_NAMES[KB_W_COUNT] = {"f32", "f16", "q8_0"};
 
 const char *kb_op_name(kb_op op) { return op >= 0 && op < KB_OP_COUNT ? OP_NAMES[op] : "?"; }
@@ -49,11 +50,12 @@ int kb_gemm_parse(const char *s)
 /* Nominal FLOPs per value of the elementwise ops (tools/kbench/README.md):
  * LayerNorm: mean 1, variance 2, normalise-scale-shift 4; GELU (tanh form):
  * x^3 2, fma 2, scale 1, tanh 1, 1 + t 1, 0.5 x (..) 2; add 1; Q8_0 quantize:
- * max |x| 1, scale 1, round 1. */
+ * max |x| 1, scale 1, round 1; fp16 store: the rounding 1. */
 #define LN_FLOPS 7.0
 #define GELU_FLOPS 9.0
 #define ADD_FLOPS 1.0
 #define QUANT_FLOPS 3.0
+#define TO_F16_FLOPS 1.0
 
 static double weight_bytes(kb_wtype w, double K, double N)
 {
@@ -87,6 +89,7 @@ double kb_bytes(const kb_shape *s)
     case KB_OP_GELU: return 2 * M * N * 4;                   /* in place: read + write */
     case KB_OP_ADD: return 3 * M * N * 4;
     case KB_OP_QUANTIZE: return M * N * 4 + M * (N / GPT2K_QK8_0) * sizeof(gpt2k_block_q8_0);
+    case KB_OP_TO_F16: return M * N * 4 + M * N * 2;
     default: return 0;
     }
 }
@@ -102,6 +105,7 @@ double kb_flops(const kb_shape *s)
     case KB_OP_GELU: return GELU_FLOPS * M * N;
     case KB_OP_ADD: return ADD_FLOPS * M * N;
     case KB_OP_QUANTIZE: return QUANT_FLOPS * M * N;
+    case KB_OP_TO_F16: return TO_F16_FLOPS * M * N;
     default: return 0;
     }
 }

@@ -164,8 +164,9 @@ static void add_elementwise(plan *p, const int *isas, int n_isa)
     static const int M_FULL[] = {1, 128, 512}, M_QUICK[] = {1, 128};
     const int *Ms = p->o->quick ? M_QUICK : M_FULL;
     int nM = p->o->quick ? 2 : 3;
-    static const kb_op OPS[] = {KB_OP_LAYERNORM, KB_OP_GELU, KB_OP_ADD, KB_OP_QUANTIZE};
-    for (int oi = 0; oi < 4; oi++)
+    static const kb_op OPS[] = {KB_OP_LAYERNORM, KB_OP_GELU, KB_OP_ADD, KB_OP_QUANTIZE,
+                                KB_OP_TO_F16};
+    for (int oi = 0; oi < (int)(sizeof OPS / sizeof OPS[0]); oi++)
         for (int k = 0; k < nM; k++)
             for (int i = 0; i < n_isa; i++) {
                 kb_case c;

@@ -246,7 +246,7 @@ static void read_result(rd *r, const cJSON *o, kb_result *res)
     get_str(r, o, "op", W, buf, sizeof buf);
     int op = kb_op_parse(buf);
     if (op < 0)
-        bad(r, "results[].op", "matmul, attention, layernorm, gelu, add or quantize");
+        bad(r, "results[].op", "matmul, attention, layernorm, gelu, add, quantize or to_f16");
     c->shape.op = op < 0 ? KB_OP_MATMUL : (kb_op)op;
     get_str(r, o, "isa", W, buf, sizeof buf);
     c->isa = buf[0] ? gpt2k_isa_parse(buf) : -1;

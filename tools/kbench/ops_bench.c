@@ -365,9 +365,10 @@ typedef struct ew_ctx {
     const kb_shape *s;
     float *x, *x0, *y, *out, *g, *b;
     char *q;
+    uint16_t *h; /* to_f16's output */
 } ew_ctx;
 
-/* add and quantize have no parallel driver: split rows as parallel.c does for
+/* add, quantize and to_f16 have no parallel driver: split rows as parallel.c does for
  * the Q8_0 activations (a few rows are done by the caller alone) */
 #define SERIAL_ROWS 4
 
@@ -381,6 +382,8 @@ static void ew_rows(void *arg, int ith, int nth)
         size_t o = (size_t)r * s->N;
         if (s->op == KB_OP_ADD)
             e->ops->add(e->out + o, e->x + o, e->y + o, s->N);
+        else if (s->op == KB_OP_TO_F16)
+            e->ops->to_f16(e->h + o, e->x + o, s->N);
         else
             e->ops->quantize_q8_0(e->q + qrow * r, e->x + o, s->N);
     }
@@ -415,7 +418,7 @@ static int run_elementwise(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case
 {
     const kb_shape *s = &c->shape;
     size_t n = (size_t)s->M * s->N;
-    ew_ctx e = {pool, ops, s, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    ew_ctx e = {pool, ops, s, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     e.x = alloc64(n * sizeof(float));
     e.x0 = alloc64(n * sizeof(float));
     e.y = alloc64(n * sizeof(float));
@@ -423,8 +426,9 @@ static int run_elementwise(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case
     e.g = alloc64((size_t)s->N * sizeof(float));
     e.b = alloc64((size_t)s->N * sizeof(float));
     e.q = alloc64((size_t)s->M * gpt2k_q8_0_row_bytes(s->N));
+    e.h = alloc64(n * sizeof(uint16_t));
     int rc = -1;
-    if (e.x && e.x0 && e.y && e.out && e.g && e.b && e.q) {
+    if (e.x && e.x0 && e.y && e.out && e.g && e.b && e.q && e.h) {
         fill(e.x0, n, 17, 2.0f);
         memcpy(e.x, e.x0, n * sizeof(float));
         fill(e.y, n, 19, 2.0f);
@@ -440,6 +444,7 @@ static int run_elementwise(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case
     free(e.g);
     free(e.b);
     free(e.q);
+    free(e.h);
     return rc;
 }
 
