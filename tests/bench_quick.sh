@@ -59,6 +59,13 @@ PY
     { cat "$work/kbench.err"; echo "bench_quick: gpt2c-kbench failed"; exit 1; }
 "$py" "$src/tests/reference/validate_report.py" "$work/kbench.json"
 grep -q "vsBLAS" "$work/kbench.out" || { echo "bench_quick: the kbench table is missing"; exit 1; }
+# --compare against that run: a ratio per case, both runs' ceilings
+"$bin/gpt2c-kbench" --quick --threads 2 --bw-mib 16 --cold-mib 0 --filter gelu/scalar/M1x,to_f16/scalar/M1x \
+    --compare "$work/kbench.json" --json "$work/kbench2.json" >"$work/kbench2.out" 2>"$work/kbench2.err" ||
+    { cat "$work/kbench2.err"; echo "bench_quick: gpt2c-kbench --compare failed"; exit 1; }
+"$py" "$src/tests/reference/validate_report.py" "$work/kbench2.json"
+grep -q "vsPrev" "$work/kbench2.out" && grep -q "1 of 2 cases matched" "$work/kbench2.out" ||
+    { cat "$work/kbench2.out"; echo "bench_quick: kbench --compare shows no comparison"; exit 1; }
 # --compare against the first run (with the kernel roofline), and an interrupted
 # run is marked incomplete
 "$bin/gpt2c-bench" --model "$work/tiny.gguf" --quick --phases 1,5 --out "$work/run2" \

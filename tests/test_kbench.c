@@ -332,6 +332,51 @@ START_TEST(test_roofline_section)
 }
 END_TEST
 
+/* A whole file as a NUL-terminated string. */
+static char *read_text(const char *path)
+{
+    size_t len;
+    char *t = tu_read_file(path, &len);
+    t = realloc(t, len + 1);
+    ck_assert(t != NULL);
+    t[len] = '\0';
+    return t;
+}
+
+/* --compare: each result against the older one of the same name and thread
+ * count; none without a match, a different thread count or an untimed case;
+ * and the JSON carries the ratios and the older run only then. */
+START_TEST(test_link_previous)
+{
+    kb_doc now = sample_doc(), old = sample_doc();
+    old.results[0].median_ms = 3.0; /* now 2.0: 1.5x faster */
+    old.results[1].threads = 4;     /* other thread count: no match */
+    snprintf(old.results[2].c.name, sizeof old.results[2].c.name, "attention/renamed");
+    ck_assert_int_eq(kb_link_previous(now.results, 4, old.results, 4), 1);
+    ck_assert_double_eq_tol(now.results[0].vs_previous, 1.5, 1e-12);
+    ck_assert(isnan(now.results[1].vs_previous));
+    ck_assert(isnan(now.results[2].vs_previous));
+    ck_assert(isnan(now.results[3].vs_previous)); /* untimed on both sides */
+    char err[512] = "";
+    const char *path = tu_fmt("%s/kbench_cmp.json", tu_data());
+    ck_assert_msg(kb_json_write(&now, path, err, sizeof err) == 0, "%s", err);
+    char *text = read_text(path);
+    ck_assert_msg(strstr(text, "vs_previous") == NULL && strstr(text, "\"compare\"") == NULL,
+                  "ratios written without --compare");
+    free(text);
+    snprintf(now.compare_path, sizeof now.compare_path, "old.json");
+    snprintf(now.compare_git_commit, sizeof now.compare_git_commit, "abcdef0");
+    now.compare_ceil = old.ceil;
+    ck_assert_msg(kb_json_write(&now, path, err, sizeof err) == 0, "%s", err);
+    text = read_text(path);
+    ck_assert_msg(strstr(text, "\"vs_previous\":\t1.5") && strstr(text, "\"compare\""),
+                  "the ratios or the older run are missing: %.400s", text);
+    free(text);
+    kb_doc_free(&now);
+    kb_doc_free(&old);
+}
+END_TEST
+
 static Suite *kbench_suite(void)
 {
     Suite *s = suite_create("kbench");
@@ -342,6 +387,7 @@ static Suite *kbench_suite(void)
     tcase_add_test(tc, test_roofline);
     tcase_add_test(tc, test_plan_and_filter);
     tcase_add_test(tc, test_json_round_trip);
+    tcase_add_test(tc, test_link_previous);
     tcase_add_test(tc, test_roofline_section);
     suite_add_tcase(s, tc);
     return s;

@@ -150,6 +150,7 @@ void kb_result_finish(kb_result *r, const kb_ceilings *ceil)
     else
         r->pct_of_roof = NAN;
     r->vs_openblas = NAN;
+    r->vs_previous = NAN;
 }
 
 static int same_gemm_shape(const kb_case *a, const kb_case *b)
@@ -172,4 +173,21 @@ void kb_link_openblas(kb_result *rs, int n)
                 rs[j].threads == r->threads && r->median_ms > 0)
                 r->vs_openblas = rs[j].median_ms / r->median_ms;
     }
+}
+
+int kb_link_previous(kb_result *rs, int n, const kb_result *old, int n_old)
+{
+    int matched = 0;
+    for (int i = 0; i < n; i++) {
+        kb_result *r = &rs[i];
+        r->vs_previous = NAN;
+        for (int j = 0; j < n_old; j++)
+            if (!strcmp(old[j].c.name, r->c.name) && old[j].threads == r->threads &&
+                old[j].median_ms > 0 && r->median_ms > 0) {
+                r->vs_previous = old[j].median_ms / r->median_ms;
+                matched++;
+                break;
+            }
+    }
+    return matched;
 }

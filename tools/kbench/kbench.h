@@ -112,6 +112,9 @@ typedef struct kb_result {
     kb_roof roof;
     double pct_of_roof;  /* 100 * gflop_s / roof_gflop_s */
     double vs_openblas;  /* f32 native matmul: OpenBLAS median / ours (> 1: ours faster); NAN if none */
+    double vs_previous;  /* --compare: the older run's median / this one's (> 1: now faster);
+                          * NAN without --compare or when it has no case of this name and
+                          * thread count */
 } kb_result;
 
 /* Fills the derived figures (bytes, flops, rates, roof, %) from c, threads,
@@ -119,6 +122,9 @@ typedef struct kb_result {
 void kb_result_finish(kb_result *r, const kb_ceilings *ceil);
 /* For every native f32 matmul, the ratio to the OpenBLAS row of the same shape. */
 void kb_link_openblas(kb_result *rs, int n);
+/* For every result, the ratio to the result of the same name and thread count
+ * in an older run (old, n_old): vs_previous. Returns how many matched. */
+int kb_link_previous(kb_result *rs, int n, const kb_result *old, int n_old);
 
 /* ---- the case list -------------------------------------------------------- */
 
@@ -186,6 +192,11 @@ typedef struct kb_doc {
     kb_result *results;
     int n_results;
     double wall_s;
+    /* --compare: the older run (path empty without it) */
+    char compare_path[512];
+    char compare_created_utc[32];
+    char compare_git_commit[48];
+    kb_ceilings compare_ceil;
 } kb_doc;
 
 /* Writes the document to path (path.tmp.<pid> then rename). 0, or -1 with a

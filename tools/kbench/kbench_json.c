@@ -54,7 +54,7 @@ static cJSON *ceilings_json(const kb_ceilings *c)
     return o;
 }
 
-static cJSON *result_json(const kb_result *r)
+static cJSON *result_json(const kb_result *r, int with_previous)
 {
     const kb_case *c = &r->c;
     const kb_shape *s = &c->shape;
@@ -90,6 +90,8 @@ static cJSON *result_json(const kb_result *r)
     cJSON_AddItemToObject(o, "roof_gflop_s", num_or_null(have_roof ? r->roof.roof_gflop_s : NAN));
     cJSON_AddItemToObject(o, "pct_of_roof", num_or_null(r->pct_of_roof));
     cJSON_AddItemToObject(o, "vs_openblas", num_or_null(r->vs_openblas));
+    if (with_previous)
+        cJSON_AddItemToObject(o, "vs_previous", num_or_null(r->vs_previous));
     return o;
 }
 
@@ -107,9 +109,17 @@ int kb_json_write(const kb_doc *d, const char *path, char *err, size_t errlen)
     cJSON_AddItemToObject(o, "git_commit", str_or_null(d->git_commit));
     cJSON_AddItemToObject(o, "openblas", str_or_null(d->openblas));
     cJSON_AddItemToObject(o, "ceilings", ceilings_json(&d->ceil));
+    const int cmp = d->compare_path[0] != '\0';
+    if (cmp) {
+        cJSON *c = cJSON_AddObjectToObject(o, "compare");
+        cJSON_AddStringToObject(c, "path", d->compare_path);
+        cJSON_AddItemToObject(c, "created_utc", str_or_null(d->compare_created_utc));
+        cJSON_AddItemToObject(c, "git_commit", str_or_null(d->compare_git_commit));
+        cJSON_AddItemToObject(c, "ceilings", ceilings_json(&d->compare_ceil));
+    }
     cJSON *rs = cJSON_AddArrayToObject(o, "results");
     for (int i = 0; i < d->n_results; i++)
-        cJSON_AddItemToArray(rs, result_json(&d->results[i]));
+        cJSON_AddItemToArray(rs, result_json(&d->results[i], cmp));
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     if (!text) {

@@ -28,6 +28,9 @@ static void usage(void)
            "                    its name holds any (e.g. matmul/f32,attention)\n"
            "  --list            print the case names (after --filter) and exit\n"
            "  --json FILE       write every figure as JSON (tools/kbench/README.md)\n"
+           "  --compare FILE    an older --json file (another commit, ISA build or\n"
+           "                    machine): each case's speed-up over it (vsPrev), and both\n"
+           "                    runs' ceilings, since a noisy machine moves them too\n"
            "  --bw-mib MIB      bandwidth buffer (default 512, quick 128)\n"
            "  --cold-mib MIB    decode matmuls cycle through copies of the weights\n"
            "                    totalling this, so they come from memory (default 256,\n"
@@ -89,6 +92,15 @@ static void print_ceilings(const kb_ceilings *c)
     printf("\n\n");
 }
 
+/* The best fp32 FMA peak of any ISA path at the ceilings' thread count. */
+static double best_fma(const kb_ceilings *c)
+{
+    double best = 0;
+    for (int isa = 0; isa < GPT2K_ISA_COUNT; isa++)
+        best = c->fma_gflop_s[isa][1] > best ? c->fma_gflop_s[isa][1] : best;
+    return best;
+}
+
 static void fmt(char *b, size_t len, const char *f, double v)
 {
     if (isfinite(v))
@@ -97,28 +109,32 @@ static void fmt(char *b, size_t len, const char *f, double v)
         snprintf(b, len, "-");
 }
 
-static void print_table(const kb_result *rs, int n)
+static void print_table(const kb_result *rs, int n, int with_previous)
 {
-    printf("%-46s %5s %10s %8s %8s %7s %-7s %6s %7s\n", "case", "reps", "median_ms", "GB/s",
-           "GFLOP/s", "FLOP/B", "bound", "%roof", "vsBLAS");
+    printf("%-46s %5s %10s %8s %8s %7s %-7s %6s %7s%s\n", "case", "reps", "median_ms", "GB/s",
+           "GFLOP/s", "FLOP/B", "bound", "%roof", "vsBLAS", with_previous ? "  vsPrev" : "");
     for (int i = 0; i < n; i++) {
         const kb_result *r = &rs[i];
-        char ms[24], gb[24], gf[24], ai[24], pct[24], vs[24];
+        char ms[24], gb[24], gf[24], ai[24], pct[24], vs[24], vp[24];
         fmt(ms, sizeof ms, "%.4f", r->median_ms);
         fmt(gb, sizeof gb, "%.2f", r->gb_s);
         fmt(gf, sizeof gf, "%.2f", r->gflop_s);
         fmt(ai, sizeof ai, "%.2f", r->bytes > 0 ? r->flops / r->bytes : NAN);
         fmt(pct, sizeof pct, "%.1f", r->pct_of_roof);
         fmt(vs, sizeof vs, "%.2fx", r->vs_openblas);
-        printf("%-46s %5d %10s %8s %8s %7s %-7s %6s %7s\n", r->c.name, r->reps, ms, gb, gf, ai,
+        fmt(vp, sizeof vp, "%.2fx", r->vs_previous);
+        printf("%-46s %5d %10s %8s %8s %7s %-7s %6s %7s", r->c.name, r->reps, ms, gb, gf, ai,
                r->roof.roof_gflop_s > 0 ? (r->roof.compute_bound ? "compute" : "memory") : "-", pct, vs);
+        if (with_previous)
+            printf(" %7s", vp);
+        printf("\n");
     }
 }
 
 int main(int argc, char **argv)
 {
     int threads = 0, quick = 0, list = 0, scalar_prefill = 0;
-    const char *filter = NULL, *json_path = NULL;
+    const char *filter = NULL, *json_path = NULL, *compare_path = NULL;
     double bw_mib = -1, cold_mib = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -135,6 +151,8 @@ int main(int argc, char **argv)
             list = 1;
         } else if (!strcmp(a, "--json")) {
             json_path = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--compare")) {
+            compare_path = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--bw-mib")) {
             bw_mib = cli_double(PROG, a, cli_value(PROG, argc, argv, &i), 1, 65536);
         } else if (!strcmp(a, "--cold-mib")) {
@@ -176,6 +194,15 @@ int main(int argc, char **argv)
         fclose(f);
         if (!existed)
             remove(json_path);
+    }
+
+    /* and so should an older run that cannot be read */
+    kb_doc prev;
+    memset(&prev, 0, sizeof prev);
+    if (compare_path) {
+        char err[512];
+        if (kb_json_read(compare_path, &prev, err, sizeof err) != 0)
+            cli_die(PROG, "--compare: %s", err);
     }
 
     double t_start = now_s();
@@ -222,13 +249,33 @@ int main(int argc, char **argv)
     }
     kb_release_buffers();
     kb_link_openblas(d.results, d.n_results);
+    int matched = 0;
+    if (compare_path) {
+        matched = kb_link_previous(d.results, d.n_results, prev.results, prev.n_results);
+        snprintf(d.compare_path, sizeof d.compare_path, "%s", compare_path);
+        snprintf(d.compare_created_utc, sizeof d.compare_created_utc, "%s", prev.created_utc);
+        snprintf(d.compare_git_commit, sizeof d.compare_git_commit, "%s", prev.git_commit);
+        d.compare_ceil = prev.ceil;
+    }
     d.wall_s = now_s() - t_start;
 
     print_ceilings(&d.ceil);
-    print_table(d.results, d.n_results);
+    if (compare_path) {
+        /* the machine itself may have moved between the runs */
+        const int t = threads <= prev.ceil.max_threads ? threads : prev.ceil.max_threads;
+        printf("compared with %s (%s, commit %s): read bandwidth %.1f -> %.1f GB/s (%d thr), "
+               "best fp32 FMA peak %.1f -> %.1f GFLOP/s; %d of %d cases matched by name and "
+               "threads\n\n",
+               compare_path, prev.created_utc[0] ? prev.created_utc : "?",
+               prev.git_commit[0] ? prev.git_commit : "?", prev.ceil.bw_gb_s[t],
+               d.ceil.bw_gb_s[t], t, best_fma(&prev.ceil), best_fma(&d.ceil), matched,
+               d.n_results);
+    }
+    print_table(d.results, d.n_results, compare_path != NULL);
     printf("\n%d cases in %.1f s on %d threads; %%roof is of min(peak, FLOP/B x bandwidth); "
-           "vsBLAS = OpenBLAS time / ours (> 1: ours faster)\n",
-           d.n_results, d.wall_s, threads);
+           "vsBLAS = OpenBLAS time / ours (> 1: ours faster)%s\n",
+           d.n_results, d.wall_s, threads,
+           compare_path ? "; vsPrev = the older run's time / this one's (> 1: now faster)" : "");
     int rc = failed ? 1 : 0;
     if (json_path) {
         char err[512];
@@ -240,6 +287,7 @@ int main(int argc, char **argv)
         }
     }
     kb_doc_free(&d);
+    kb_doc_free(&prev);
     free(cases);
     gpt2k_pool_free(pool);
     return rc;
