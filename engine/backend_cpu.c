@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "kernels.h"
 #include "model.h"
+#include "pages.h"
 
 typedef struct cpu_state {
     const gpt2_model *m;
@@ -109,28 +110,6 @@ static int resolve_isa(const char *want, const gpt2k_ops **ops, gpt2_error *err)
     return 0;
 }
 
-/* The KV pool: anonymous memory in transparent huge pages where the kernel
- * gives them. Decode attention reads each head's keys in runs of one block
- * (2 KiB in fp16 at 124M) that lie a block's size apart: on 4 KiB pages nearly
- * every run is a TLB miss. Not touched here: pages become resident as
- * positions are written, so memory follows the tokens held (in steps of 2
- * MiB; every position is written before attention reads it). NULL if out of
- * memory. */
-static void *alloc_kv_pool(size_t bytes, size_t *mapped)
-{
-    const size_t huge = (size_t)2 << 20;
-    size_t len = (bytes + huge - 1) & ~(huge - 1);
-    void *p = mmap(NULL, len ? len : huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, len ? len : huge, MADV_HUGEPAGE); /* advisory */
-#endif
-    *mapped = len ? len : huge;
-    return p;
-}
-
 /* Written through now, so the token loop never faults a page in. */
 static void *alloc_touched(size_t n)
 {
@@ -194,7 +173,11 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
     s->kv_elems = (size_t)s->kv_blocks * s->block_elems;
     size_t scratch = (size_t)o->n_threads * c->n_ctx;
     s->arena_floats = B * (C + C + 3 * C + C + FF) + scratch;
-    s->kv = alloc_kv_pool(s->kv_elems * (size_t)gpt2_kv_elem_bytes(s->kv_type), &s->kv_mapped);
+    /* The KV pool in huge pages: decode attention reads each head's keys in
+     * runs of one block (2 KiB in fp16 at 124M) a block's size apart, on 4 KiB
+     * pages nearly every run a TLB miss. Untouched: memory follows the
+     * positions written (every one is written before attention reads it). */
+    s->kv = gpt2_map_huge(s->kv_elems * (size_t)gpt2_kv_elem_bytes(s->kv_type), &s->kv_mapped);
     s->arena = alloc_touched(s->arena_floats * sizeof(float));
     s->row_seq = calloc(B, sizeof(int));
     s->row_pos = calloc(B, sizeof(int));

@@ -15,3 +15,17 @@ void gpt2_drop_file_pages(const void *p, size_t n)
     if (e > b)
         madvise((void *)b, e - b, MADV_DONTNEED);
 }
+
+void *gpt2_map_huge(size_t bytes, size_t *mapped)
+{
+    const size_t huge = (size_t)2 << 20;
+    const size_t len = bytes ? (bytes + huge - 1) & ~(huge - 1) : huge;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, len, MADV_HUGEPAGE); /* advisory */
+#endif
+    *mapped = len;
+    return p;
+}

@@ -21,7 +21,7 @@ static inline int gpt2k_kv_span_off(const gpt2k_kv_view *kv, int col, int t0, in
     return left < in_block ? left : in_block;
 }
 
-/* The same run as pointers into an fp32 cache ... */
+/* The same run as pointers into an fp32 cache. */
 static inline int gpt2k_kv_span(const gpt2k_kv_view *kv, int col, int t0, int n_kv,
                                 const float **k, const float **v)
 {
@@ -29,17 +29,6 @@ static inline int gpt2k_kv_span(const gpt2k_kv_view *kv, int col, int t0, int n_
     int n = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
     *k = (const float *)kv->k + off;
     *v = (const float *)kv->v + off;
-    return n;
-}
-
-/* ... and into an fp16 one. */
-static inline int gpt2k_kv_span16(const gpt2k_kv_view *kv, int col, int t0, int n_kv,
-                                  const uint16_t **k, const uint16_t **v)
-{
-    size_t off;
-    int n = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
-    *k = (const uint16_t *)kv->k + off;
-    *v = (const uint16_t *)kv->v + off;
     return n;
 }
 
