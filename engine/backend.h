@@ -98,14 +98,14 @@ extern const gpt2_backend_ops gpt2_backend_cuda; /* cuda/backend_cuda.c */
  * elsewhere must give the same answer. */
 int gpt2_argmax(const float *x, int n);
 
-/* Checks a batch against the limits every backend shares (row counts, positions
- * inside n_ctx, ids inside the vocabulary, block tables inside the pool), so a
- * bad batch is an error, never a stray write. */
 /* The KV element type asked for ("f32", "f16"; NULL or "": GPT2_KV_DEFAULT)
  * on backend be: 0, or GPT2_ERR_INVALID / GPT2_ERR_UNSUPPORTED with err set. */
 int gpt2_resolve_kv_type(const char *name, const gpt2_backend_ops *be, gpt2_kv_type *out,
                          gpt2_error *err);
 
+/* Checks a batch against the limits every backend shares (row counts, positions
+ * inside n_ctx, ids inside the vocabulary, block tables inside the pool), so a
+ * bad batch is an error, never a stray write. */
 int gpt2_batch_check(const gpt2_batch *b, const gpt2_config *c, int max_batch,
                      int max_logit_rows, int kv_blocks, int kv_block_tokens, gpt2_error *err);
 

@@ -34,7 +34,6 @@ static size_t source_row_bytes(const gpt2_wmat *w)
                                   : (w->type == GGML_T_F16 ? 2 : 4) * (size_t)w->K;
 }
 
-
 typedef struct {
     void *dst;
     const gpt2_wmat *w;

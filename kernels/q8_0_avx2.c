@@ -86,21 +86,15 @@ AINLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d)
     return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-/* s[r * cb + b] = scale of block b of row r, row r's blocks at rows[r] +
- * b * step (step 1: a plain row; GPT2K_Q8_PANEL: a row of a packed panel):
- * each scale is used by many block pairs, so it is widened once, not per use. */
-static void load_scales(float *s, const blk *const *rows, int step, int nrows, int cb)
+/* s[r * cb + b] = scale of block b of row r, that block at x + r * ld +
+ * b * step (plain rows: ld = blocks per row, step 1; the rows of a packed
+ * panel: ld 1, step GPT2K_Q8_PANEL): each scale is used by many block pairs,
+ * so it is widened once, not per use. */
+static void load_scales(float *s, const blk *x, size_t ld, int step, int nrows, int cb)
 {
     for (int r = 0; r < nrows; r++)
         for (int b = 0; b < cb; b++)
-            s[r * cb + b] = _cvtsh_ss(rows[r][(size_t)b * step].d);
-}
-
-/* Row pointers of nrows plain rows ld blocks apart. */
-static void plain_rows(const blk **rows, const blk *x, size_t ld, int nrows)
-{
-    for (int r = 0; r < nrows; r++)
-        rows[r] = x + (size_t)r * ld;
+            s[r * cb + b] = _cvtsh_ss(x[(size_t)r * ld + (size_t)b * step].d);
 }
 
 /* Stores one finished dot product: v (+ bias) into *o, or added to it. */
@@ -211,8 +205,8 @@ DEF_GEMV_PANEL(2)
 static const gemv_panel_fn gemv_panels[2] = {gemv_panel_1, gemv_panel_2};
 
 /* Prefill: one MR x NR register tile over nb blocks, o[m][n] (+)= dot(x[m],
- * w[n]) (+ bias[n]) for n < nv. x rows ldx blocks apart; weight row n's
- * blocks at wr[n] + b * wstep (plain rows or the rows of a packed panel);
+ * w[n]) (+ bias[n]) for n < nv. x rows ldx blocks apart; block b of weight
+ * row n at w + n * ldw + b * wstep (as load_scales);
  * scales as floats: xs rows and ws rows nb apart. Per block, |w| of the NR
  * weight rows stays in registers for all MR activation rows (w itself is
  * read again from L1 for the sign).
@@ -222,8 +216,8 @@ static const gemv_panel_fn gemv_panels[2] = {gemv_panel_1, gemv_panel_2};
  * them in registers: indexed in loops it kept them on the stack, with a load
  * and a store around every FMA. At most 12 are live (4 x 3 or 3 x 4). */
 AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, size_t ldx,
-                  const float *xs, const blk *const *wr, int wstep, const float *ws, int nb,
-                  int nv, const float *bias, int store)
+                  const float *xs, const blk *w, size_t ldw, int wstep, const float *ws,
+                  int nb, int nv, const float *bias, int store)
 {
     __m256 acc[16];
     const __m256i ones = _mm256_set1_epi16(1);
@@ -237,18 +231,18 @@ AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, s
 #define ZERO_M(m) EACH_N(ZERO_N, m)
     EACH_M(ZERO_M)
     for (int b = 0; b < nb; b++) {
-        const size_t wb = (size_t)b * wstep;
+        const blk *wb = w + (size_t)b * wstep;
         __m256i wa0, wa1, wa2, wa3;
-        wa0 = _mm256_abs_epi8(load_qs(wr[0] + wb));
+        wa0 = _mm256_abs_epi8(load_qs(wb));
         if (NR > 1)
-            wa1 = _mm256_abs_epi8(load_qs(wr[1] + wb));
+            wa1 = _mm256_abs_epi8(load_qs(wb + ldw));
         if (NR > 2)
-            wa2 = _mm256_abs_epi8(load_qs(wr[2] + wb));
+            wa2 = _mm256_abs_epi8(load_qs(wb + 2 * ldw));
         if (NR > 3)
-            wa3 = _mm256_abs_epi8(load_qs(wr[3] + wb));
+            wa3 = _mm256_abs_epi8(load_qs(wb + 3 * ldw));
 #define PAIR(m, n)                                                                                 \
     if (LIVE(m, n)) {                                                                              \
-        const __m256i sx = _mm256_sign_epi8(xq, load_qs(wr[n] + wb));                              \
+        const __m256i sx = _mm256_sign_epi8(xq, load_qs(wb + (n) * ldw));                          \
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa##n, sx), ones);                \
         const __m256 d = _mm256_mul_ps(_mm256_broadcast_ss(ws + (n) * nb + b), dx);                \
         A(m, n) = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, A(m, n));                              \
@@ -283,15 +277,15 @@ AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, s
 }
 
 typedef void (*tile_fn)(float *o, int ldo, const blk *x, size_t ldx, const float *xs,
-                        const blk *const *wr, int wstep, const float *ws, int nb, int nv,
+                        const blk *w, size_t ldw, int wstep, const float *ws, int nb, int nv,
                         const float *bias, int store);
 
 #define DEF_TILE(MR, NR)                                                                           \
     static void tile_##MR##x##NR(float *o, int ldo, const blk *x, size_t ldx, const float *xs,     \
-                                 const blk *const *wr, int wstep, const float *ws, int nb, int nv, \
-                                 const float *bias, int store)                                     \
+                                 const blk *w, size_t ldw, int wstep, const float *ws, int nb,     \
+                                 int nv, const float *bias, int store)                             \
     {                                                                                              \
-        tile(MR, NR, o, ldo, x, ldx, xs, wr, wstep, ws, nb, nv, bias, store);                      \
+        tile(MR, NR, o, ldo, x, ldx, xs, w, ldw, wstep, ws, nb, nv, bias, store);                  \
     }
 DEF_TILE(1, 1)
 DEF_TILE(1, 2)
@@ -359,13 +353,11 @@ static void matmul_q8_0(float *out, int ldo, const blk *x, const blk *wq, int pa
         const int b0 = c * cbs, cb = nb - b0 < cbs ? nb - b0 : cbs;
         const float *bc = c == 0 ? bias : NULL; /* bias and store with the first chunk */
         const int store = c == 0 && !accumulate;
-        const blk *xrows[GEMV_MAX_M];
 
         if (M <= GEMV_MAX_M) {
             /* Decode, one or many sequences: memory-bound; each weight row is read
              * from memory once and used, from L1, by every group of rows. */
-            plain_rows(xrows, x + b0, (size_t)nb, M);
-            load_scales(xs, xrows, 1, M, cb);
+            load_scales(xs, x + b0, (size_t)nb, 1, M, cb);
             if (packed) {
                 for (int n = n0; n < n1; n += QP) {
                     const blk *wp = wq + (size_t)n * nb + (size_t)b0 * QP;
@@ -395,36 +387,31 @@ static void matmul_q8_0(float *out, int ldo, const blk *x, const blk *wq, int pa
         for (int m0 = 0; m0 < M; m0 += mc) {
             const int mb = M - m0 < mc ? M - m0 : mc;
             const blk *xm = x + (size_t)m0 * nb + b0;
-            const blk *mrows[MC];
-            plain_rows(mrows, xm, (size_t)nb, mb);
-            load_scales(xs, mrows, 1, mb, cb);
+            load_scales(xs, xm, (size_t)nb, 1, mb, cb);
             for (int n = n0; n < n1; n += panel_n) {
                 const int nr = n1 - n < panel_n ? n1 - n : panel_n;
-                /* this panel's rows, and where the next panel's blocks of this
-                 * chunk lie (contiguous in either layout) */
-                const blk *wr[QP];
+                /* this panel's block b0 (row 0), and where the next panel's
+                 * blocks of this chunk lie (contiguous in either layout) */
+                const blk *wn = wq + (size_t)n * nb + (size_t)b0 * wstep;
+                const size_t ldw = packed ? 1 : (size_t)nb;
                 const void *next;
                 size_t next_bytes;
                 if (packed) {
-                    const blk *wp = wq + (size_t)n * nb + (size_t)b0 * QP;
-                    for (int r = 0; r < QP; r++)
-                        wr[r] = wp + r;
-                    next = wp + (size_t)QP * nb;
+                    next = wn + (size_t)QP * nb;
                     next_bytes = n + QP < n1 ? (size_t)QP * cb * sizeof(blk) : 0;
                 } else {
-                    plain_rows(wr, wq + (size_t)n * nb + b0, (size_t)nb, nr);
                     const int nr_next = n1 - n - nr < panel_n ? n1 - n - nr : panel_n;
-                    next = wq + (size_t)(n + nr) * nb + b0;
+                    next = wn + (size_t)nr * nb;
                     next_bytes = nr_next > 0 ? ((size_t)(nr_next - 1) * nb + cb) * sizeof(blk) : 0;
                 }
                 const int ncols = packed ? QP : nr; /* a packed tile always runs 4 rows */
-                load_scales(ws, wr, wstep, ncols, cb);
+                load_scales(ws, wn, ldw, wstep, ncols, cb);
                 for (int m = 0, t = 0; m < mb; m += mt, t++) {
                     const int mr = mb - m < mt ? mb - m : mt;
                     prefetch_part(next, next_bytes, t, (mb + mt - 1) / mt);
                     tiles[mr - 1][ncols - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
                                              xm + (size_t)m * nb, (size_t)nb,
-                                             xs + (size_t)m * cb, wr, wstep, ws, cb, nr,
+                                             xs + (size_t)m * cb, wn, ldw, wstep, ws, cb, nr,
                                              bc ? bc + n : NULL, store);
                 }
             }
