@@ -164,6 +164,9 @@ AINLINE void tile(const int mr, const int np, const int f16, int kc, const float
         X(m, v) = resume ? _mm256_load_ps(cb + (m) * ldc + (v) * 8) : _mm256_setzero_ps();
 #define INIT_M(m) EACH_V(INIT_V, m)
     EACH_M(INIT_M)
+    /* unrolled: the loop counter and address updates otherwise hold Zen 3
+     * at ~75 % of the FMA rate (a 6 x 16 tile in L1: 4x unrolled ~88 %) */
+#pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         if (nv == 2) {
             /* one panel: two weight vectors held, one broadcast at a time */
