@@ -34,6 +34,12 @@ add_test(NAME write_failures
           ${GPT2C_TESTDATA}/write_failures)
 set_tests_properties(write_failures PROPERTIES TIMEOUT 600)
 
+# gpt2c-generate end to end: --warmup keeps the output, --stats-json, usage errors.
+add_test(NAME generate_cli
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/generate_cli.sh ${CMAKE_BINARY_DIR}/bin
+          ${GPT2C_TESTDATA}/generate_cli)
+set_tests_properties(generate_cli PROPERTIES TIMEOUT 300)
+
 # The default 124M model against the NumPy reference (golden fixture).
 add_test(NAME golden_default_model
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/golden_default.sh ${CMAKE_BINARY_DIR}/bin

@@ -37,6 +37,8 @@ static void usage(void)
         "  --ids              the prompt is whitespace-separated token ids; print ids\n"
         "  --logits FILE      write float32 logits of every prompt position\n"
         "                     ([T x n_vocab], row-major, little-endian) and exit\n"
+        "  --warmup N         run the whole generation N times unmeasured first (default\n"
+        "                     0), so the figures are of a warm run, as llama-bench's\n"
         "  --stats-json FILE  write this run's figures as JSON\n"
         "  --no-crc           skip the per-tensor CRC-32 check at load\n"
         "  --quiet            do not print the generated text\n"
@@ -107,7 +109,7 @@ int main(int argc, char **argv)
     const char *model_path = CLI_DEFAULT_MODEL, *prompt = NULL, *logits_path = NULL;
     const char *stats_path = NULL, *isa = NULL, *backend = NULL, *gemm = NULL, *kv_type = NULL;
     int device = 0;
-    int n_new = 64, threads = 0, ids_mode = 0, quiet = 0, sampled = 0;
+    int n_new = 64, threads = 0, ids_mode = 0, quiet = 0, sampled = 0, warmup = 0;
     gpt2_load_opts lo = {0};
     gpt2_gen_opts go = {0};
     gpt2_sampling_default(&go.sampling);
@@ -154,6 +156,8 @@ int main(int argc, char **argv)
             ids_mode = 1;
         } else if (!strcmp(a, "--logits")) {
             logits_path = cli_value(PROG, argc, argv, &i);
+        } else if (!strcmp(a, "--warmup")) {
+            warmup = (int)cli_long(PROG, a, cli_value(PROG, argc, argv, &i), 0, 1000);
         } else if (!strcmp(a, "--stats-json")) {
             stats_path = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--no-crc")) {
@@ -245,7 +249,13 @@ int main(int argc, char **argv)
                 logits_path);
     } else {
         out_state os = {.m = m, .ids_mode = ids_mode, .quiet = quiet, .first = 1};
+        out_state silent = {.m = m, .quiet = 1};
         gpt2_gen_stats st;
+        /* same prompt, same options, same seed: the measured run repeats these */
+        for (int w = 0; w < warmup && rc == 0; w++)
+            rc = gpt2_generate(c, ids, n_prompt, &go, on_token, &silent, &st, &err);
+        if (rc)
+            cli_die(PROG, "warm-up run: %s", err.msg);
         rc = gpt2_generate(c, ids, n_prompt, &go, on_token, &os, &st, &err);
         if (!quiet)
             printf("\n");
