@@ -69,11 +69,50 @@ typedef struct gpt2_batch {
      *     logits buffer may be left unwritten. NULL: every row is needed. */
     int *argmax;
     const unsigned char *need_logits;
+    /* Optional, n_logit_rows entries each, on a backend with device_sampling:
+     * rows whose sampling[k].on is set get their token drawn by the backend
+     * (gpt2_sample_row's rule) into sampled[k]; their logits are copied back
+     * only where need_logits asks. NULL: no row is sampled there. */
+    const struct gpt2_row_sampling *sampling;
+    int *sampled;
 } gpt2_batch;
+
+/* One logit row's draw, for a backend that samples (a GPU): the request's
+ * parameters and its sampler's next uniform draw (gpt2_sampler_next_row). */
+typedef struct gpt2_row_sampling {
+    int on;         /* 0: this row is not sampled by the backend */
+    int top_k;      /* 0: off */
+    float inv_temp; /* 1 / temperature */
+    float top_p;    /* >= 1: off */
+    double u;       /* uniform in [0, 1) */
+} gpt2_row_sampling;
+
+/* What gpt2_sample_row found, for tests: the kept set's size and mass, the
+ * softmax total, and how close the draw and the top-p cut were to choosing
+ * differently (fractions of the kept mass / total; INFINITY: no top-p cut). A
+ * device that rounds exp() differently may differ only where these are tiny. */
+typedef struct gpt2_sample_info {
+    int kept;
+    double kept_mass, sum, draw_margin, cut_margin;
+} gpt2_sample_info;
+
+/* Fills rs for the next token of s: off for a greedy sampler; else its
+ * parameters and one uniform draw, the one gpt2_sampler_sample would use. */
+void gpt2_sampler_next_row(gpt2_sampler *s, gpt2_row_sampling *rs);
+
+/* The device sampling rule in C (engine/sample_row.c): the token for one row
+ * of V logits; p: V floats of scratch (left holding the probabilities);
+ * info may be NULL. */
+int gpt2_sample_row(const float *logits, int V, const gpt2_row_sampling *rs, float *p,
+                    gpt2_sample_info *info);
 
 typedef struct gpt2_backend_ops {
     const char *name;
     int kv_f32; /* 1 if it can keep an fp32 KV cache (every backend keeps fp16) */
+    /* 1: contexts and engines on it let it draw sampled tokens by default
+     * (gpt2_batch.sampling; a GPU, whose logits then stay on it). Every
+     * backend honours gpt2_batch.sampling when asked. */
+    int device_sampling;
     /* Creates the per-context state: the KV pool, activations for max_batch
      * rows. All memory a forward pass needs is allocated here. */
     void *(*create)(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_error *err);
@@ -86,6 +125,11 @@ typedef struct gpt2_backend_ops {
     size_t (*kv_bytes)(const void *st);    /* the whole KV pool */
     size_t (*arena_bytes)(const void *st); /* activations + scratch */
 } gpt2_backend_ops;
+
+/* Whether contexts and engines on be let it sample (gpt2_batch.sampling):
+ * be->device_sampling, unless GPT2C_BACKEND_SAMPLING=0 or 1 says otherwise
+ * (to compare the two rules on one backend, and to test the path on a CPU). */
+int gpt2_backend_samples(const gpt2_backend_ops *be);
 
 extern const gpt2_backend_ops gpt2_backend_cpu;
 #ifdef GPT2C_HAVE_CUDA

@@ -46,6 +46,7 @@ typedef struct cpu_state {
     int *row_seq, *row_pos;
     int64_t *attn_cost;      /* [B + 1] */
     gpt2k_kv_view *views;    /* [B]: one per sequence (at most one per row) */
+    float *probs;            /* [n_vocab]: gpt2_sample_row's scratch */
     size_t book_bytes;
 } cpu_state;
 
@@ -86,6 +87,7 @@ static void cpu_destroy(void *p)
     free(s->row_pos);
     free(s->attn_cost);
     free(s->views);
+    free(s->probs);
     free(s);
 }
 
@@ -183,8 +185,11 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
     s->row_pos = calloc(B, sizeof(int));
     s->attn_cost = calloc(B + 1, sizeof(int64_t));
     s->views = calloc(B, sizeof(gpt2k_kv_view));
-    s->book_bytes = B * (2 * sizeof(int) + sizeof(int64_t) + sizeof(gpt2k_kv_view)) + sizeof(int64_t);
-    if (!s->kv || !s->arena || !s->row_seq || !s->row_pos || !s->attn_cost || !s->views) {
+    s->probs = malloc(sizeof(float) * (size_t)c->n_vocab);
+    s->book_bytes = B * (2 * sizeof(int) + sizeof(int64_t) + sizeof(gpt2k_kv_view)) + sizeof(int64_t) +
+                    sizeof(float) * (size_t)c->n_vocab;
+    if (!s->kv || !s->arena || !s->row_seq || !s->row_pos || !s->attn_cost || !s->views ||
+        !s->probs) {
         gpt2_seterr(err, GPT2_ERR_NOMEM,
                     "out of memory: KV pool %.1f MB (%d blocks of %d positions, %s) + activations "
                     "%.1f MB", (double)s->kv_elems * gpt2_kv_elem_bytes(s->kv_type) / 1e6,
@@ -313,6 +318,11 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
     if (b->argmax)
         for (int i = 0; i < n_out; i++)
             b->argmax[i] = gpt2_argmax(logits + (size_t)i * c->n_vocab, c->n_vocab);
+    /* rows the caller asks the backend to sample (gpt2_backend_samples) */
+    for (int i = 0; b->sampling && i < n_out; i++)
+        if (b->sampling[i].on)
+            b->sampled[i] = gpt2_sample_row(logits + (size_t)i * c->n_vocab, c->n_vocab,
+                                            &b->sampling[i], s->probs, NULL);
     return 0;
 }
 
@@ -341,6 +351,7 @@ static size_t cpu_arena_bytes(const void *p)
 const gpt2_backend_ops gpt2_backend_cpu = {
     .name = "cpu",
     .kv_f32 = 1,
+    .device_sampling = 0, /* honours gpt2_batch.sampling, but the host sampler is the default */
     .create = cpu_create,
     .destroy = cpu_destroy,
     .forward = cpu_forward,

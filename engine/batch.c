@@ -1,4 +1,6 @@
 /* gpt2_batch_check: the shape rules of a forward batch, shared by backends. */
+#include <math.h>
+
 #include "backend.h"
 #include "errors.h"
 
@@ -39,5 +41,17 @@ int gpt2_batch_check(const gpt2_batch *b, const gpt2_config *c, int max_batch,
                            "forward: sequences hold %d rows (%d with logits); the batch says %d (%d); "
                            "at most %d logit rows",
                            rows, logit_rows, b->n_rows, b->n_logit_rows, max_logit_rows);
+    for (int k = 0; b->sampling && k < b->n_logit_rows; k++) {
+        const gpt2_row_sampling *r = &b->sampling[k];
+        if (!r->on)
+            continue;
+        if (!b->sampled || r->top_k < 0 || !(r->inv_temp > 0.0f) || isinf(r->inv_temp) ||
+            !(r->top_p > 0.0f) || !(r->u >= 0.0 && r->u < 1.0))
+            return gpt2_seterr(err, GPT2_ERR_INVALID,
+                               "forward: logit row %d: sampling top_k %d, 1/T %g, top_p %g, u %g%s: "
+                               "expected top_k >= 0, 0 < 1/T < inf, top_p > 0, 0 <= u < 1",
+                               k, r->top_k, (double)r->inv_temp, (double)r->top_p, r->u,
+                               b->sampled ? "" : " and no output array (sampled)");
+    }
     return 0;
 }

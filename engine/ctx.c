@@ -198,17 +198,36 @@ static int check_room(const gpt2_ctx *c, int n, gpt2_error *err)
     return 0;
 }
 
-/* T tokens at the current position as a batch of one sequence. */
-static int forward1(gpt2_ctx *c, const int *ids, int T, int first_logit, gpt2_error *err)
+/* T tokens at the current position as a batch of one sequence. With pick,
+ * the last row's next token is chosen by the backend (argmax, or a draw when
+ * rs->on) into *next and its logits are not asked for. */
+static int forward1(gpt2_ctx *c, const int *ids, int T, int first_logit,
+                    const gpt2_row_sampling *rs, int *next, gpt2_error *err)
 {
     gpt2_batch_seq q = {.n_rows = T, .pos0 = c->pos, .first_logit = first_logit,
                         .blocks = c->blocks};
     gpt2_batch b = {.ids = ids, .n_rows = T, .seqs = &q, .n_seqs = 1,
                     .n_logit_rows = T - first_logit};
-    return c->be->forward(c->st, &b, c->logits, err);
+    const unsigned char no_logits = 0;
+    int sampled = -1;
+    if (next) {
+        b.argmax = next;
+        b.need_logits = &no_logits;
+        if (rs && rs->on) {
+            b.sampling = rs;
+            b.sampled = &sampled;
+        }
+    }
+    int rc = c->be->forward(c->st, &b, c->logits, err);
+    if (rc == 0 && next && rs && rs->on)
+        *next = sampled;
+    return rc;
 }
 
-int gpt2_eval(gpt2_ctx *c, const int *ids, int n, const float **logits, gpt2_error *err)
+/* n tokens in chunks of max_batch; the last row gives logits, or with next
+ * the backend's pick (forward1) */
+static int eval_chunks(gpt2_ctx *c, const int *ids, int n, const gpt2_row_sampling *rs,
+                       int *next, gpt2_error *err)
 {
     int rc = check_room(c, n, err);
     if (rc)
@@ -216,31 +235,43 @@ int gpt2_eval(gpt2_ctx *c, const int *ids, int n, const float **logits, gpt2_err
     for (int done = 0; done < n;) {
         int T = n - done < c->max_batch ? n - done : c->max_batch;
         int last = done + T == n;
-        rc = forward1(c, ids + done, T, last ? T - 1 : T, err);
+        rc = forward1(c, ids + done, T, last ? T - 1 : T, rs, last ? next : NULL, err);
         if (rc)
             return rc;
         c->pos += T;
         done += T;
     }
-    if (logits)
-        *logits = c->logits;
     return 0;
+}
+
+int gpt2_eval(gpt2_ctx *c, const int *ids, int n, const float **logits, gpt2_error *err)
+{
+    int rc = eval_chunks(c, ids, n, NULL, NULL, err);
+    if (rc == 0 && logits)
+        *logits = c->logits;
+    return rc;
+}
+
+int gpt2_eval_pick(gpt2_ctx *c, const int *ids, int n, const gpt2_row_sampling *rs, int *next,
+                   gpt2_error *err)
+{
+    return eval_chunks(c, ids, n, rs, next, err);
 }
 
 int gpt2_eval_greedy(gpt2_ctx *c, int id, int *next, gpt2_error *err)
 {
-    int rc = check_room(c, 1, err);
-    if (rc)
-        return rc;
-    const unsigned char no_logits = 0;
-    gpt2_batch_seq q = {.n_rows = 1, .pos0 = c->pos, .first_logit = 0, .blocks = c->blocks};
-    gpt2_batch b = {.ids = &id, .n_rows = 1, .seqs = &q, .n_seqs = 1, .n_logit_rows = 1,
-                    .argmax = next, .need_logits = &no_logits};
-    rc = c->be->forward(c->st, &b, c->logits, err);
-    if (rc == 0)
-        c->pos++;
-    return rc;
+    return eval_chunks(c, &id, 1, NULL, next, err);
 }
+
+int gpt2_backend_samples(const gpt2_backend_ops *be)
+{
+    const char *v = getenv("GPT2C_BACKEND_SAMPLING");
+    if (v && (!strcmp(v, "0") || !strcmp(v, "1")))
+        return v[0] == '1';
+    return be->device_sampling;
+}
+
+int gpt2_ctx_device_sampling(const gpt2_ctx *c) { return gpt2_backend_samples(c->be); }
 
 int gpt2_eval_all_logits(gpt2_ctx *c, const int *ids, int n, gpt2_logits_fn cb, void *user,
                          gpt2_error *err)
@@ -251,7 +282,7 @@ int gpt2_eval_all_logits(gpt2_ctx *c, const int *ids, int n, gpt2_logits_fn cb, 
     const int rows = LOGIT_ROWS < c->max_batch ? LOGIT_ROWS : c->max_batch;
     for (int done = 0; done < n;) {
         int T = n - done < rows ? n - done : rows;
-        rc = forward1(c, ids + done, T, 0, err);
+        rc = forward1(c, ids + done, T, 0, NULL, NULL, err);
         if (rc)
             return rc;
         if (cb && cb(c->logits, c->pos, T, c->m->cfg.n_vocab, user))

@@ -16,4 +16,13 @@ int gpt2_resolve_threads(int n_threads);
  * the next token: a backend on a GPU then leaves the logits where they are. */
 int gpt2_eval_greedy(gpt2_ctx *c, int id, int *next, gpt2_error *err);
 
+struct gpt2_row_sampling;
+/* gpt2_eval of n tokens whose last row returns only the backend's pick of the
+ * next token: its argmax, or, when rs->on (a backend with device_sampling),
+ * its draw by gpt2_sample_row's rule. The logits stay on the backend. */
+int gpt2_eval_pick(gpt2_ctx *c, const int *ids, int n, const struct gpt2_row_sampling *rs,
+                   int *next, gpt2_error *err);
+/* 1 if the context's backend draws sampled tokens itself (gpt2_batch.sampling). */
+int gpt2_ctx_device_sampling(const gpt2_ctx *c);
+
 #endif

@@ -1,6 +1,7 @@
 /* gpt2_generate: prompt prefill, then sample / decode one token at a time. */
 #include <stdlib.h>
 
+#include "backend.h"
 #include "ctx.h"
 #include "errors.h"
 #include "model.h"
@@ -27,18 +28,27 @@ int gpt2_generate(gpt2_ctx *c, const int *prompt, int n_prompt, const gpt2_gen_o
 
     gpt2_ctx_reset(c);
     st.n_prompt = n_prompt;
-    const float *logits;
+    /* Greedy runs, and sampled runs on a backend that samples itself (a GPU),
+     * ask the backend for the next token alone: its logits stay where they
+     * are. The serving engine makes the same choice, so a request gives the
+     * same tokens there and here. Otherwise the host sampler reads the logits. */
+    const int pick = o->sampling.greedy || gpt2_ctx_device_sampling(c);
+    gpt2_row_sampling rs;
+    const float *logits = NULL;
+    int next = 0;
     double t0 = gpt2_now_ms();
-    int rc = gpt2_eval(c, prompt, n_prompt, &logits, err);
+    int rc;
+    if (pick) {
+        gpt2_sampler_next_row(smp, &rs);
+        rc = gpt2_eval_pick(c, prompt, n_prompt, &rs, &next, err);
+    } else {
+        rc = gpt2_eval(c, prompt, n_prompt, &logits, err);
+    }
     double t_prefill = gpt2_now_ms();
     st.prefill_ms = t_prefill - t0;
     double t_first = t_prefill;
-    /* greedy decode asks the backend for the argmax alone (after the prompt,
-     * whose last logits are here already) */
-    const int greedy = o->sampling.greedy;
-    int next = 0;
     for (int i = 0; rc == 0 && i < o->n_new; i++) {
-        int id = greedy && i > 0 ? next : gpt2_sampler_sample(smp, logits);
+        int id = pick ? next : gpt2_sampler_sample(smp, logits);
         if (i == 0) {
             t_first = gpt2_now_ms();
             st.ttft_ms = t_first - t0;
@@ -50,8 +60,14 @@ int gpt2_generate(gpt2_ctx *c, const int *prompt, int n_prompt, const gpt2_gen_o
             st.stopped_at_eos = 1;
             break;
         }
-        if (i + 1 < o->n_new)
-            rc = greedy ? gpt2_eval_greedy(c, id, &next, err) : gpt2_eval(c, &id, 1, &logits, err);
+        if (i + 1 < o->n_new) {
+            if (pick) {
+                gpt2_sampler_next_row(smp, &rs);
+                rc = gpt2_eval_pick(c, &id, 1, &rs, &next, err);
+            } else {
+                rc = gpt2_eval(c, &id, 1, &logits, err);
+            }
+        }
     }
     double t_end = gpt2_now_ms();
     gpt2_sampler_free(smp);

@@ -147,6 +147,18 @@ static void sift_down(int *h, int n, int i, const float *prob)
     }
 }
 
+void gpt2_sampler_next_row(gpt2_sampler *s, gpt2_row_sampling *rs)
+{
+    memset(rs, 0, sizeof *rs);
+    if (s->p.greedy)
+        return;
+    rs->on = 1;
+    rs->top_k = s->p.top_k;
+    rs->inv_temp = 1.0f / s->p.temperature;
+    rs->top_p = s->p.top_p;
+    rs->u = next_unit(s);
+}
+
 int gpt2_sampler_sample(gpt2_sampler *s, const float *logits)
 {
     const int V = s->n_vocab;

@@ -87,6 +87,9 @@ struct gpt2_engine {
     float *logits;            /* [max_seqs][n_vocab] */
     int *argmax;              /* [max_seqs]: each logit row's greedy choice */
     unsigned char *need_logits; /* [max_seqs]: 0 for greedy rows nobody reads */
+    gpt2_row_sampling *rsamp; /* [max_seqs]: rows the backend samples (device_sampling) */
+    int *sampled;             /* [max_seqs]: their tokens */
+    int backend_samples;      /* gpt2_backend_samples(be) */
     int *finish_state;        /* [max_seqs]: what each batch sequence ends as (0: runs on) */
 };
 
@@ -260,8 +263,15 @@ static int build_batch(gpt2_engine *e, int *n_rows, int *n_logit_rows, int *n_de
                 memcpy(e->ids + nr, r->prompt + r->n_prefilled, sizeof(int) * (size_t)q->n_rows);
                 q->first_logit = q->n_rows == left ? q->n_rows - 1 : q->n_rows;
             }
-            if (q->first_logit < q->n_rows) /* one logit row at most per sequence */
-                e->need_logits[nl] = !(r->gen.sampling.greedy && !r->logits_out);
+            if (q->first_logit < q->n_rows) { /* one logit row at most per sequence */
+                /* a backend that samples draws the token itself (as gpt2_generate
+                 * lets it): the logits come back only for logits_out */
+                e->rsamp[nl].on = 0;
+                if (e->backend_samples)
+                    gpt2_sampler_next_row(r->smp, &e->rsamp[nl]);
+                e->need_logits[nl] = r->logits_out ||
+                                     !(r->gen.sampling.greedy || e->rsamp[nl].on);
+            }
             int need = (q->pos0 + q->n_rows + e->bs - 1) / e->bs;
             while (r->n_blocks < need)
                 r->blocks[r->n_blocks++] = kv_pool_take(&e->pool);
@@ -294,8 +304,11 @@ static void after_forward(gpt2_engine *e, int ns, int *finish_state)
             continue;
         if (r->logits_out)
             memcpy(r->logits_out + (size_t)r->n_gen * V, lg, sizeof(float) * (size_t)V);
-        /* greedy rows take the backend's argmax: their logits may not be there */
-        int id = e->need_logits[k] ? gpt2_sampler_sample(r->smp, lg) : e->argmax[k];
+        /* rows sampled by the backend take its draw; greedy rows its argmax
+         * (their logits may not be there); the others sample here */
+        int id = e->rsamp[k].on ? e->sampled[k]
+                 : r->gen.sampling.greedy ? e->argmax[k]
+                                          : gpt2_sampler_sample(r->smp, lg);
         lg += V;
         k++;
         r->tokens[r->n_gen++] = id;
@@ -338,7 +351,8 @@ static void *scheduler_main(void *arg)
         int ns = build_batch(e, &n_rows, &n_logit, &n_decode);
         gpt2_batch b = {.ids = e->ids, .n_rows = n_rows, .seqs = e->bseqs, .n_seqs = ns,
                         .n_logit_rows = n_logit, .argmax = e->argmax,
-                        .need_logits = e->need_logits};
+                        .need_logits = e->need_logits, .sampling = e->rsamp,
+                        .sampled = e->sampled};
         pthread_mutex_unlock(&h->mu);
 
         gpt2_error err = {0};
@@ -409,6 +423,7 @@ gpt2_engine *gpt2_engine_create(const gpt2_model *m, const gpt2_engine_opts *opt
     }
     e->m = m;
     e->be = be;
+    e->backend_samples = gpt2_backend_samples(be);
     e->bs = GPT2_KV_BLOCK_TOKENS;
     e->step_tokens = o.ctx.max_batch ? o.ctx.max_batch : DEFAULT_STEP_TOKENS;
     e->max_seqs = o.max_seqs ? o.max_seqs : DEFAULT_MAX_SEQS;
@@ -446,8 +461,10 @@ gpt2_engine *gpt2_engine_create(const gpt2_model *m, const gpt2_engine_opts *opt
     e->finish_state = calloc((size_t)e->max_seqs, sizeof *e->finish_state);
     e->argmax = calloc((size_t)e->max_seqs, sizeof *e->argmax);
     e->need_logits = calloc((size_t)e->max_seqs, sizeof *e->need_logits);
+    e->rsamp = calloc((size_t)e->max_seqs, sizeof *e->rsamp);
+    e->sampled = calloc((size_t)e->max_seqs, sizeof *e->sampled);
     if (!e->running || !e->ids || !e->bseqs || !e->breqs || !e->logits || !e->finish_state ||
-        !e->argmax || !e->need_logits ||
+        !e->argmax || !e->need_logits || !e->rsamp || !e->sampled ||
         kv_pool_init(&e->pool, kv_blocks)) {
         gpt2_seterr(err, GPT2_ERR_NOMEM, "out of memory for the engine's batch buffers");
         gpt2_engine_free(e);
@@ -489,6 +506,8 @@ void gpt2_engine_free(gpt2_engine *e)
     free(e->logits);
     free(e->argmax);
     free(e->need_logits);
+    free(e->rsamp);
+    free(e->sampled);
     free(e->finish_state);
     free(e);
     pthread_mutex_lock(&h->mu);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend.h" /* the backend sampling rule: gpt2_sample_row */
+#include "ctx.h"     /* gpt2_ctx_device_sampling */
 #include "gpt2.h"
 #include "testutil.h"
 
@@ -266,6 +268,120 @@ START_TEST(test_batched_equals_alone)
     gpt2_engine_free(e);
     gpt2_ctx_free(c);
     gpt2_model_free(m);
+}
+END_TEST
+
+/* ---- sampling by the backend (as on a GPU), forced here on the CPU ----------------- */
+
+/* The reference for a backend that samples: the prompt and every token
+ * evaluated with full logits here, and each token drawn by gpt2_sample_row
+ * with the request's sampler's next draw (argmax for greedy jobs). */
+static void run_alone_rule(gpt2_ctx *c, job *j)
+{
+    gpt2_error err = {0};
+    const int V = CFG.n_vocab;
+    float p[512];
+    free(j->ref_logits);
+    j->ref_logits = malloc(sizeof(float) * (size_t)(j->gen.n_new > 0 ? j->gen.n_new : 1) * V);
+    gpt2_sampler *smp = gpt2_sampler_create(&j->gen.sampling, V, &err);
+    ck_assert_msg(smp != NULL, "%s", err.msg);
+    gpt2_ctx_reset(c);
+    const float *lg;
+    ck_assert_msg(gpt2_eval(c, j->prompt, j->n_prompt, &lg, &err) == 0, "%s", err.msg);
+    j->n_ref = 0;
+    for (int i = 0; i < j->gen.n_new; i++) {
+        memcpy(j->ref_logits + (size_t)i * V, lg, sizeof(float) * V);
+        gpt2_row_sampling rs;
+        gpt2_sampler_next_row(smp, &rs);
+        int id = rs.on ? gpt2_sample_row(lg, V, &rs, p, NULL) : gpt2_argmax(lg, V);
+        j->ref_tokens[j->n_ref++] = id;
+        if (i + 1 < j->gen.n_new)
+            ck_assert_msg(gpt2_eval(c, &id, 1, &lg, &err) == 0, "%s", err.msg);
+    }
+    gpt2_sampler_free(smp);
+}
+
+typedef struct collected {
+    int ids[96];
+    int n;
+} collected;
+
+static int collect(int id, void *user)
+{
+    collected *c = user;
+    c->ids[c->n++] = id;
+    return 0;
+}
+
+/* GPT2C_BACKEND_SAMPLING=1 routes sampled rows through gpt2_batch.sampling
+ * on the CPU backend: gpt2_generate and the engine (with and without the
+ * logits asked for) must give exactly the rule's tokens, and the rule must
+ * differ from the host sampler somewhere, or this test checks nothing. */
+START_TEST(test_backend_sampling)
+{
+    setenv("GPT2C_BACKEND_SAMPLING", "1", 1);
+    gpt2_model *m = load(DTYPES[_i]);
+    gpt2_ctx *c = context(m, NULL);
+    ck_assert_int_eq(gpt2_ctx_device_sampling(c), 1);
+    enum { N = 16 };
+    job jobs[N];
+    uint64_t s = 0x51ed27ull + (uint64_t)_i;
+    int differ = 0;
+    for (int i = 0; i < N; i++) {
+        job_random(&jobs[i], &s, 30);
+        if (jobs[i].gen.sampling.greedy) /* the point here is the draws */
+            gpt2_sampling_default(&jobs[i].gen.sampling), jobs[i].gen.sampling.seed = (uint64_t)i;
+        if (jobs[i].gen.n_new < 2)
+            jobs[i].gen.n_new = 2;
+        run_alone(c, &jobs[i]); /* the host sampler's tokens */
+        int host[96], n_host = jobs[i].n_ref;
+        memcpy(host, jobs[i].ref_tokens, sizeof(int) * (size_t)n_host);
+        run_alone_rule(c, &jobs[i]);
+        differ += memcmp(host, jobs[i].ref_tokens, sizeof(int) * (size_t)n_host) != 0;
+        collected got = {0};
+        gpt2_error err = {0};
+        ck_assert_msg(gpt2_generate(c, jobs[i].prompt, jobs[i].n_prompt, &jobs[i].gen, collect, &got,
+                                    NULL, &err) == 0,
+                      "%s", err.msg);
+        ck_assert_int_eq(got.n, jobs[i].n_ref);
+        for (int t = 0; t < got.n; t++)
+            ck_assert_msg(got.ids[t] == jobs[i].ref_tokens[t],
+                          "%s job %d: gpt2_generate token %d is %d, the rule gives %d", DTYPES[_i], i,
+                          t, got.ids[t], jobs[i].ref_tokens[t]);
+    }
+    ck_assert_msg(differ > 0, "the backend rule drew exactly the host sampler's tokens in all %d jobs",
+                  N);
+    gpt2_engine *e = engine(m, NULL, 64, 8, 0, 0);
+    for (int i = 0; i < N; i++) {
+        if (i % 2) { /* no logits asked: the sampled rows' logits are not needed */
+            gpt2_error err = {0};
+            gpt2_request_opts o = {.prompt = jobs[i].prompt, .n_prompt = jobs[i].n_prompt,
+                                   .gen = jobs[i].gen};
+            jobs[i].req = gpt2_submit(e, &o, &err);
+            ck_assert_msg(jobs[i].req != NULL, "submit: %s", err.msg);
+        } else {
+            submit_job(e, &jobs[i]);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        gpt2_request_wait(jobs[i].req, -1, &jobs[i].res);
+        ck_assert_msg(jobs[i].res.state == GPT2_REQ_DONE, "#%d: %s", i, jobs[i].res.error.msg);
+        ck_assert_int_eq(jobs[i].res.n_tokens, jobs[i].n_ref);
+        if (i % 2 == 0) {
+            expect_same(&jobs[i], "backend sampling", i);
+        } else {
+            for (int t = 0; t < jobs[i].n_ref; t++)
+                ck_assert_msg(jobs[i].res.tokens[t] == jobs[i].ref_tokens[t],
+                              "engine job %d token %d: %d, the rule gives %d", i, t,
+                              jobs[i].res.tokens[t], jobs[i].ref_tokens[t]);
+        }
+        gpt2_request_free(jobs[i].req);
+        job_free(&jobs[i]);
+    }
+    gpt2_engine_free(e);
+    gpt2_ctx_free(c);
+    gpt2_model_free(m);
+    unsetenv("GPT2C_BACKEND_SAMPLING");
 }
 END_TEST
 
@@ -604,6 +720,7 @@ static Suite *engine_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_unchecked_fixture(tc, make_models, NULL);
     tcase_add_loop_test(tc, test_batched_equals_alone, 0, 12);
+    tcase_add_loop_test(tc, test_backend_sampling, 0, 3);
     tcase_add_test(tc, test_cancel_frees_blocks);
     tcase_add_test(tc, test_callback_stops);
     tcase_add_loop_test(tc, test_pool_full, 0, 2);
