@@ -33,6 +33,7 @@
 #define PREFILL_TILE 64    /* rows per prefill tile (k_attention.cu: PF_ROWS) */
 #define ALIGN 256
 #define STAGED_LOGIT_ROWS 8 /* logit rows copied back through pinned memory */
+#define SAMPLE_INTS ((int)(sizeof(g2c_sample_params) / sizeof(int)))
 
 typedef struct dmat {
     void *p;
@@ -49,6 +50,7 @@ typedef struct dlayer {
 typedef struct shape {
     int R, S, G, D, P; /* rows, sequences, logit rows, decode rows, prefill tiles */
     int A;             /* 1: the argmax of each logit row is asked for */
+    int Z;             /* 1: some logit rows are sampled here (gpt2_batch.sampling) */
 } shape;
 
 typedef struct graph_entry {
@@ -81,6 +83,8 @@ typedef struct cuda_state {
     size_t arena_size;
     float *x, *qkv, *logits, *part, *scratch;
     int *amax;     /* argmax of each logit row */
+    int *samp;     /* the token drawn for each sampled logit row */
+    float *probs;  /* the sampler's probabilities, one row per logit row */
     int *dec_cnt;  /* decode attention's split counters (zero between launches) */
     void *xn, *att, *ff, *xq, *cublas_ws;
     /* batch metadata: packed ints, host (pinned) and device */
@@ -91,6 +95,7 @@ typedef struct cuda_state {
     float *logits_h;
     int staged_rows;
     int *amax_h; /* pinned: the argmax rows */
+    int *samp_h; /* pinned: the sampled rows */
     int max_batch, max_logit, max_tab;
     graph_entry graphs[MAX_GRAPHS];
     int n_graphs;
@@ -316,6 +321,8 @@ static size_t arena_layout(cuda_state *s, char *base)
     TAKE(s->ff, B * FF * a);
     TAKE(s->logits, (size_t)s->max_logit * c->n_vocab * 4);
     TAKE(s->amax, (size_t)s->max_logit * sizeof(int));
+    TAKE(s->samp, (size_t)s->max_logit * sizeof(int));
+    TAKE(s->probs, (size_t)s->max_logit * c->n_vocab * 4);
     TAKE(s->part, B * c->n_head * splits * (s->HD + 2) * 4);
     TAKE(s->dec_cnt, B * c->n_head * sizeof(int));
     s->xq = NULL, s->scratch = NULL, s->cublas_ws = NULL;
@@ -352,6 +359,8 @@ static void cuda_destroy(void *p)
         cudaFreeHost(s->logits_h);
     if (s->amax_h)
         cudaFreeHost(s->amax_h);
+    if (s->samp_h)
+        cudaFreeHost(s->samp_h);
     free(s->layers);
     free(s);
 }
@@ -482,8 +491,10 @@ static void *cuda_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_e
     }
     arena_layout(s, s->arena);
     /* metadata: ids, pos, tab, dec rows (max_batch each), tiles (2 per row at
-     * most), logit rows, block tables (one per sequence, max_tab each) */
-    s->meta_ints = (size_t)s->max_batch * (6 + s->max_tab) + s->max_logit;
+     * most), logit rows, block tables (one per sequence, max_tab each), then
+     * sampling parameters (SAMPLE_INTS per logit row, 8-byte aligned) */
+    s->meta_ints = (size_t)s->max_batch * (6 + s->max_tab) + s->max_logit + 1 +
+                   (size_t)s->max_logit * SAMPLE_INTS;
     bytes = s->meta_ints * sizeof(int);
     if ((e = cudaMalloc((void **)&s->meta_d, bytes)) != cudaSuccess ||
         (e = cudaMallocHost((void **)&s->meta_h, bytes)) != cudaSuccess) {
@@ -493,7 +504,8 @@ static void *cuda_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_e
     s->staged_rows = s->max_logit < STAGED_LOGIT_ROWS ? s->max_logit : STAGED_LOGIT_ROWS;
     bytes = (size_t)s->staged_rows * c->n_vocab * sizeof(float);
     if ((e = cudaMallocHost((void **)&s->logits_h, bytes)) != cudaSuccess ||
-        (e = cudaMallocHost((void **)&s->amax_h, (size_t)s->max_logit * sizeof(int))) != cudaSuccess) {
+        (e = cudaMallocHost((void **)&s->amax_h, (size_t)s->max_logit * sizeof(int))) != cudaSuccess ||
+        (e = cudaMallocHost((void **)&s->samp_h, (size_t)s->max_logit * sizeof(int))) != cudaSuccess) {
         cuda_fail(err, GPT2_ERR_NOMEM, "allocating the pinned logits buffers", e);
         goto fail;
     }
@@ -520,7 +532,7 @@ fail:
 
 /* Where each part of the packed metadata lives for one batch shape. */
 typedef struct meta_layout {
-    int ids, pos, tab, dec, tiles, logit, tables, total;
+    int ids, pos, tab, dec, tiles, logit, tables, samp, total;
 } meta_layout;
 
 static meta_layout layout_for(const cuda_state *s, shape k)
@@ -533,7 +545,9 @@ static meta_layout layout_for(const cuda_state *s, shape k)
     L.tiles = L.dec + k.D;
     L.logit = L.tiles + 2 * k.P;
     L.tables = L.logit + k.G;
-    L.total = L.tables + k.S * s->max_tab;
+    L.samp = L.tables + k.S * s->max_tab;
+    L.samp += L.samp % 2; /* the parameters hold a double */
+    L.total = k.Z ? L.samp + k.G * SAMPLE_INTS : L.samp;
     return L;
 }
 
@@ -542,7 +556,9 @@ static int build_meta(cuda_state *s, const gpt2_batch *b, shape *k, meta_layout 
                       gpt2_error *err)
 {
     shape sh = {b->n_rows, b->n_seqs, b->n_logit_rows, 0, 0,
-                b->argmax != NULL && b->n_logit_rows > 0};
+                b->argmax != NULL && b->n_logit_rows > 0, 0};
+    for (int r = 0; b->sampling && r < b->n_logit_rows; r++)
+        sh.Z |= b->sampling[r].on != 0;
     for (int i = 0; i < b->n_seqs; i++) {
         const gpt2_batch_seq *q = &b->seqs[i];
         if (q->n_rows >= PREFILL_MIN_ROWS)
@@ -586,6 +602,11 @@ static int build_meta(cuda_state *s, const gpt2_batch *b, shape *k, meta_layout 
         return gpt2_seterr(err, GPT2_ERR_INVALID,
                            "cuda forward: n_logit_rows = %d but the sequences ask for %d",
                            b->n_logit_rows, g);
+    g2c_sample_params *sp = (g2c_sample_params *)(M + L->samp);
+    for (int r = 0; sh.Z && r < b->n_logit_rows; r++) {
+        const gpt2_row_sampling *rs = &b->sampling[r];
+        sp[r] = (g2c_sample_params){rs->on, rs->top_k, rs->inv_temp, rs->top_p, rs->u};
+    }
     return 0;
 }
 
@@ -666,13 +687,18 @@ static int enqueue(cuda_state *s, shape k, const meta_layout *L, gpt2_error *err
         if (k.A)
             LAUNCH(g2c_argmax(st, s->amax, s->logits, c->n_vocab, k.G, c->n_vocab), "argmax",
                    c->n_layer);
+        if (k.Z) /* the parameters (with this step's draws) come with the metadata */
+            LAUNCH(g2c_sample(st, s->samp, s->probs, c->n_vocab, s->logits, c->n_vocab,
+                              (const g2c_sample_params *)(M + L->samp), k.G, c->n_vocab),
+                   "sampling", c->n_layer);
     }
     return 0;
 }
 
 static int same_shape(shape a, shape b)
 {
-    return a.R == b.R && a.S == b.S && a.G == b.G && a.D == b.D && a.P == b.P && a.A == b.A;
+    return a.R == b.R && a.S == b.S && a.G == b.G && a.D == b.D && a.P == b.P && a.A == b.A &&
+           a.Z == b.Z;
 }
 
 /* Replays the graph of this shape, capturing it first if new. Returns 1 when
@@ -745,6 +771,9 @@ static int cuda_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error 
     if (k.A && (e = cudaMemcpyAsync(s->amax_h, s->amax, (size_t)k.G * sizeof(int),
                                     cudaMemcpyDeviceToHost, s->stream)) != cudaSuccess)
         return cuda_fail(err, GPT2_ERR_UNSUPPORTED, "copying the argmax rows to the host", e);
+    if (k.Z && (e = cudaMemcpyAsync(s->samp_h, s->samp, (size_t)k.G * sizeof(int),
+                                    cudaMemcpyDeviceToHost, s->stream)) != cudaSuccess)
+        return cuda_fail(err, GPT2_ERR_UNSUPPORTED, "copying the sampled tokens to the host", e);
     for (int i = 0; i < k.G;) {
         if (need && !need[i]) {
             i++;
@@ -766,6 +795,9 @@ static int cuda_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error 
             memcpy(logits + i * V, s->logits_h + i * V, V * sizeof(float));
     if (k.A)
         memcpy(b->argmax, s->amax_h, (size_t)k.G * sizeof(int));
+    for (int i = 0; k.Z && i < k.G; i++)
+        if (b->sampling[i].on)
+            b->sampled[i] = s->samp_h[i];
     return 0;
 }
 
@@ -785,6 +817,7 @@ static size_t cuda_arena_bytes(const void *p)
 const gpt2_backend_ops gpt2_backend_cuda = {
     .name = "cuda",
     .kv_f32 = 0, /* the cache is fp16 */
+    .device_sampling = 1,
     .create = cuda_create,
     .destroy = cuda_destroy,
     .forward = cuda_forward,

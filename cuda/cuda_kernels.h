@@ -67,6 +67,23 @@ int g2c_epilogue(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype ot,
  * that a NaN at index 0 gives 0. R rows. */
 int g2c_argmax(cudaStream_t st, int *out, const float *x, int ldx, int R, int N);
 
+/* One row's sampling parameters (engine/backend.h: gpt2_row_sampling). */
+typedef struct g2c_sample_params {
+    int on;         /* 0: the row is skipped, out[r] untouched */
+    int top_k;      /* 0: off */
+    float inv_temp; /* 1 / temperature */
+    float top_p;    /* >= 1: off */
+    double u;       /* the draw, uniform in [0, 1) */
+} g2c_sample_params;
+
+/* out[r] = the token drawn from row r of x (fp32, N values, row stride ldx)
+ * by gpt2_sample_row's rule (engine/sample_row.c: top-k / top-p kept set,
+ * draw in id order), for the rows whose prm[r].on is set. p: scratch of R
+ * rows of ldp >= N floats (left holding the probabilities). x is not changed.
+ * R rows, one block each. */
+int g2c_sample(cudaStream_t st, int *out, float *p, int ldp, const float *x, int ldx,
+               const g2c_sample_params *prm, int R, int N);
+
 /* ---- matmul ------------------------------------------------------------------ */
 
 /* Few rows (decode): every weight is read once per 8 rows, 128-bit loads when K

@@ -170,6 +170,28 @@ int main(int argc, char **argv)
     });
     report_bw("layernorm", sh("R=%d C=%d", T, C), ms, (double)T * C * (4 + 2));
 
+    /* choosing tokens from logit rows: greedy, and sampled (top-k 40, top-p 0.9:
+     * ~31 bisection passes over each row's probabilities); GB/s of logits read */
+    {
+        const int RS = 64;
+        float *lg = (float *)dev_random((size_t)RS * V, G2C_F32, 4.0f, 7), *pr;
+        int *tok;
+        g2c_sample_params hp[RS], *dp;
+        for (int r = 0; r < RS; r++)
+            hp[r] = g2c_sample_params{1, 40, 1.0f / 0.8f, 0.9f, (r + 0.5) / RS};
+        CK(cudaMalloc(&pr, (size_t)RS * V * 4));
+        CK(cudaMalloc(&tok, RS * sizeof(int)));
+        CK(cudaMalloc(&dp, sizeof hp));
+        CK(cudaMemcpy(dp, hp, sizeof hp, cudaMemcpyHostToDevice));
+        for (int r : {1, RS}) {
+            ms = time_ms("argmax", [&] { return g2c_argmax(g_st, tok, lg, V, r, V); });
+            report_bw("argmax", sh("R=%d V=%d", r, V), ms, (double)r * V * 4);
+            ms = time_ms("sample", [&] { return g2c_sample(g_st, tok, pr, V, lg, V, dp, r, V); });
+            report_bw("sample_topk40_topp0.9", sh("R=%d V=%d", r, V), ms, (double)r * V * 4);
+        }
+        cudaFree(lg), cudaFree(pr), cudaFree(tok), cudaFree(dp);
+    }
+
     /* matmul shapes of one layer and the LM head: K x N */
     const int shapes[5][2] = {{C, 3 * C}, {C, C}, {C, FF}, {FF, C}, {C, V}};
     for (int m : {1, 8}) {

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h" /* gpt2_sample_row: the sampling rule */
 #include "cuda_kernels.h"
 #include "cuda_testutil.h"
 #include "gemm_cublas.h"
@@ -511,6 +512,83 @@ START_TEST(test_attention)
 }
 END_TEST
 
+/* ---- sampling of logit rows ------------------------------------------------------ */
+
+/* Each row against gpt2_sample_row (engine/sample_row.c), the rule in C. The
+ * device's expf may differ from the host's by an ulp or two, which moves the
+ * probabilities by ~2e-7 relative: tokens must agree wherever the draw and the
+ * top-p cut are further than 1e-5 (of the kept mass / the total) from
+ * choosing differently, and that must be nearly every row. Also: rows with
+ * on = 0 are left alone, x is not changed, and a row's token does not depend
+ * on the other rows of the launch (each row alone gives the same). */
+START_TEST(test_sample)
+{
+    const int Ns[] = {1, 7, 1000, 1025, 50257};
+    enum { R = 24 };
+    int compared = 0, total = 0;
+    /* GPT2C_CUDA_TEST_QUICK (under compute-sanitizer): not the full vocabulary */
+    const int quick = getenv("GPT2C_CUDA_TEST_QUICK") && atoi(getenv("GPT2C_CUDA_TEST_QUICK"));
+    for (int ni = 0; ni < (quick ? 4 : 5); ni++) {
+        const int N = Ns[ni], ld = N + 5;
+        float *x = rand_vec((size_t)R * ld, 6.0f, 0);
+        for (int i = 0; i < N; i++) {
+            x[(size_t)3 * ld + i] = (float)(i % 3);              /* many ties */
+            x[(size_t)4 * ld + i] = i % 5 ? -INFINITY : 1.0f;    /* weightless tokens */
+            x[(size_t)5 * ld + i] = i % 4 == 1 ? NAN : x[(size_t)5 * ld + i]; /* NaNs */
+            x[(size_t)6 * ld + i] = 2.5f;                        /* all equal */
+        }
+        g2c_sample_params prm[R];
+        static const int ks[] = {0, 1, 3, 40, 1000};
+        static const float ps[] = {1.0f, 0.9f, 0.5f, 0.02f};
+        for (int r = 0; r < R; r++)
+            prm[r] = (g2c_sample_params){r % 11 != 10, ks[r % 5], 1.0f / (0.6f + 0.1f * (r % 7)),
+                                         ps[r % 4], (r * 0.6180339887) - (int)(r * 0.6180339887)};
+        float *dx = cu_upload(x, sizeof(float) * R * ld);
+        g2c_sample_params *dprm = cu_upload(prm, sizeof prm);
+        float *dp = NULL;
+        int *dout = NULL, got[R], alone[R];
+        CU(cudaMalloc((void **)&dp, sizeof(float) * R * ld));
+        CU(cudaMalloc((void **)&dout, sizeof got));
+        CU(cudaMemset(dout, 0xff, sizeof got)); /* -1: what a skipped row must keep */
+        LAUNCH_OK(g2c_sample(0, dout, dp, ld, dx, ld, dprm, R, N));
+        cu_download(got, dout, sizeof got);
+        float *back = xmalloc(sizeof(float) * R * ld);
+        cu_download(back, dx, sizeof(float) * R * ld);
+        ck_assert_msg(memcmp(back, x, sizeof(float) * R * ld) == 0, "sample N=%d changed x", N);
+        for (int r = 0; r < R; r++) { /* one row per launch */
+            LAUNCH_OK(g2c_sample(0, dout + r, dp, ld, dx + (size_t)r * ld, ld, dprm + r, 1, N));
+        }
+        cu_download(alone, dout, sizeof alone);
+        float *p = xmalloc(sizeof(float) * N);
+        for (int r = 0; r < R; r++) {
+            const char *what = tu_fmt("sample N=%d row %d (top_k %d, top_p %g, 1/T %g, u %.6f)", N, r,
+                                      prm[r].top_k, (double)prm[r].top_p, (double)prm[r].inv_temp,
+                                      prm[r].u);
+            ck_assert_msg(got[r] == alone[r], "%s: %d in a batch of %d rows, %d alone", what, got[r],
+                          R, alone[r]);
+            if (!prm[r].on) {
+                ck_assert_msg(got[r] == -1, "%s: skipped row written (%d)", what, got[r]);
+                continue;
+            }
+            gpt2_row_sampling rs = {1, prm[r].top_k, prm[r].inv_temp, prm[r].top_p, prm[r].u};
+            gpt2_sample_info info;
+            int want = gpt2_sample_row(x + (size_t)r * ld, N, &rs, p, &info);
+            ck_assert_msg(got[r] >= 0 && got[r] < N, "%s: token %d out of range", what, got[r]);
+            total++;
+            if (info.draw_margin > 1e-5 && info.cut_margin > 1e-5) {
+                compared++;
+                ck_assert_msg(got[r] == want, "%s: device %d, rule %d (draw margin %g, cut margin %g)",
+                              what, got[r], want, info.draw_margin, info.cut_margin);
+            }
+        }
+        cudaFree(dx), cudaFree(dprm), cudaFree(dp), cudaFree(dout);
+        free(x), free(back), free(p);
+    }
+    ck_assert_msg(compared >= total * 8 / 10, "only %d of %d rows far enough from a boundary to compare",
+                  compared, total);
+}
+END_TEST
+
 int main(void)
 {
     char why[256];
@@ -525,6 +603,7 @@ int main(void)
     tcase_add_test(tc, test_layernorm);
     tcase_add_test(tc, test_embed);
     tcase_add_test(tc, test_argmax);
+    tcase_add_test(tc, test_sample);
     /* GPT2C_CUDA_TEST_QUICK=1: the small shapes only, for runs under compute-sanitizer */
     const int quick = getenv("GPT2C_CUDA_TEST_QUICK") && atoi(getenv("GPT2C_CUDA_TEST_QUICK"));
     tcase_add_loop_test(tc, test_matmul, 0, quick ? 9 : N_MSHAPES);

@@ -116,7 +116,8 @@ static int *table_for(int slot, int n_ctx)
 static void fwd1(be b, const int *ids, int n, int pos0, int first_logit, const int *table, float *logits)
 {
     gpt2_batch_seq q = {n, pos0, first_logit, table};
-    gpt2_batch bt = {ids, n, &q, 1, n - first_logit, NULL, NULL};
+    gpt2_batch bt = {.ids = ids, .n_rows = n, .seqs = &q, .n_seqs = 1,
+                     .n_logit_rows = n - first_logit};
     gpt2_error err = {0};
     int rc = b.ops->forward(b.st, &bt, logits, &err);
     ck_assert_msg(rc == 0, "%s forward (n=%d pos0=%d): %s", b.ops->name, n, pos0, err.msg);
@@ -245,7 +246,7 @@ START_TEST(test_ragged_batch)
         qs[s] = (gpt2_batch_seq){rows[s], cached[s], fl, tabs[s]};
         n += rows[s], nl += rows[s] - fl;
     }
-    gpt2_batch bt = {bids, n, qs, S, nl, NULL, NULL};
+    gpt2_batch bt = {.ids = bids, .n_rows = n, .seqs = qs, .n_seqs = S, .n_logit_rows = nl};
     float *got = malloc(sizeof(float) * nl * V), *want = malloc(sizeof(float) * nl * V);
     gpt2_error err = {0};
     ck_assert_msg(g.ops->forward(g.st, &bt, got, &err) == 0, "ragged forward: %s", err.msg);
@@ -293,7 +294,7 @@ static void greedy(const gpt2_model *mod, int graphs, int *tokens, float *last_l
         gpt2_batch_seq qs[S];
         for (int s = 0; s < S; s++)
             qs[s] = (gpt2_batch_seq){1, P + step, 0, tabs[s]};
-        gpt2_batch bt = {cur, S, qs, S, S, NULL, NULL};
+        gpt2_batch bt = {.ids = cur, .n_rows = S, .seqs = qs, .n_seqs = S, .n_logit_rows = S};
         gpt2_error err = {0};
         ck_assert_msg(g.ops->forward(g.st, &bt, lg, &err) == 0, "decode step %d: %s", step, err.msg);
         for (int s = 0; s < S; s++) {
@@ -351,7 +352,8 @@ static void greedy_device_argmax(const gpt2_model *mod, int graphs, int *tokens,
         make_ids(ids[s], P, V, 20 + s);
         /* the prompt's last row: argmax asked, logits too */
         gpt2_batch_seq q = {P, 0, P - 1, tabs[s]};
-        gpt2_batch bt = {ids[s], P, &q, 1, 1, amax, NULL};
+        gpt2_batch bt = {.ids = ids[s], .n_rows = P, .seqs = &q, .n_seqs = 1, .n_logit_rows = 1,
+                         .argmax = amax};
         gpt2_error err = {0};
         ck_assert_msg(g.ops->forward(g.st, &bt, lg, &err) == 0, "prompt %d: %s", s, err.msg);
         ck_assert_int_eq(amax[0], gpt2_argmax(lg, V));
@@ -363,7 +365,8 @@ static void greedy_device_argmax(const gpt2_model *mod, int graphs, int *tokens,
             qs[s] = (gpt2_batch_seq){1, P + step, 0, tabs[s]};
         for (long i = 0; i < (long)S * V; i++)
             lg[i] = NAN; /* what a skipped row must still hold */
-        gpt2_batch bt = {cur, S, qs, S, S, amax, need};
+        gpt2_batch bt = {.ids = cur, .n_rows = S, .seqs = qs, .n_seqs = S, .n_logit_rows = S,
+                         .argmax = amax, .need_logits = need};
         gpt2_error err = {0};
         ck_assert_msg(g.ops->forward(g.st, &bt, lg, &err) == 0, "decode step %d: %s", step, err.msg);
         ck_assert_msg(amax[0] == gpt2_argmax(lg, V), "step %d: device argmax %d, host argmax of the "
@@ -398,6 +401,110 @@ START_TEST(test_device_argmax)
                           m->name, graphs, i, got[i], want[i]);
     }
     free(lg);
+    gpt2_model_free(mod);
+}
+END_TEST
+
+/* ---- sampling on the device ------------------------------------------------------ */
+
+/* S sequences decoded together, every logit row sampled on the device with
+ * its own parameters and draws (a fixed sequence of u). Rows 0 and 2 also ask
+ * for their logits, and their tokens must be gpt2_sample_row's on exactly
+ * those logits (where the draw and cut are > 1e-5 from a boundary: the
+ * device's expf may round differently); row 1's logits must not be copied.
+ * *compared counts the rows checked against the rule. */
+static void sampled_device(const gpt2_model *mod, int graphs, int *tokens, int n_new, int *compared)
+{
+    const gpt2_config *c = gpt2_model_config(mod);
+    const int V = c->n_vocab, P = 6;
+    enum { S = 3 };
+    setenv("GPT2C_CUDA_GRAPHS", graphs ? "1" : "0", 1);
+    be g = make_be(&gpt2_backend_cuda, mod, NULL, 32);
+    int *tabs[S], cur[S], ids[S][8], amax[S], drawn[S];
+    const unsigned char need[S] = {1, 0, 1};
+    float *lg = malloc(sizeof(float) * S * V), *p = malloc(sizeof(float) * V);
+    gpt2_row_sampling rs[S];
+    static const int ks[S] = {0, 40, 5};
+    static const float ps[S] = {0.9f, 1.0f, 0.5f}, temps[S] = {1.0f, 0.7f, 1.4f};
+    uint64_t u = 12345;
+    for (int step = -1; step < n_new; step++) {
+        for (int s = 0; s < S; s++) {
+            u = u * 6364136223846793005ull + 1442695040888963407ull;
+            rs[s] = (gpt2_row_sampling){1, ks[s], 1.0f / temps[s], ps[s], (u >> 11) * 0x1.0p-53};
+        }
+        if (step < 0) { /* the prompts, one sequence per call */
+            for (int s = 0; s < S; s++) {
+                tabs[s] = table_for(s, c->n_ctx);
+                make_ids(ids[s], P, V, 40 + s);
+                gpt2_batch_seq q = {P, 0, P - 1, tabs[s]};
+                gpt2_batch bt = {.ids = ids[s], .n_rows = P, .seqs = &q, .n_seqs = 1,
+                                 .n_logit_rows = 1, .sampling = &rs[s], .sampled = &drawn[s]};
+                gpt2_error err = {0};
+                ck_assert_msg(g.ops->forward(g.st, &bt, lg, &err) == 0, "prompt %d: %s", s, err.msg);
+                cur[s] = drawn[s];
+            }
+            continue;
+        }
+        gpt2_batch_seq qs[S];
+        for (int s = 0; s < S; s++)
+            qs[s] = (gpt2_batch_seq){1, P + step, 0, tabs[s]};
+        for (long i = 0; i < (long)S * V; i++)
+            lg[i] = NAN;
+        gpt2_batch bt = {.ids = cur, .n_rows = S, .seqs = qs, .n_seqs = S, .n_logit_rows = S,
+                         .argmax = amax, .need_logits = need, .sampling = rs, .sampled = drawn};
+        gpt2_error err = {0};
+        ck_assert_msg(g.ops->forward(g.st, &bt, lg, &err) == 0, "decode step %d: %s", step, err.msg);
+        for (long i = V; i < 2L * V; i++)
+            ck_assert_msg(isnan(lg[i]), "step %d: logits of row 1 (not asked for) were written", step);
+        for (int s = 0; s < S; s += 2) {
+            gpt2_sample_info info;
+            int want = gpt2_sample_row(lg + (size_t)s * V, V, &rs[s], p, &info);
+            ck_assert_int_eq(amax[s], gpt2_argmax(lg + (size_t)s * V, V)); /* argmax still right */
+            if (info.draw_margin > 1e-5 && info.cut_margin > 1e-5) {
+                ++*compared;
+                ck_assert_msg(drawn[s] == want, "graphs=%d step %d row %d: device drew %d, the rule %d",
+                              graphs, step, s, drawn[s], want);
+            }
+        }
+        for (int s = 0; s < S; s++) {
+            ck_assert_msg(drawn[s] >= 0 && drawn[s] < V, "step %d row %d: token %d", step, s, drawn[s]);
+            tokens[step * S + s] = cur[s];
+            cur[s] = drawn[s];
+        }
+    }
+    g.ops->destroy(g.st);
+    for (int s = 0; s < S; s++)
+        free(tabs[s]);
+    free(lg), free(p);
+    unsetenv("GPT2C_CUDA_GRAPHS");
+}
+
+START_TEST(test_device_sampling)
+{
+    const mcfg *m = &CFGS[_i];
+    gpt2_model *mod = load(m);
+    const int n_new = 24;
+    int plain[3 * 24], graph[3 * 24], compared = 0;
+    sampled_device(mod, 0, plain, n_new, &compared);
+    sampled_device(mod, 1, graph, n_new, &compared);
+    for (int i = 0; i < 3 * n_new; i++) /* graph replay: the same draws, the same tokens */
+        ck_assert_msg(graph[i] == plain[i], "%s: token %d: %d with graphs, %d without", m->name, i,
+                      graph[i], plain[i]);
+    ck_assert_msg(compared >= 2 * 2 * n_new * 8 / 10, "%s: only %d of %d rows compared with the rule",
+                  m->name, compared, 2 * 2 * n_new);
+    /* a bad draw is an error naming the row, not a stray token */
+    be g = make_be(&gpt2_backend_cuda, mod, NULL, 32);
+    int *tab = table_for(0, gpt2_model_config(mod)->n_ctx), id = 1, out = -1;
+    gpt2_row_sampling bad = {1, 0, 1.0f, 0.9f, 1.0};
+    gpt2_batch_seq q = {1, 0, 0, tab};
+    gpt2_batch bt = {.ids = &id, .n_rows = 1, .seqs = &q, .n_seqs = 1, .n_logit_rows = 1,
+                     .sampling = &bad, .sampled = &out};
+    float *lg = malloc(sizeof(float) * gpt2_model_config(mod)->n_vocab);
+    gpt2_error err = {0};
+    ck_assert(g.ops->forward(g.st, &bt, lg, &err) != 0);
+    ck_assert_msg(strstr(err.msg, "logit row 0") && strstr(err.msg, "u 1"), "error: %s", err.msg);
+    g.ops->destroy(g.st);
+    free(tab), free(lg);
     gpt2_model_free(mod);
 }
 END_TEST
@@ -459,7 +566,7 @@ START_TEST(test_errors)
     for (int j = 0; j < 64; j++)
         bad[j] = o.kv_blocks + j;
     gpt2_batch_seq q = {2, 0, 1, bad};
-    gpt2_batch b = {ids, 2, &q, 1, 1, NULL, NULL};
+    gpt2_batch b = {.ids = ids, .n_rows = 2, .seqs = &q, .n_seqs = 1, .n_logit_rows = 1};
     float lg[512];
     ck_assert(gpt2_backend_cuda.forward(st, &b, lg, &err) != 0);
     ck_assert_msg(strstr(err.msg, "block") != NULL, "error '%s' does not name the block", err.msg);
@@ -517,6 +624,7 @@ int main(void)
         tcase_add_loop_test(tc, test_ragged_batch, 0, N_CFGS);
         tcase_add_loop_test(tc, test_graph_replay, 0, N_CFGS);
         tcase_add_loop_test(tc, test_device_argmax, 0, N_CFGS);
+        tcase_add_loop_test(tc, test_device_sampling, 0, N_CFGS);
         tcase_add_loop_test(tc, test_cublas_vs_native, 0, N_CFGS);
         tcase_add_test(tc, test_errors);
     }
