@@ -92,11 +92,14 @@ static void job_random(job *j, uint64_t *s, int max_new)
     j->cancel_after_ms = -1;
 }
 
-/* What gpt2_generate does, keeping every sampled-from logits row. */
-static void run_alone(gpt2_ctx *c, job *j)
+/* What gpt2_generate does, keeping every sampled-from logits row. With
+ * backend_rule, each token is drawn as a backend that samples draws it:
+ * gpt2_sample_row with the sampler's next draw (argmax for greedy jobs). */
+static void run_alone_as(gpt2_ctx *c, job *j, int backend_rule)
 {
     gpt2_error err = {0};
     const int V = CFG.n_vocab;
+    float p[512];
     free(j->ref_logits);
     j->ref_logits = malloc(sizeof(float) * (size_t)(j->gen.n_new > 0 ? j->gen.n_new : 1) * V);
     gpt2_sampler *smp = gpt2_sampler_create(&j->gen.sampling, V, &err);
@@ -107,13 +110,22 @@ static void run_alone(gpt2_ctx *c, job *j)
     j->n_ref = 0;
     for (int i = 0; i < j->gen.n_new; i++) {
         memcpy(j->ref_logits + (size_t)i * V, lg, sizeof(float) * V);
-        int id = gpt2_sampler_sample(smp, lg);
+        int id;
+        if (backend_rule) {
+            gpt2_row_sampling rs;
+            gpt2_sampler_next_row(smp, &rs);
+            id = rs.on ? gpt2_sample_row(lg, V, &rs, p, NULL) : gpt2_argmax(lg, V);
+        } else {
+            id = gpt2_sampler_sample(smp, lg);
+        }
         j->ref_tokens[j->n_ref++] = id;
         if (i + 1 < j->gen.n_new)
             ck_assert_msg(gpt2_eval(c, &id, 1, &lg, &err) == 0, "%s", err.msg);
     }
     gpt2_sampler_free(smp);
 }
+
+static void run_alone(gpt2_ctx *c, job *j) { run_alone_as(c, j, 0); }
 
 static void submit_job(gpt2_engine *e, job *j)
 {
@@ -273,34 +285,6 @@ END_TEST
 
 /* ---- sampling by the backend (as on a GPU), forced here on the CPU ----------------- */
 
-/* The reference for a backend that samples: the prompt and every token
- * evaluated with full logits here, and each token drawn by gpt2_sample_row
- * with the request's sampler's next draw (argmax for greedy jobs). */
-static void run_alone_rule(gpt2_ctx *c, job *j)
-{
-    gpt2_error err = {0};
-    const int V = CFG.n_vocab;
-    float p[512];
-    free(j->ref_logits);
-    j->ref_logits = malloc(sizeof(float) * (size_t)(j->gen.n_new > 0 ? j->gen.n_new : 1) * V);
-    gpt2_sampler *smp = gpt2_sampler_create(&j->gen.sampling, V, &err);
-    ck_assert_msg(smp != NULL, "%s", err.msg);
-    gpt2_ctx_reset(c);
-    const float *lg;
-    ck_assert_msg(gpt2_eval(c, j->prompt, j->n_prompt, &lg, &err) == 0, "%s", err.msg);
-    j->n_ref = 0;
-    for (int i = 0; i < j->gen.n_new; i++) {
-        memcpy(j->ref_logits + (size_t)i * V, lg, sizeof(float) * V);
-        gpt2_row_sampling rs;
-        gpt2_sampler_next_row(smp, &rs);
-        int id = rs.on ? gpt2_sample_row(lg, V, &rs, p, NULL) : gpt2_argmax(lg, V);
-        j->ref_tokens[j->n_ref++] = id;
-        if (i + 1 < j->gen.n_new)
-            ck_assert_msg(gpt2_eval(c, &id, 1, &lg, &err) == 0, "%s", err.msg);
-    }
-    gpt2_sampler_free(smp);
-}
-
 typedef struct collected {
     int ids[96];
     int n;
@@ -336,7 +320,7 @@ START_TEST(test_backend_sampling)
         run_alone(c, &jobs[i]); /* the host sampler's tokens */
         int host[96], n_host = jobs[i].n_ref;
         memcpy(host, jobs[i].ref_tokens, sizeof(int) * (size_t)n_host);
-        run_alone_rule(c, &jobs[i]);
+        run_alone_as(c, &jobs[i], 1); /* the backend rule's tokens */
         differ += memcmp(host, jobs[i].ref_tokens, sizeof(int) * (size_t)n_host) != 0;
         collected got = {0};
         gpt2_error err = {0};
