@@ -314,6 +314,8 @@ static cJSON *make_report(const tree_opts *o)
         num(l, "generated_tokens", 64);
         num(l, "warmup_runs", 1);
         num(l, "repeats", 5);
+        num(l, "read_bw_gb_s", 28.5);
+        num(l, "read_bw_threads", 2);
         cJSON *rows = cJSON_AddArrayToObject(l, "rows");
         for (int p = 32; p <= (o->quick ? 32 : 1024); p *= 2) {
             cJSON *row = cJSON_CreateObject();
@@ -326,6 +328,10 @@ static cJSON *make_report(const tree_opts *o)
             cJSON_AddItemToObject(row, "itl_ms", stats(itl, 0.05 * o->cv_scale, 5 * 63, 0.4));
             cJSON_AddItemToObject(row, "decode_tok_s", stats(1000.0 / itl, 0.02 * o->cv_scale, 5, 0));
             cJSON_AddItemToObject(row, "prefill_tok_s", stats(p * 1000.0 / ttft, 0.03 * o->cv_scale, 5, 0));
+            const double bytes = 497759232.0 + 73728.0 * (p + 31.5);
+            num(row, "bytes_per_token", bytes);
+            num(row, "bw_limit_tok_s", 28.5e9 / bytes);
+            num(row, "decode_pct_of_bw_limit", 100.0 * (1000.0 / itl) / (28.5e9 / bytes));
             cJSON_AddItemToArray(rows, row);
         }
 

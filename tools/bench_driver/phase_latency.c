@@ -1,11 +1,35 @@
 /* Phase 2, latency: for each prompt length, TTFT and inter-token latency over
  * repeated runs (warm-up runs excluded and counted), EOS ignored so every run
- * generates the same number of tokens. */
+ * generates the same number of tokens. On the CPU, with the read bandwidth
+ * gpt2c-kbench measured before the phases, each decode speed is also put
+ * against its memory-bandwidth limit. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 #include "progress.h"
+#include "report.h"
+
+/* The read bandwidth kbench measured with the bench's thread count (or the
+ * most threads it measured below that): 1 and *gbs, *thr set, else 0. */
+static int kbench_read_bw(const cJSON *report, int threads, double *gbs, int *thr)
+{
+    const cJSON *bw = bench_get(bench_get_obj(bench_get_obj(report, "kbench"), "ceilings"), "read_bw_gb_s");
+    const cJSON *e;
+    int best = 0;
+    cJSON_ArrayForEach(e, bw)
+    {
+        double t, g;
+        if (bench_get_num(e, "threads", &t) && bench_get_num(e, "gb_s", &g) && g > 0 &&
+            t <= threads && t > best) {
+            best = (int)t;
+            *gbs = g;
+        }
+    }
+    *thr = best;
+    return best > 0;
+}
 
 int phase_latency(bench *b)
 {
@@ -31,6 +55,18 @@ int phase_latency(bench *b)
         fprintf(stderr, "gpt2c-bench: latency: out of memory\n");
         return -1;
     }
+    /* Decode reads every weight once per token and the cache so far: bytes
+     * per token at a prompt of L are the file's weight bytes (the position
+     * embeddings, of which one row is read, included) + the KV bytes of the
+     * mean cache length over the N tokens generated, L + (N - 1) / 2. */
+    double bw = 0;
+    int bw_threads = 0;
+    const int have_bw = !strcmp(gpt2_ctx_backend(b->ctx), "cpu") &&
+                        kbench_read_bw(b->report, gpt2_ctx_threads(b->ctx), &bw, &bw_threads);
+    cJSON_AddItemToObject(o, "read_bw_gb_s", have_bw ? cJSON_CreateNumber(bw) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "read_bw_threads", have_bw ? cJSON_CreateNumber(bw_threads) : cJSON_CreateNull());
+    const double wbytes = (double)gpt2_model_weight_bytes(b->model);
+    const double kv_tok = (double)gpt2_ctx_kv_bytes_per_token(b->ctx);
     int rc = 0;
     for (int li = 0; li < pl->n_latency_lengths && !bench_interrupted && !rc; li++) {
         const int L = pl->latency_lengths[li];
@@ -65,6 +101,15 @@ int phase_latency(bench *b)
         cJSON_AddItemToObject(row, "itl_ms", bench_stats_of(itl, n_itl));
         cJSON_AddItemToObject(row, "decode_tok_s", bench_stats_of(dec, runs));
         cJSON_AddItemToObject(row, "prefill_tok_s", bench_stats_of(pre, runs));
+        const double bytes = wbytes + kv_tok * (L + (N - 1) / 2.0);
+        cJSON_AddNumberToObject(row, "bytes_per_token", bytes);
+        double p50 = 0;
+        const int have_p50 = N > 1 && bench_get_num(bench_get_obj(row, "decode_tok_s"), "p50", &p50);
+        const double limit = have_bw ? bw * 1e9 / bytes : 0;
+        cJSON_AddItemToObject(row, "bw_limit_tok_s", have_bw ? cJSON_CreateNumber(limit) : cJSON_CreateNull());
+        cJSON_AddItemToObject(row, "decode_pct_of_bw_limit",
+                              have_bw && have_p50 ? cJSON_CreateNumber(100.0 * p50 / limit)
+                                                  : cJSON_CreateNull());
         cJSON_AddItemToArray(rows, row);
     }
     progress_end(p, "%d prompt lengths x %d runs (+%d warm-up), %d tokens each",

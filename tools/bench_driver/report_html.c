@@ -872,12 +872,17 @@ static void chart_decode(bench_sb *s, const cJSON *latency)
     chart c;
     chart_begin(&c, s, "chart-decode", "Decode speed vs prompt length", 0);
     const cJSON *rows[MAXPTS];
-    double xs[MAXPTS], p50[MAXPTS], lo[MAXPTS], hi[MAXPTS];
-    int o50[MAXPTS], olo[MAXPTS], ohi[MAXPTS];
+    double xs[MAXPTS], p50[MAXPTS], lo[MAXPTS], hi[MAXPTS], lim[MAXPTS];
+    int o50[MAXPTS], olo[MAXPTS], ohi[MAXPTS], olim[MAXPTS];
     int n = rows_with_x(bench_get(latency, "rows"), "prompt_tokens", rows, xs);
     double xmn = INFINITY, xmx = -INFINITY, ymx = -INFINITY;
-    int any = 0;
+    int any = 0, any_lim = 0;
     for (int i = 0; i < n; i++) {
+        olim[i] = bench_get_num(rows[i], "bw_limit_tok_s", &lim[i]);
+        if (olim[i]) {
+            any_lim = 1;
+            max_update(&ymx, lim[i]);
+        }
         p50[i] = stat_of(rows[i], "decode_tok_s", "p50", &o50[i]);
         lo[i] = stat_of(rows[i], "decode_tok_s", "min", &olo[i]);
         hi[i] = stat_of(rows[i], "decode_tok_s", "max", &ohi[i]);
@@ -896,8 +901,11 @@ static void chart_decode(bench_sb *s, const cJSON *latency)
     axis_x_data(&c.xa, xs, n);
     axis_linear(&c.ya, 0, ymx, 1);
     chart_axes(&c, "prompt length (tokens)", "decode speed (tokens/s)", NULL, NULL, NULL);
-    legend_item lg[] = {{LG_LINE, COL_GREEN, "p50"}, {LG_WHISKER, COL_GREEN, "min\xe2\x80\x93max over repeats"}};
-    chart_legend(&c, lg, 2);
+    legend_item lg[] = {{LG_LINE, COL_GREEN, "p50"}, {LG_WHISKER, COL_GREEN, "min\xe2\x80\x93max over repeats"},
+                        {LG_DASH, COL_RED, "memory-bandwidth limit"}};
+    chart_legend(&c, lg, any_lim ? 3 : 2);
+    if (any_lim)
+        series_line(&c, xs, lim, olim, n, COL_RED, 0, 1, 0, "tokens/s limit", "tokens");
     for (int i = 0; i < n; i++) {
         if (!olo[i] || !ohi[i])
             continue;
@@ -909,7 +917,8 @@ static void chart_decode(bench_sb *s, const cJSON *latency)
                         COL_GREEN, x, a, x, b, x - 5, a, x + 5, a, x - 5, b, x + 5, b);
     }
     series_line(&c, xs, p50, o50, n, COL_GREEN, 0, 0, 1, "tokens/s p50", "tokens");
-    chart_end(&c, "Tokens generated per second after the first token; median over the repeats, bars from slowest to fastest run.");
+    chart_end(&c, "Tokens generated per second after the first token; median over the repeats, bars from slowest to fastest run. "
+                  "Dashed: the read bandwidth gpt2c-kbench measured divided by the bytes a decode step reads (weights + KV cache).");
 }
 
 /* (3) inter-token latency percentiles per prompt length (grouped bars). */
@@ -1634,6 +1643,8 @@ static void section_latency(bench_sb *s, const cJSON *phases)
         {"generated_tokens", "Generated per request", "tokens", F_PLAIN},
         {"warmup_runs", "Warm-up runs (not counted)", "", F_PLAIN},
         {"repeats", "Measured repeats", "", F_PLAIN},
+        {"read_bw_gb_s", "Read bandwidth (gpt2c-kbench)", "GB/s", F_PLAIN},
+        {"read_bw_threads", "Read bandwidth measured with", "threads", F_PLAIN},
     };
     kv_table(s, l, "phases.latency", F, NFIELDS(F));
     static const char *const M[4][3] = {
@@ -1670,6 +1681,33 @@ static void section_latency(bench_sb *s, const cJSON *phases)
             bench_sb_put(s, "<tr><td colspan=\"13\" class=\"muted\">no rows</td></tr>\n");
         bench_sb_put(s, "</tbody></table>\n");
     }
+    /* decode against the memory-bandwidth limit */
+    bench_sb_put(s, "<h3>Decode vs the memory-bandwidth limit</h3>\n<table><thead><tr>"
+                    "<th class=\"num\">prompt tokens</th><th class=\"num\">bytes read per token</th>"
+                    "<th class=\"num\">limit (tokens/s)</th><th class=\"num\">decode p50 (tokens/s)</th>"
+                    "<th class=\"num\">% of the limit</th></tr></thead><tbody>\n");
+    int i = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows)
+    {
+        jpath rp = jp_idx("phases.latency.rows", i++);
+        jpath dp = jp_key(rp.s, "decode_tok_s");
+        bench_sb_put(s, "<tr>");
+        double pt;
+        char b[BENCH_NUM_BUF];
+        bench_sb_printf(s, "<td class=\"num hl\">%s</td>",
+                        bench_get_num(row, "prompt_tokens", &pt) ? bench_fmt_num(pt, b, sizeof b) : DASH);
+        tagged_key(s, "td", "num", row, rp.s, "bytes_per_token");
+        tagged_key(s, "td", "num", row, rp.s, "bw_limit_tok_s");
+        tagged_key(s, "td", "num", bench_get(row, "decode_tok_s"), dp.s, "p50");
+        tagged_key(s, "td", "num", row, rp.s, "decode_pct_of_bw_limit");
+        bench_sb_put(s, "</tr>\n");
+    }
+    bench_sb_put(s, "</tbody></table>\n<p class=\"muted\">Bytes read per token: the model file's "
+                    "weights (every matrix is streamed once per token) plus the KV cache at the mean "
+                    "length over the generated tokens. The limit is the read bandwidth gpt2c-kbench "
+                    "measured on this machine divided by those bytes: a decode step that did nothing "
+                    "but stream them. Not computed without kbench figures or on a GPU.</p>\n");
 }
 
 static void section_memory(bench_sb *s, const cJSON *phases)

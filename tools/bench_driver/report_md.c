@@ -213,6 +213,28 @@ static void compare_cells(bench_sb *s, const cJSON *row)
 }
 
 /* The soak in a few lines: verdict and why, requests, growth. */
+/* Decode against the memory-bandwidth limit, shortest and longest prompt. */
+static void bw_line(bench_sb *s, const cJSON *latency)
+{
+    const cJSON *rows = bench_get(latency, "rows");
+    const int n = cJSON_IsArray(rows) ? cJSON_GetArraySize(rows) : 0;
+    double bw, first, last, p0, p1;
+    if (n == 0 || !bench_get_num(latency, "read_bw_gb_s", &bw) ||
+        !bench_get_num(cJSON_GetArrayItem(rows, 0), "decode_pct_of_bw_limit", &first) ||
+        !bench_get_num(cJSON_GetArrayItem(rows, n - 1), "decode_pct_of_bw_limit", &last) ||
+        !bench_get_num(cJSON_GetArrayItem(rows, 0), "prompt_tokens", &p0) ||
+        !bench_get_num(cJSON_GetArrayItem(rows, n - 1), "prompt_tokens", &p1))
+        return;
+    bench_sb_printf(s, "\nDecode runs at %.0f %% of the memory-bandwidth limit after a %.0f-token prompt",
+                    first, p0);
+    if (n > 1)
+        bench_sb_printf(s, ", %.0f %% after %.0f tokens", last, p1);
+    bench_sb_printf(s, " (weights and KV cache read per token, at the %.1f GB/s gpt2c-kbench measured)%s.\n",
+                    bw, first > 100 || last > 100
+                            ? "; above 100 %: the bandwidth was higher during decode than when kbench measured it"
+                            : "");
+}
+
 static void soak_lines(bench_sb *s, const cJSON *k)
 {
     if (!cJSON_IsObject(k))
@@ -337,6 +359,7 @@ int bench_write_summary_md(const cJSON *report, const char *path, char *err, siz
         }
     }
     soak_lines(s, bench_get(bench_get_obj(report, "phases"), "soak"));
+    bw_line(s, bench_get_obj(bench_get_obj(report, "phases"), "latency"));
     bench_sb_put(s, "\nEvery figure, chart and the full environment: `report.html`; the data: `report.json`.\n");
     if (sb.oom) {
         bench_sb_free(&sb);
