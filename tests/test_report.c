@@ -316,6 +316,7 @@ static cJSON *make_report(const tree_opts *o)
         num(l, "repeats", 5);
         num(l, "read_bw_gb_s", 28.5);
         num(l, "read_bw_threads", 2);
+        num(l, "compute_peak_gflop_s", 190.4);
         cJSON *rows = cJSON_AddArrayToObject(l, "rows");
         for (int p = 32; p <= (o->quick ? 32 : 1024); p *= 2) {
             cJSON *row = cJSON_CreateObject();
@@ -332,6 +333,10 @@ static cJSON *make_report(const tree_opts *o)
             num(row, "bytes_per_token", bytes);
             num(row, "bw_limit_tok_s", 28.5e9 / bytes);
             num(row, "decode_pct_of_bw_limit", 100.0 * (1000.0 / itl) / (28.5e9 / bytes));
+            const double flop = 12 * (2.0 * 7077888 + 4.0 * 768 * (p + 1) / 2.0);
+            num(row, "prefill_flop_per_token", flop);
+            num(row, "compute_limit_tok_s", 190.4e9 / flop);
+            num(row, "prefill_pct_of_compute_limit", 100.0 * (p * 1000.0 / ttft) / (190.4e9 / flop));
             cJSON_AddItemToArray(rows, row);
         }
 

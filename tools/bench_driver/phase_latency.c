@@ -11,6 +11,28 @@
 #include "progress.h"
 #include "report.h"
 
+/* The compute peak kbench measured for this model's matmuls: the int8 peak
+ * for Q8_0 weights, else the fp32 FMA peak of the bench's ISA path; with the
+ * bench's thread count (or the most threads below it). 1 and *gops set. */
+static int kbench_peak(const cJSON *report, const char *isa, int q8, int threads, double *gops)
+{
+    const cJSON *c = bench_get_obj(bench_get_obj(report, "kbench"), "ceilings");
+    const cJSON *arr = bench_get(c, q8 ? "int8_peak_gop_s" : "fp32_peak_gflop_s");
+    const cJSON *e;
+    int best = 0;
+    cJSON_ArrayForEach(e, arr)
+    {
+        double t, g;
+        const char *ei = bench_get_str(e, "isa");
+        if ((q8 || (ei && !strcmp(ei, isa))) && bench_get_num(e, "threads", &t) &&
+            bench_get_num(e, q8 ? "gop_s" : "gflop_s", &g) && g > 0 && t <= threads && t > best) {
+            best = (int)t;
+            *gops = g;
+        }
+    }
+    return best > 0;
+}
+
 /* The read bandwidth kbench measured with the bench's thread count (or the
  * most threads it measured below that): 1 and *gbs, *thr set, else 0. */
 static int kbench_read_bw(const cJSON *report, int threads, double *gbs, int *thr)
@@ -65,6 +87,16 @@ int phase_latency(bench *b)
                         kbench_read_bw(b->report, gpt2_ctx_threads(b->ctx), &bw, &bw_threads);
     cJSON_AddItemToObject(o, "read_bw_gb_s", have_bw ? cJSON_CreateNumber(bw) : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "read_bw_threads", have_bw ? cJSON_CreateNumber(bw_threads) : cJSON_CreateNull());
+    /* Prefill is compute: the matmuls of every layer (2 FLOP per weight per
+     * token; the LM head runs for the last position only) and attention over
+     * the mean causal length, (L + 1) / 2 keys and values per query. */
+    double peak = 0;
+    const int q8 = !strcmp(gpt2_model_dtype(b->model), "q8_0");
+    const int have_peak = !strcmp(gpt2_ctx_backend(b->ctx), "cpu") &&
+                          kbench_peak(b->report, gpt2_ctx_isa(b->ctx), q8, gpt2_ctx_threads(b->ctx), &peak);
+    cJSON_AddItemToObject(o, "compute_peak_gflop_s", have_peak ? cJSON_CreateNumber(peak) : cJSON_CreateNull());
+    const gpt2_config *cfg = gpt2_model_config(b->model);
+    const double C = cfg->n_embd, FF = cfg->n_ff, NL = cfg->n_layer;
     const double wbytes = (double)gpt2_model_weight_bytes(b->model);
     const double kv_tok = (double)gpt2_ctx_kv_bytes_per_token(b->ctx);
     int rc = 0;
@@ -110,6 +142,15 @@ int phase_latency(bench *b)
         cJSON_AddItemToObject(row, "decode_pct_of_bw_limit",
                               have_bw && have_p50 ? cJSON_CreateNumber(100.0 * p50 / limit)
                                                   : cJSON_CreateNull());
+        const double flop = NL * (2.0 * (3 * C * C + C * C + 2 * C * FF) + 4.0 * C * (L + 1) / 2.0);
+        cJSON_AddNumberToObject(row, "prefill_flop_per_token", flop);
+        double pre50 = 0;
+        const int have_pre = bench_get_num(bench_get_obj(row, "prefill_tok_s"), "p50", &pre50);
+        const double climit = have_peak ? peak * 1e9 / flop : 0;
+        cJSON_AddItemToObject(row, "compute_limit_tok_s", have_peak ? cJSON_CreateNumber(climit) : cJSON_CreateNull());
+        cJSON_AddItemToObject(row, "prefill_pct_of_compute_limit",
+                              have_peak && have_pre ? cJSON_CreateNumber(100.0 * pre50 / climit)
+                                                    : cJSON_CreateNull());
         cJSON_AddItemToArray(rows, row);
     }
     progress_end(p, "%d prompt lengths x %d runs (+%d warm-up), %d tokens each",

@@ -1645,6 +1645,7 @@ static void section_latency(bench_sb *s, const cJSON *phases)
         {"repeats", "Measured repeats", "", F_PLAIN},
         {"read_bw_gb_s", "Read bandwidth (gpt2c-kbench)", "GB/s", F_PLAIN},
         {"read_bw_threads", "Read bandwidth measured with", "threads", F_PLAIN},
+        {"compute_peak_gflop_s", "Compute peak of the matmuls (gpt2c-kbench)", "GFLOP/s", F_PLAIN},
     };
     kv_table(s, l, "phases.latency", F, NFIELDS(F));
     static const char *const M[4][3] = {
@@ -1703,11 +1704,37 @@ static void section_latency(bench_sb *s, const cJSON *phases)
         tagged_key(s, "td", "num", row, rp.s, "decode_pct_of_bw_limit");
         bench_sb_put(s, "</tr>\n");
     }
+    bench_sb_put(s, "</tbody></table>\n");
+    bench_sb_put(s, "<h3>Prefill vs the compute limit</h3>\n<table><thead><tr>"
+                    "<th class=\"num\">prompt tokens</th><th class=\"num\">FLOP per token</th>"
+                    "<th class=\"num\">limit (tokens/s)</th><th class=\"num\">prefill p50 (tokens/s)</th>"
+                    "<th class=\"num\">% of the limit</th></tr></thead><tbody>\n");
+    i = 0;
+    cJSON_ArrayForEach(row, rows)
+    {
+        jpath rp = jp_idx("phases.latency.rows", i++);
+        jpath pp = jp_key(rp.s, "prefill_tok_s");
+        bench_sb_put(s, "<tr>");
+        double pt;
+        char b[BENCH_NUM_BUF];
+        bench_sb_printf(s, "<td class=\"num hl\">%s</td>",
+                        bench_get_num(row, "prompt_tokens", &pt) ? bench_fmt_num(pt, b, sizeof b) : DASH);
+        tagged_key(s, "td", "num", row, rp.s, "prefill_flop_per_token");
+        tagged_key(s, "td", "num", row, rp.s, "compute_limit_tok_s");
+        tagged_key(s, "td", "num", bench_get(row, "prefill_tok_s"), pp.s, "p50");
+        tagged_key(s, "td", "num", row, rp.s, "prefill_pct_of_compute_limit");
+        bench_sb_put(s, "</tr>\n");
+    }
     bench_sb_put(s, "</tbody></table>\n<p class=\"muted\">Bytes read per token: the model file's "
                     "weights (every matrix is streamed once per token) plus the KV cache at the mean "
                     "length over the generated tokens. The limit is the read bandwidth gpt2c-kbench "
                     "measured on this machine divided by those bytes: a decode step that did nothing "
-                    "but stream them. Not computed without kbench figures or on a GPU.</p>\n");
+                    "but stream them (the cache, tens of MB at most, may partly come from the last-level "
+                    "cache, and the machine's bandwidth may differ between the two measurements: "
+                    "above 100 % says so). FLOP per prompt token: every layer's matmuls (2 per weight) and "
+                    "attention over the mean causal length; the limit is the compute peak gpt2c-kbench "
+                    "measured (int8 for Q8_0 weights, else fp32 FMA of this ISA path) divided by them. "
+                    "Not computed without kbench figures or on a GPU.</p>\n");
 }
 
 static void section_memory(bench_sb *s, const cJSON *phases)

@@ -233,6 +233,14 @@ static void bw_line(bench_sb *s, const cJSON *latency)
                     bw, first > 100 || last > 100
                             ? "; above 100 %: the bandwidth was higher during decode than when kbench measured it"
                             : "");
+    double peak, pf0, pf1;
+    if (bench_get_num(latency, "compute_peak_gflop_s", &peak) &&
+        bench_get_num(cJSON_GetArrayItem(rows, 0), "prefill_pct_of_compute_limit", &pf0) &&
+        bench_get_num(cJSON_GetArrayItem(rows, n - 1), "prefill_pct_of_compute_limit", &pf1))
+        bench_sb_printf(s, "Prefill runs at %.0f %% of the compute limit with a %.0f-token prompt, %.0f %% "
+                           "with %.0f tokens (FLOP per token at the %.0f GFLOP/s peak gpt2c-kbench "
+                           "measured).\n",
+                        pf0, p0, pf1, p1, peak);
 }
 
 static void soak_lines(bench_sb *s, const cJSON *k)
