@@ -92,7 +92,7 @@ int g2c_gemv(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype t, cons
              const void *w, const float *bias, int M, int K, int N);
 
 /* Tensor-core GEMM (WMMA m16n16k16, fp32 accumulate), shared-memory tiles
- * filled by cp.async, double-buffered. t is F16 or BF16. Needs K % 8 == 0,
+ * filled by cp.async, multi-buffered (a 4-stage ring for the 64x64 tile). t is F16 or BF16. Needs K % 8 == 0,
  * ldx % 8 == 0 and 16-byte aligned x, w (g2c_gemm_ok says). Any M, N. */
 int g2c_gemm_ok(g2c_dtype t, const void *x, int ldx, const void *w, int K);
 int g2c_gemm(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype t, const void *x, int ldx,

@@ -134,13 +134,22 @@ __global__ void __launch_bounds__(PF_SUB * PF_TPR)
     }
 }
 
+/* What both attention kernels assume of their arguments: a head dim of 1..128,
+ * the cache's channels = NH * HD, an fp/bf output type, and a pool aligned
+ * for their 16-byte loads (cudaMalloc gives 256). */
+static bool shape_ok(const g2c_kv *kv, g2c_dtype ot, int NH, int HD)
+{
+    return HD >= 1 && HD <= 128 && ot != G2C_Q8_0 && kv->C == NH * HD &&
+           ((uintptr_t)kv->pool & 15) == 0;
+}
+
 extern "C" int g2c_attention_prefill(cudaStream_t st, const g2c_kv *kv, void *out, g2c_dtype ot,
                                      int ldo, const float *q, int ldq, const int *pos,
                                      const int *tab, const int *tiles, int n_tiles, int NH, int HD)
 {
     if (n_tiles <= 0)
         return 0;
-    if (HD > 128 || ot == G2C_Q8_0)
+    if (!shape_ok(kv, ot, NH, HD))
         return (int)cudaErrorInvalidValue;
     dim3 grid(n_tiles, NH, PF_ROWS / PF_SUB), block(PF_SUB * PF_TPR);
     float scale = 1.0f / sqrtf((float)HD);
@@ -219,7 +228,10 @@ __global__ void __launch_bounds__(DEC_THREADS)
     if (t0 > p) /* past this row's last position: nothing to do */
         return;
     const int n = p + 1 - t0 < G2C_DECODE_CHUNK ? p + 1 - t0 : G2C_DECODE_CHUNK;
-    const int n_split = p / G2C_DECODE_CHUNK + 1; /* splits with positions for this row */
+    /* splits with positions for this row; the launcher's grid has `splits` of
+     * them, enough for pos < n_ctx (gpt2_batch_check): a position past that
+     * is a broken precondition, and clamping keeps the counter protocol whole */
+    const int n_split = min(p / G2C_DECODE_CHUNK + 1, splits);
     const int *table = kv.tables + tab[r];
     const float *qrow = q + (size_t)r * ldq;
     if (write_kv && p < t0 + G2C_DECODE_CHUNK) {
@@ -343,7 +355,7 @@ extern "C" int g2c_attention_decode(cudaStream_t st, const g2c_kv *kv, void *out
 {
     if (n_rows <= 0)
         return 0;
-    if (HD > 128 || ot == G2C_Q8_0)
+    if (!shape_ok(kv, ot, NH, HD))
         return (int)cudaErrorInvalidValue;
     const int splits = g2c_decode_splits(n_ctx);
     dim3 grid(n_rows, NH, splits);

@@ -10,8 +10,6 @@
  * One block per row. Every reduction has a fixed shape (strided per-thread
  * sums, then a fixed tree; the scan is sequential), so a row's token depends
  * on its logits and u alone: batched or alone, graph or not, run after run. */
-#include <climits>
-
 #include "common.cuh"
 
 #define SAMPLE_THREADS 1024
@@ -210,7 +208,8 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
             if (!(keep_all || b > lo || (b == lo && tie++ < take)))
                 continue;
             acc += p[i];
-            lastc = i;
+            if (p[i] > 0.0f) /* a weightless token is never drawn, even by rounding */
+                lastc = i;
             if (r < acc) {
                 token = i;
                 break;

@@ -440,6 +440,21 @@ START_TEST(test_attention)
     CU(cudaMalloc((void **)&counters, sizeof(int) * R * NH));
     CU(cudaMemset(counters, 0, sizeof(int) * R * NH));
     float *got = xmalloc(sizeof(float) * R * C);
+    /* arguments the kernels cannot work with are refused, nothing launched */
+    {
+        g2c_kv bad = kv;
+        bad.C = C + 1; /* channels != NH * HD */
+        ck_assert_int_ne(g2c_attention_decode(0, &bad, NULL, G2C_F32, C, dq, ldq, dpos, dtab, dall, R,
+                                              NH, HD, n_ctx, part, counters, 0), 0);
+        ck_assert_int_ne(g2c_attention_prefill(0, &bad, NULL, G2C_F32, C, dq, ldq, dpos, dtab, dtiles,
+                                               1, NH, HD), 0);
+        bad = kv;
+        bad.pool = (uint16_t *)((char *)kv.pool + 2); /* not 16-byte aligned */
+        ck_assert_int_ne(g2c_attention_decode(0, &bad, NULL, G2C_F32, C, dq, ldq, dpos, dtab, dall, R,
+                                              NH, HD, n_ctx, part, counters, 0), 0);
+        ck_assert_int_ne(g2c_attention_decode(0, &kv, NULL, G2C_Q8_0, C, dq, ldq, dpos, dtab, dall, R,
+                                              NH, HD, n_ctx, part, counters, 0), 0);
+    }
     for (int ot = 0; ot < 2; ot++)
         for (int mode = 0; mode < 2; mode++) {
             void *dout;
