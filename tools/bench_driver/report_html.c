@@ -1631,6 +1631,37 @@ static void section_validation(bench_sb *s, const cJSON *phases)
     }
 }
 
+/* One row per prompt length: what a token costs (cost_key), the speed that
+ * cost allows at the measured ceiling (limit_key), the measured p50 of
+ * speed_key and the percentage (pct_key). */
+static void limit_table(bench_sb *s, const cJSON *rows, const char *title, const char *cost_label,
+                        const char *what, const char *cost_key, const char *limit_key,
+                        const char *speed_key, const char *pct_key)
+{
+    bench_sb_printf(s, "<h3>%s</h3>\n<table><thead><tr><th class=\"num\">prompt tokens</th>"
+                       "<th class=\"num\">%s</th><th class=\"num\">limit (tokens/s)</th>"
+                       "<th class=\"num\">%s p50 (tokens/s)</th><th class=\"num\">%% of the limit</th>"
+                       "</tr></thead><tbody>\n",
+                    title, cost_label, what);
+    int i = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows)
+    {
+        jpath rp = jp_idx("phases.latency.rows", i++);
+        jpath sp = jp_key(rp.s, speed_key);
+        double pt;
+        char b[BENCH_NUM_BUF];
+        bench_sb_printf(s, "<tr><td class=\"num hl\">%s</td>",
+                        bench_get_num(row, "prompt_tokens", &pt) ? bench_fmt_num(pt, b, sizeof b) : DASH);
+        tagged_key(s, "td", "num", row, rp.s, cost_key);
+        tagged_key(s, "td", "num", row, rp.s, limit_key);
+        tagged_key(s, "td", "num", bench_get(row, speed_key), sp.s, "p50");
+        tagged_key(s, "td", "num", row, rp.s, pct_key);
+        bench_sb_put(s, "</tr>\n");
+    }
+    bench_sb_put(s, "</tbody></table>\n");
+}
+
 static void section_latency(bench_sb *s, const cJSON *phases)
 {
     const cJSON *l = bench_get(phases, "latency");
@@ -1682,50 +1713,12 @@ static void section_latency(bench_sb *s, const cJSON *phases)
             bench_sb_put(s, "<tr><td colspan=\"13\" class=\"muted\">no rows</td></tr>\n");
         bench_sb_put(s, "</tbody></table>\n");
     }
-    /* decode against the memory-bandwidth limit */
-    bench_sb_put(s, "<h3>Decode vs the memory-bandwidth limit</h3>\n<table><thead><tr>"
-                    "<th class=\"num\">prompt tokens</th><th class=\"num\">bytes read per token</th>"
-                    "<th class=\"num\">limit (tokens/s)</th><th class=\"num\">decode p50 (tokens/s)</th>"
-                    "<th class=\"num\">% of the limit</th></tr></thead><tbody>\n");
-    int i = 0;
-    const cJSON *row;
-    cJSON_ArrayForEach(row, rows)
-    {
-        jpath rp = jp_idx("phases.latency.rows", i++);
-        jpath dp = jp_key(rp.s, "decode_tok_s");
-        bench_sb_put(s, "<tr>");
-        double pt;
-        char b[BENCH_NUM_BUF];
-        bench_sb_printf(s, "<td class=\"num hl\">%s</td>",
-                        bench_get_num(row, "prompt_tokens", &pt) ? bench_fmt_num(pt, b, sizeof b) : DASH);
-        tagged_key(s, "td", "num", row, rp.s, "bytes_per_token");
-        tagged_key(s, "td", "num", row, rp.s, "bw_limit_tok_s");
-        tagged_key(s, "td", "num", bench_get(row, "decode_tok_s"), dp.s, "p50");
-        tagged_key(s, "td", "num", row, rp.s, "decode_pct_of_bw_limit");
-        bench_sb_put(s, "</tr>\n");
-    }
-    bench_sb_put(s, "</tbody></table>\n");
-    bench_sb_put(s, "<h3>Prefill vs the compute limit</h3>\n<table><thead><tr>"
-                    "<th class=\"num\">prompt tokens</th><th class=\"num\">FLOP per token</th>"
-                    "<th class=\"num\">limit (tokens/s)</th><th class=\"num\">prefill p50 (tokens/s)</th>"
-                    "<th class=\"num\">% of the limit</th></tr></thead><tbody>\n");
-    i = 0;
-    cJSON_ArrayForEach(row, rows)
-    {
-        jpath rp = jp_idx("phases.latency.rows", i++);
-        jpath pp = jp_key(rp.s, "prefill_tok_s");
-        bench_sb_put(s, "<tr>");
-        double pt;
-        char b[BENCH_NUM_BUF];
-        bench_sb_printf(s, "<td class=\"num hl\">%s</td>",
-                        bench_get_num(row, "prompt_tokens", &pt) ? bench_fmt_num(pt, b, sizeof b) : DASH);
-        tagged_key(s, "td", "num", row, rp.s, "prefill_flop_per_token");
-        tagged_key(s, "td", "num", row, rp.s, "compute_limit_tok_s");
-        tagged_key(s, "td", "num", bench_get(row, "prefill_tok_s"), pp.s, "p50");
-        tagged_key(s, "td", "num", row, rp.s, "prefill_pct_of_compute_limit");
-        bench_sb_put(s, "</tr>\n");
-    }
-    bench_sb_put(s, "</tbody></table>\n<p class=\"muted\">Bytes read per token: the model file's "
+    limit_table(s, rows, "Decode vs the memory-bandwidth limit", "bytes read per token", "decode",
+                "bytes_per_token", "bw_limit_tok_s", "decode_tok_s", "decode_pct_of_bw_limit");
+    limit_table(s, rows, "Prefill vs the compute limit", "FLOP per token", "prefill",
+                "prefill_flop_per_token", "compute_limit_tok_s", "prefill_tok_s",
+                "prefill_pct_of_compute_limit");
+    bench_sb_put(s, "<p class=\"muted\">Bytes read per token: the model file's "
                     "weights (every matrix is streamed once per token) plus the KV cache at the mean "
                     "length over the generated tokens. The limit is the read bandwidth gpt2c-kbench "
                     "measured on this machine divided by those bytes: a decode step that did nothing "
