@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "build_info.h"
+#include "bench.h"
 #include "env.h"
 #include "gpt2.h"
 #include "progress.h"
@@ -43,6 +44,22 @@ START_TEST(test_sysinfo_sane)
     ck_assert_msg(mem > 16 && mem > rss, "mem_total_mb() = %g", mem);
     ck_assert_int_ge(cores_online(), 1);
     ck_assert_int_eq(cores_online(), (int)sysconf(_SC_NPROCESSORS_ONLN));
+}
+END_TEST
+
+/* The bandwidth probe runs in a child: it reports a plausible rate for 1 and
+ * 2 threads, and its 256 MiB never show in this process's RSS peak. */
+START_TEST(test_bw_probe)
+{
+    int can_reset = reset_peak_rss();
+    double peak0 = peak_rss_mb();
+    for (int t = 1; t <= 2; t++) {
+        double gbs = bench_probe_read_bw(t);
+        ck_assert_msg(gbs > 0.1 && gbs < 10000.0, "probe with %d threads: %g GB/s", t, gbs);
+    }
+    if (can_reset)
+        ck_assert_msg(peak_rss_mb() - peak0 < 16.0, "peak RSS grew %.1f MiB across the probes",
+                      peak_rss_mb() - peak0);
 }
 END_TEST
 
@@ -396,6 +413,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("sysinfo");
     tcase_add_test(tc, test_sysinfo_sane);
     tcase_add_test(tc, test_sysinfo_tracks_allocation);
+    tcase_add_test(tc, test_bw_probe);
     suite_add_tcase(s, tc);
     tc = tcase_create("build_info");
     tcase_add_test(tc, test_build_info);

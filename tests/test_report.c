@@ -331,6 +331,7 @@ static cJSON *make_report(const tree_opts *o)
             cJSON_AddItemToObject(row, "prefill_tok_s", stats(p * 1000.0 / ttft, 0.03 * o->cv_scale, 5, 0));
             const double bytes = 497759232.0 + 73728.0 * (p + 31.5);
             num(row, "bytes_per_token", bytes);
+            num(row, "read_bw_gb_s", 28.5);
             num(row, "bw_limit_tok_s", 28.5e9 / bytes);
             num(row, "decode_pct_of_bw_limit", 100.0 * (1000.0 / itl) / (28.5e9 / bytes));
             const double flop = 12 * (2.0 * 7077888 + 4.0 * 768 * (p + 1) / 2.0);

@@ -75,6 +75,10 @@ cJSON *bench_num(double v);
 int bench_check(cJSON *checks, const char *name, int ok, const char *detail_fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The read bandwidth (GB/s) with `threads` threads over a 256 MiB buffer,
+ * measured now in a child process (bwprobe.c); -1 if it could not run. */
+double bench_probe_read_bw(int threads);
+
 /* Greedy (or sampled) generation of n_new tokens with EOS ignored, recording
  * token ids and per-token timestamps (ms since the call). */
 typedef struct bench_run {

@@ -1,8 +1,9 @@
 /* Phase 2, latency: for each prompt length, TTFT and inter-token latency over
  * repeated runs (warm-up runs excluded and counted), EOS ignored so every run
- * generates the same number of tokens. On the CPU, with the read bandwidth
- * gpt2c-kbench measured before the phases, each decode speed is also put
- * against its memory-bandwidth limit. */
+ * generates the same number of tokens. On the CPU each decode speed is also
+ * put against its memory-bandwidth limit (the read bandwidth measured right
+ * before that prompt length's runs, bwprobe.c), and each prefill speed
+ * against its compute limit (the peak gpt2c-kbench measured). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,26 +31,6 @@ static int kbench_peak(const cJSON *report, const char *isa, int q8, int threads
             *gops = g;
         }
     }
-    return best > 0;
-}
-
-/* The read bandwidth kbench measured with the bench's thread count (or the
- * most threads it measured below that): 1 and *gbs, *thr set, else 0. */
-static int kbench_read_bw(const cJSON *report, int threads, double *gbs, int *thr)
-{
-    const cJSON *bw = bench_get(bench_get_obj(bench_get_obj(report, "kbench"), "ceilings"), "read_bw_gb_s");
-    const cJSON *e;
-    int best = 0;
-    cJSON_ArrayForEach(e, bw)
-    {
-        double t, g;
-        if (bench_get_num(e, "threads", &t) && bench_get_num(e, "gb_s", &g) && g > 0 &&
-            t <= threads && t > best) {
-            best = (int)t;
-            *gbs = g;
-        }
-    }
-    *thr = best;
     return best > 0;
 }
 
@@ -81,12 +62,12 @@ int phase_latency(bench *b)
      * per token at a prompt of L are the file's weight bytes (the position
      * embeddings, of which one row is read, included) + the KV bytes of the
      * mean cache length over the N tokens generated, L + (N - 1) / 2. */
-    double bw = 0;
-    int bw_threads = 0;
-    const int have_bw = !strcmp(gpt2_ctx_backend(b->ctx), "cpu") &&
-                        kbench_read_bw(b->report, gpt2_ctx_threads(b->ctx), &bw, &bw_threads);
-    cJSON_AddItemToObject(o, "read_bw_gb_s", have_bw ? cJSON_CreateNumber(bw) : cJSON_CreateNull());
-    cJSON_AddItemToObject(o, "read_bw_threads", have_bw ? cJSON_CreateNumber(bw_threads) : cJSON_CreateNull());
+    const int on_cpu = !strcmp(gpt2_ctx_backend(b->ctx), "cpu");
+    const int bw_threads = gpt2_ctx_threads(b->ctx);
+    double *bws = malloc(sizeof(double) * (size_t)pl->n_latency_lengths);
+    int n_bw = 0;
+    cJSON_AddNullToObject(o, "read_bw_gb_s"); /* the rows' median, set below */
+    cJSON_AddItemToObject(o, "read_bw_threads", on_cpu ? cJSON_CreateNumber(bw_threads) : cJSON_CreateNull());
     /* Prefill is compute: the matmuls of every layer (2 FLOP per weight per
      * token; the LM head runs for the last position only) and attention over
      * the mean causal length, (L + 1) / 2 keys and values per query. */
@@ -103,7 +84,10 @@ int phase_latency(bench *b)
     for (int li = 0; li < pl->n_latency_lengths && !bench_interrupted && !rc; li++) {
         const int L = pl->latency_lengths[li];
         int runs = 0, n_itl = 0;
+        double bw = -1;
         for (int k = 0; k < W + R && !bench_interrupted; k++) {
+            if (k == W && on_cpu) /* the ceiling as it is now, not minutes ago */
+                bw = bench_probe_read_bw(bw_threads);
             gpt2_error err = {0};
             if (bench_generate(b->ctx, prompt, L, N, NULL, &r, &err) != 0) {
                 fprintf(stderr, "gpt2c-bench: latency: prompt %d: %s\n", L, err.msg);
@@ -137,7 +121,11 @@ int phase_latency(bench *b)
         cJSON_AddNumberToObject(row, "bytes_per_token", bytes);
         double p50 = 0;
         const int have_p50 = N > 1 && bench_get_num(bench_get_obj(row, "decode_tok_s"), "p50", &p50);
+        const int have_bw = bw > 0;
+        if (have_bw)
+            bws[n_bw++] = bw;
         const double limit = have_bw ? bw * 1e9 / bytes : 0;
+        cJSON_AddItemToObject(row, "read_bw_gb_s", have_bw ? cJSON_CreateNumber(bw) : cJSON_CreateNull());
         cJSON_AddItemToObject(row, "bw_limit_tok_s", have_bw ? cJSON_CreateNumber(limit) : cJSON_CreateNull());
         cJSON_AddItemToObject(row, "decode_pct_of_bw_limit",
                               have_bw && have_p50 ? cJSON_CreateNumber(100.0 * p50 / limit)
@@ -153,6 +141,10 @@ int phase_latency(bench *b)
                                                     : cJSON_CreateNull());
         cJSON_AddItemToArray(rows, row);
     }
+    bench_stats st;
+    if (n_bw > 0 && bench_stats_compute(bws, n_bw, &st) == 0)
+        cJSON_ReplaceItemInObjectCaseSensitive(o, "read_bw_gb_s", cJSON_CreateNumber(st.p50));
+    free(bws);
     progress_end(p, "%d prompt lengths x %d runs (+%d warm-up), %d tokens each",
                  cJSON_GetArraySize(rows), R, W, N);
     bench_run_free(&r);

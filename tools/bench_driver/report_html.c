@@ -918,7 +918,7 @@ static void chart_decode(bench_sb *s, const cJSON *latency)
     }
     series_line(&c, xs, p50, o50, n, COL_GREEN, 0, 0, 1, "tokens/s p50", "tokens");
     chart_end(&c, "Tokens generated per second after the first token; median over the repeats, bars from slowest to fastest run. "
-                  "Dashed: the read bandwidth gpt2c-kbench measured divided by the bytes a decode step reads (weights + KV cache).");
+                  "Dashed: the read bandwidth measured before each prompt length divided by the bytes a decode step reads (weights + KV cache).");
 }
 
 /* (3) inter-token latency percentiles per prompt length (grouped bars). */
@@ -1635,14 +1635,18 @@ static void section_validation(bench_sb *s, const cJSON *phases)
  * cost allows at the measured ceiling (limit_key), the measured p50 of
  * speed_key and the percentage (pct_key). */
 static void limit_table(bench_sb *s, const cJSON *rows, const char *title, const char *cost_label,
-                        const char *what, const char *cost_key, const char *limit_key,
-                        const char *speed_key, const char *pct_key)
+                        const char *what, const char *cost_key, const char *ceil_label,
+                        const char *ceil_key, const char *limit_key, const char *speed_key,
+                        const char *pct_key)
 {
     bench_sb_printf(s, "<h3>%s</h3>\n<table><thead><tr><th class=\"num\">prompt tokens</th>"
-                       "<th class=\"num\">%s</th><th class=\"num\">limit (tokens/s)</th>"
-                       "<th class=\"num\">%s p50 (tokens/s)</th><th class=\"num\">%% of the limit</th>"
-                       "</tr></thead><tbody>\n",
-                    title, cost_label, what);
+                       "<th class=\"num\">%s</th>",
+                    title, cost_label);
+    if (ceil_key)
+        bench_sb_printf(s, "<th class=\"num\">%s</th>", ceil_label);
+    bench_sb_printf(s, "<th class=\"num\">limit (tokens/s)</th><th class=\"num\">%s p50 (tokens/s)</th>"
+                       "<th class=\"num\">%% of the limit</th></tr></thead><tbody>\n",
+                    what);
     int i = 0;
     const cJSON *row;
     cJSON_ArrayForEach(row, rows)
@@ -1654,6 +1658,8 @@ static void limit_table(bench_sb *s, const cJSON *rows, const char *title, const
         bench_sb_printf(s, "<tr><td class=\"num hl\">%s</td>",
                         bench_get_num(row, "prompt_tokens", &pt) ? bench_fmt_num(pt, b, sizeof b) : DASH);
         tagged_key(s, "td", "num", row, rp.s, cost_key);
+        if (ceil_key)
+            tagged_key(s, "td", "num", row, rp.s, ceil_key);
         tagged_key(s, "td", "num", row, rp.s, limit_key);
         tagged_key(s, "td", "num", bench_get(row, speed_key), sp.s, "p50");
         tagged_key(s, "td", "num", row, rp.s, pct_key);
@@ -1674,7 +1680,7 @@ static void section_latency(bench_sb *s, const cJSON *phases)
         {"generated_tokens", "Generated per request", "tokens", F_PLAIN},
         {"warmup_runs", "Warm-up runs (not counted)", "", F_PLAIN},
         {"repeats", "Measured repeats", "", F_PLAIN},
-        {"read_bw_gb_s", "Read bandwidth (gpt2c-kbench)", "GB/s", F_PLAIN},
+        {"read_bw_gb_s", "Read bandwidth (median of the probes before each prompt length)", "GB/s", F_PLAIN},
         {"read_bw_threads", "Read bandwidth measured with", "threads", F_PLAIN},
         {"compute_peak_gflop_s", "Compute peak of the matmuls (gpt2c-kbench)", "GFLOP/s", F_PLAIN},
     };
@@ -1714,17 +1720,17 @@ static void section_latency(bench_sb *s, const cJSON *phases)
         bench_sb_put(s, "</tbody></table>\n");
     }
     limit_table(s, rows, "Decode vs the memory-bandwidth limit", "bytes read per token", "decode",
-                "bytes_per_token", "bw_limit_tok_s", "decode_tok_s", "decode_pct_of_bw_limit");
+                "bytes_per_token", "read bandwidth just before (GB/s)", "read_bw_gb_s",
+                "bw_limit_tok_s", "decode_tok_s", "decode_pct_of_bw_limit");
     limit_table(s, rows, "Prefill vs the compute limit", "FLOP per token", "prefill",
-                "prefill_flop_per_token", "compute_limit_tok_s", "prefill_tok_s",
+                "prefill_flop_per_token", NULL, NULL, "compute_limit_tok_s", "prefill_tok_s",
                 "prefill_pct_of_compute_limit");
     bench_sb_put(s, "<p class=\"muted\">Bytes read per token: the model file's "
                     "weights (every matrix is streamed once per token) plus the KV cache at the mean "
-                    "length over the generated tokens. The limit is the read bandwidth gpt2c-kbench "
-                    "measured on this machine divided by those bytes: a decode step that did nothing "
-                    "but stream them (the cache, tens of MB at most, may partly come from the last-level "
-                    "cache, and the machine's bandwidth may differ between the two measurements: "
-                    "above 100 % says so). FLOP per prompt token: every layer's matmuls (2 per weight) and "
+                    "length over the generated tokens. The limit is the read bandwidth the bench measured "
+                    "right before that prompt length's runs (a 256 MiB buffer, the same threads) divided "
+                    "by those bytes: a decode step that did nothing but stream them (the cache, tens of "
+                    "MB at most, may partly come from the last-level cache). FLOP per prompt token: every layer's matmuls (2 per weight) and "
                     "attention over the mean causal length; the limit is the compute peak gpt2c-kbench "
                     "measured (int8 for Q8_0 weights, else fp32 FMA of this ISA path) divided by them. "
                     "Not computed without kbench figures or on a GPU.</p>\n");
