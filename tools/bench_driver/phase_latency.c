@@ -66,6 +66,10 @@ int phase_latency(bench *b)
     const int bw_threads = gpt2_ctx_threads(b->ctx);
     double *bws = malloc(sizeof(double) * (size_t)pl->n_latency_lengths);
     int n_bw = 0;
+    if (!bws) {
+        fprintf(stderr, "gpt2c-bench: latency: out of memory\n");
+        return -1;
+    }
     cJSON_AddNullToObject(o, "read_bw_gb_s"); /* the rows' median, set below */
     cJSON_AddItemToObject(o, "read_bw_threads", on_cpu ? cJSON_CreateNumber(bw_threads) : cJSON_CreateNull());
     /* Prefill is compute: the matmuls of every layer (2 FLOP per weight per
@@ -73,8 +77,7 @@ int phase_latency(bench *b)
      * the mean causal length, (L + 1) / 2 keys and values per query. */
     double peak = 0;
     const int q8 = !strcmp(gpt2_model_dtype(b->model), "q8_0");
-    const int have_peak = !strcmp(gpt2_ctx_backend(b->ctx), "cpu") &&
-                          kbench_peak(b->report, gpt2_ctx_isa(b->ctx), q8, gpt2_ctx_threads(b->ctx), &peak);
+    const int have_peak = on_cpu && kbench_peak(b->report, gpt2_ctx_isa(b->ctx), q8, bw_threads, &peak);
     cJSON_AddItemToObject(o, "compute_peak_gflop_s", have_peak ? cJSON_CreateNumber(peak) : cJSON_CreateNull());
     const gpt2_config *cfg = gpt2_model_config(b->model);
     const double C = cfg->n_embd, FF = cfg->n_ff, NL = cfg->n_layer;
