@@ -27,7 +27,7 @@ for key in '"prompt_tokens": 3' '"generated_tokens": 12' '"threads": 2' '"ttft_m
 done
 
 # 3. usage errors
-for bad in "--warmup -1" "--warmup x" "-n -5" "--threads 0"; do
+for bad in "--warmup -1" "--warmup x" "-n -5" "--threads 0" "--warmup 1 --logits $work/l.f32"; do
     rc=0
     # shellcheck disable=SC2086
     gen $bad >/dev/null 2>"$work/err" || rc=$?

@@ -170,6 +170,8 @@ int main(int argc, char **argv)
     }
     if (go.sampling.greedy && sampled)
         cli_usage_error(PROG, "--greedy cannot be combined with --temp/--top-k/--top-p");
+    if (warmup && logits_path)
+        cli_usage_error(PROG, "--warmup times generation; --logits evaluates the prompt once");
     if (!sampled)
         go.sampling.greedy = 1;
     go.n_new = n_new;
