@@ -303,10 +303,15 @@ static int collect(int id, void *user)
  * differ from the host sampler somewhere, or this test checks nothing. */
 START_TEST(test_backend_sampling)
 {
-    setenv("GPT2C_BACKEND_SAMPLING", "1", 1);
     gpt2_model *m = load(DTYPES[_i]);
     gpt2_ctx *c = context(m, NULL);
-    ck_assert_int_eq(gpt2_ctx_device_sampling(c), 1);
+    /* the CPU's default is the host sampler; only "0" and "1" override it */
+    static const struct { const char *v; int want; } env[] = {{"", 0}, {"yes", 0}, {"2", 0}, {"0", 0}, {"1", 1}};
+    for (int k = 0; k < 5; k++) {
+        setenv("GPT2C_BACKEND_SAMPLING", env[k].v, 1);
+        ck_assert_msg(gpt2_ctx_device_sampling(c) == env[k].want, "GPT2C_BACKEND_SAMPLING='%s': %d",
+                      env[k].v, gpt2_ctx_device_sampling(c));
+    }
     enum { N = 16 };
     job jobs[N];
     uint64_t s = 0x51ed27ull + (uint64_t)_i;
