@@ -65,6 +65,27 @@ __device__ float block_max_f(float v, float *red)
     return t;
 }
 
+/* a[0..n) becomes its exclusive prefix sums, in index order (one thread);
+ * returns the total. */
+template <typename T> __device__ T exclusive_scan(T *a, int n)
+{
+    T t = 0;
+    for (int k = 0; k < n; k++) {
+        const T c = a[k];
+        a[k] = t;
+        t += c;
+    }
+    return t;
+}
+
+/* gpt2_sample_row's is_kept: above the cut, or one of the first `take` ties
+ * at it in id order (tie: the ties seen so far); every token when keep_all. */
+__device__ __forceinline__ bool is_kept(unsigned bits, unsigned cut, long long take, bool keep_all,
+                                        int &tie)
+{
+    return keep_all || bits > cut || (bits == cut && tie++ < take);
+}
+
 __global__ void __launch_bounds__(SAMPLE_THREADS)
     sample_kernel(int *out, float *pbuf, int ldp, const float *x, int ldx,
                   const g2c_sample_params *prm, int N)
@@ -106,11 +127,13 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
     const int k_max = P.top_k > 0 && P.top_k < N ? P.top_k : N;
     const double target = P.top_p < 1.0f ? (double)P.top_p * sum : INFINITY;
 
-    /* 2. the cut: t* = lo; counts and masses of p >= lo and p >= hi */
+    /* 2. the cut: t* = lo; counts and masses of p >= lo and p >= hi. Without
+     * top-k or top-p every token is kept: no search. */
+    const bool keep_all = !(k_max < N || target < INFINITY);
     unsigned lo = 0, hi = __float_as_uint(1.0f) + 1;
     long long c_lo = N, c_hi = 0;
     double m_hi = 0.0;
-    if (k_max < N || target < INFINITY) {
+    if (!keep_all) {
         while (hi - lo > 1) {
             const unsigned mid = lo + (hi - lo) / 2;
             long long c = 0;
@@ -131,8 +154,6 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
                 m_hi = m;
             }
         }
-    } else {
-        c_hi = 0; /* nothing cut: every token is a "tie" at t = 0 and all are taken */
     }
     const float pt = __uint_as_float(lo);
     const long long n_ties = c_lo - c_hi;
@@ -151,7 +172,6 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
         take = n_ties;
     if (take < 1)
         take = 1;
-    const bool keep_all = !(k_max < N || target < INFINITY);
 
     /* 3. the draw, over contiguous chunks in id order */
     const int chunk = (N + SAMPLE_THREADS - 1) / SAMPLE_THREADS;
@@ -161,21 +181,14 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
         ties += __float_as_uint(p[i]) == lo;
     base_t[tid] = ties;
     __syncthreads();
-    if (tid == 0) {
-        int t = 0;
-        for (int k = 0; k < SAMPLE_THREADS; k++) {
-            const int c = base_t[k];
-            base_t[k] = t;
-            t += c;
-        }
-    }
+    if (tid == 0)
+        exclusive_scan(base_t, SAMPLE_THREADS);
     __syncthreads();
     /* this chunk's kept mass, in id order; the last kept id */
     double m = 0.0;
     int tie = base_t[tid], last = -1;
     for (int i = i0; i < i1; i++) {
-        const unsigned b = __float_as_uint(p[i]);
-        if (keep_all || b > lo || (b == lo && tie++ < take)) {
+        if (is_kept(__float_as_uint(p[i]), lo, take, keep_all, tie)) {
             m += p[i];
             last = i;
         }
@@ -186,15 +199,8 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
     __syncthreads();
     if (last >= 0)
         atomicMax(&last_kept, last); /* a max: the same whatever the order */
-    if (tid == 0) {
-        double t = 0.0;
-        for (int k = 0; k < SAMPLE_THREADS; k++) {
-            const double c = base_d[k];
-            base_d[k] = t;
-            t += c;
-        }
-        base_d[SAMPLE_THREADS] = t;
-    }
+    if (tid == 0)
+        base_d[SAMPLE_THREADS] = exclusive_scan(base_d, SAMPLE_THREADS);
     __syncthreads();
     const double kept_mass = base_d[SAMPLE_THREADS];
     const double r = P.u * kept_mass;
@@ -204,8 +210,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
         int token = -1, lastc = -1;
         tie = base_t[tid];
         for (int i = i0; i < i1; i++) {
-            const unsigned b = __float_as_uint(p[i]);
-            if (!(keep_all || b > lo || (b == lo && tie++ < take)))
+            if (!is_kept(__float_as_uint(p[i]), lo, take, keep_all, tie))
                 continue;
             acc += p[i];
             if (p[i] > 0.0f) /* a weightless token is never drawn, even by rounding */

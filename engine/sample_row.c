@@ -46,6 +46,13 @@ static void above(const float *p, int V, uint32_t t, int *count, double *mass)
     *mass = m;
 }
 
+/* Walking the tokens in id order: kept if above the cut, or one of the first
+ * `take` ties at it (*tie counts the ties seen so far). */
+static int is_kept(uint32_t bits, uint32_t cut, int take, int *tie)
+{
+    return bits > cut || (bits == cut && (*tie)++ < take);
+}
+
 int gpt2_sample_row(const float *logits, int V, const gpt2_row_sampling *rs, float *p,
                     gpt2_sample_info *info)
 {
@@ -72,7 +79,7 @@ int gpt2_sample_row(const float *logits, int V, const gpt2_row_sampling *rs, flo
     /* t* = the largest t whose set {p >= t} is enough (k_max tokens or the
      * mass); every p is in [0, 1], so bits(p) <= bits(1.0f) */
     uint32_t lo = 0, hi = bits_of(1.0f) + 1;
-    int c_hi = 0;
+    int c_lo = V, c_hi = 0; /* every p >= +0 */
     double m_hi = 0.0;
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -81,6 +88,7 @@ int gpt2_sample_row(const float *logits, int V, const gpt2_row_sampling *rs, flo
         above(p, V, mid, &c, &m);
         if (c >= k_max || m >= target) {
             lo = mid;
+            c_lo = c;
         } else {
             hi = mid;
             c_hi = c;
@@ -90,10 +98,7 @@ int gpt2_sample_row(const float *logits, int V, const gpt2_row_sampling *rs, flo
     /* kept: every p > t*, then ties (p == t*) in id order, as few as reach the
      * count or the mass */
     const float pt = float_of(lo);
-    int n_ties, c_lo;
-    double m_lo;
-    above(p, V, lo, &c_lo, &m_lo);
-    n_ties = c_lo - c_hi;
+    const int n_ties = c_lo - c_hi;
     int take = k_max - c_hi;
     if (pt > 0.0f && target < INFINITY) {
         double need = (target - m_hi) / pt;
@@ -114,9 +119,7 @@ int gpt2_sample_row(const float *logits, int V, const gpt2_row_sampling *rs, flo
     double kept_mass = 0.0;
     int tie = 0, last = 0, kept = 0;
     for (int i = 0; i < V; i++) {
-        uint32_t b = bits_of(p[i]);
-        int keep = b > lo || (b == lo && tie++ < take);
-        if (keep) {
+        if (is_kept(bits_of(p[i]), lo, take, &tie)) {
             kept_mass += p[i];
             last = i;
             kept++;
@@ -127,8 +130,7 @@ int gpt2_sample_row(const float *logits, int V, const gpt2_row_sampling *rs, flo
     int token = last; /* rounding left r at the end: the last kept token */
     tie = 0;
     for (int i = 0; i < V; i++) {
-        uint32_t b = bits_of(p[i]);
-        if (!(b > lo || (b == lo && tie++ < take)))
+        if (!is_kept(bits_of(p[i]), lo, take, &tie))
             continue;
         double before = acc;
         acc += p[i];

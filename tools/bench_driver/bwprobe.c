@@ -5,7 +5,6 @@
  * memory nor its threads count in the bench's own RSS peak. */
 #include <pthread.h>
 #include <stdint.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
