@@ -146,12 +146,20 @@ void gpt2k_pack_panels(void *dst, const void *w, gpt2k_wtype t, int N, int K, in
  * packed matrix shared with the LM head. */
 void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n);
 
-/* Packed Q8_0 weights: panels of GPT2K_Q8_PANEL rows in which block b of the
- * panel's rows sit together: block (n, b) at panel n / 4, index b * 4 +
- * n % 4; the last panel is padded with zero blocks. Decode then reads one
- * sequential stream that feeds 4 independent sums (a plain row of 768 values
- * is 816 bytes: one short stream per output, a chain of dependent FMAs). */
+/* Packed Q8_0 weights: panels of GPT2K_Q8_PANEL rows. For each block index b a
+ * panel holds one group: the 4 rows' fp16 scales side by side, then their 4 x
+ * 32 values; group (p, b) at index p * (K / 32) + b, the last panel padded
+ * with zero rows. Decode then reads one sequential stream that feeds 4
+ * independent sums (a plain row of 768 values is 816 bytes: one short stream
+ * per output, a chain of dependent FMAs), and widens the 4 scales with one
+ * instruction. The same 136 bytes per 4 blocks as the plain layout. */
 #define GPT2K_Q8_PANEL 4
+typedef struct gpt2k_q8_0_group {
+    uint16_t d[GPT2K_Q8_PANEL]; /* fp16 scales of rows 0..3 */
+    int8_t qs[GPT2K_Q8_PANEL][GPT2K_QK8_0];
+} gpt2k_q8_0_group;
+_Static_assert(sizeof(gpt2k_q8_0_group) == GPT2K_Q8_PANEL * sizeof(gpt2k_block_q8_0),
+               "a packed group must be as large as the blocks it holds");
 size_t gpt2k_q8_0_packed_bytes(int N, int K);
 void gpt2k_q8_0_pack_weights(void *dst, const void *w, int N, int K);
 /* Only panels [p0, p1). */

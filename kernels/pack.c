@@ -61,26 +61,28 @@ void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n)
 size_t gpt2k_q8_0_packed_bytes(int N, int K)
 {
     const size_t panels = ((size_t)N + GPT2K_Q8_PANEL - 1) / GPT2K_Q8_PANEL;
-    return panels * GPT2K_Q8_PANEL * (size_t)(K / GPT2K_QK8_0) * sizeof(gpt2k_block_q8_0);
+    return panels * (size_t)(K / GPT2K_QK8_0) * sizeof(gpt2k_q8_0_group);
 }
 
 void gpt2k_q8_0_pack_panels(void *dst, const void *w, int N, int K, int p0, int p1)
 {
     const size_t nb = (size_t)(K / GPT2K_QK8_0);
     const gpt2k_block_q8_0 *src = w;
-    gpt2k_block_q8_0 *d = dst;
-    for (int p = p0; p < p1 && (size_t)p * GPT2K_Q8_PANEL < (size_t)N; p++) {
-        gpt2k_block_q8_0 *dp = d + (size_t)p * GPT2K_Q8_PANEL * nb;
-        for (int r = 0; r < GPT2K_Q8_PANEL; r++) {
-            const size_t n = (size_t)p * GPT2K_Q8_PANEL + (size_t)r;
-            for (size_t b = 0; b < nb; b++) {
-                if (n < (size_t)N)
-                    dp[b * GPT2K_Q8_PANEL + (size_t)r] = src[n * nb + b];
-                else /* padding: zero blocks (scale 0) */
-                    memset(&dp[b * GPT2K_Q8_PANEL + (size_t)r], 0, sizeof(gpt2k_block_q8_0));
+    gpt2k_q8_0_group *d = dst;
+    for (int p = p0; p < p1 && (size_t)p * GPT2K_Q8_PANEL < (size_t)N; p++)
+        for (size_t b = 0; b < nb; b++) {
+            gpt2k_q8_0_group *g = &d[(size_t)p * nb + b];
+            for (int r = 0; r < GPT2K_Q8_PANEL; r++) {
+                const size_t n = (size_t)p * GPT2K_Q8_PANEL + (size_t)r;
+                if (n < (size_t)N) {
+                    g->d[r] = src[n * nb + b].d;
+                    memcpy(g->qs[r], src[n * nb + b].qs, GPT2K_QK8_0);
+                } else { /* padding: zero values, scale 0 */
+                    g->d[r] = 0;
+                    memset(g->qs[r], 0, GPT2K_QK8_0);
+                }
             }
         }
-    }
 }
 
 void gpt2k_q8_0_pack_weights(void *dst, const void *w, int N, int K)
@@ -91,9 +93,12 @@ void gpt2k_q8_0_pack_weights(void *dst, const void *w, int N, int K)
 void gpt2k_q8_0_packed_row(float *out, const void *wp, int K, int n)
 {
     const size_t nb = (size_t)(K / GPT2K_QK8_0);
-    const gpt2k_block_q8_0 *row = (const gpt2k_block_q8_0 *)wp +
-                                  (size_t)(n / GPT2K_Q8_PANEL) * GPT2K_Q8_PANEL * nb +
-                                  (size_t)(n % GPT2K_Q8_PANEL);
-    for (size_t b = 0; b < nb; b++)
-        gpt2k_dequantize_q8_0(out + b * GPT2K_QK8_0, &row[b * GPT2K_Q8_PANEL], GPT2K_QK8_0);
+    const gpt2k_q8_0_group *g = (const gpt2k_q8_0_group *)wp + (size_t)(n / GPT2K_Q8_PANEL) * nb;
+    const int r = n % GPT2K_Q8_PANEL;
+    for (size_t b = 0; b < nb; b++) {
+        gpt2k_block_q8_0 blk;
+        blk.d = g[b].d[r];
+        memcpy(blk.qs, g[b].qs[r], GPT2K_QK8_0);
+        gpt2k_dequantize_q8_0(out + b * GPT2K_QK8_0, &blk, GPT2K_QK8_0);
+    }
 }

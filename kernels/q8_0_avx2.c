@@ -6,6 +6,7 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
+#include <string.h>
 
 #define AINLINE static inline __attribute__((always_inline))
 #define QK GPT2K_QK8_0
@@ -78,6 +79,11 @@ AINLINE __m256i load_qs(const blk *b)
     return _mm256_loadu_si256((const __m256i *)b->qs);
 }
 
+AINLINE __m256i load_q(const int8_t *q)
+{
+    return _mm256_loadu_si256((const __m256i *)q);
+}
+
 AINLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d)
 {
     __m256 ab = _mm256_hadd_ps(a, b);
@@ -86,15 +92,24 @@ AINLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d)
     return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-/* s[r * cb + b] = scale of block b of row r, that block at x + r * ld +
- * b * step (plain rows: ld = blocks per row, step 1; the rows of a packed
- * panel: ld 1, step GPT2K_Q8_PANEL): each scale is used by many block pairs,
- * so it is widened once, not per use. */
-static void load_scales(float *s, const blk *x, size_t ld, int step, int nrows, int cb)
+/* s[r * cb + b] = the fp16 scale at d0 + r * ld + b * step bytes (plain
+ * rows: ld = a row's bytes, step one block; a packed panel: ld 2, step one
+ * group): each scale is used by many block pairs, so it is widened once, not
+ * per use. */
+static void load_scales(float *s, const void *d0, size_t ld, size_t step, int nrows, int cb)
 {
     for (int r = 0; r < nrows; r++)
-        for (int b = 0; b < cb; b++)
-            s[r * cb + b] = _cvtsh_ss(x[(size_t)r * ld + (size_t)b * step].d);
+        for (int b = 0; b < cb; b++) {
+            uint16_t h;
+            memcpy(&h, (const char *)d0 + (size_t)r * ld + (size_t)b * step, sizeof h);
+            s[r * cb + b] = _cvtsh_ss(h);
+        }
+}
+
+/* load_scales of nrows plain rows of blocks, nb blocks apart */
+static void load_row_scales(float *s, const blk *x, size_t nb, int nrows, int cb)
+{
+    load_scales(s, &x->d, nb * sizeof(blk), sizeof(blk), nrows, cb);
 }
 
 /* Stores one finished dot product: v (+ bias) into *o, or added to it. */
@@ -153,13 +168,16 @@ DEF_GEMV(3)
 DEF_GEMV(4)
 static const gemv_fn gemvs[4] = {gemv_1, gemv_2, gemv_3, gemv_4};
 
-/* Decode on a packed panel: its 4 weight rows (blocks interleaved, wp at
- * block 0 of the chunk) against MR (<= 2) activation rows; outputs of rows
- * nv .. 3 (padding) are not written. One sequential stream, 4 * MR
- * independent sums. */
+/* Decode on a packed panel: its 4 weight rows (g: this chunk's first group)
+ * against MR (<= 2) activation rows; outputs of rows nv .. 3 (padding) are
+ * not written. One sequential stream, 4 * MR independent sums. The 4 scales
+ * of a group are widened and multiplied by d_x together, then moved to each
+ * row's lanes by an in-lane permute: the same product d_w * d_x as a scalar
+ * one, in a third of the instructions. */
 #define QP GPT2K_Q8_PANEL
+typedef gpt2k_q8_0_group grp;
 AINLINE void gemv_panel(const int MR, float *o, int ldo, const blk *x, size_t ldx,
-                        const float *xs, const blk *wp, int nb, int nv, const float *bias,
+                        const float *xs, const grp *g, int nb, int nv, const float *bias,
                         int store)
 {
     __m256 acc[2][QP];
@@ -167,21 +185,24 @@ AINLINE void gemv_panel(const int MR, float *o, int ldo, const blk *x, size_t ld
         for (int r = 0; r < QP; r++)
             acc[m][r] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        const blk *wb = wp + (size_t)b * QP; /* 136 bytes: prefetch two lines */
-        _mm_prefetch((const char *)wb + PF_DIST, _MM_HINT_T0);
-        _mm_prefetch((const char *)wb + PF_DIST + 64, _MM_HINT_T0);
+        const grp *gb = g + b; /* 136 bytes: prefetch two lines */
+        _mm_prefetch((const char *)gb + PF_DIST, _MM_HINT_T0);
+        _mm_prefetch((const char *)gb + PF_DIST + 64, _MM_HINT_T0);
+        const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)gb->d));
         __m256i xq[2];
-        float dx[2];
+        __m256 d[2];
         for (int m = 0; m < MR; m++) {
             xq[m] = load_qs(x + m * ldx + b);
-            dx[m] = xs[m * nb + b];
+            const __m128 dd = _mm_mul_ps(dw, _mm_set1_ps(xs[m * nb + b]));
+            d[m] = _mm256_insertf128_ps(_mm256_castps128_ps256(dd), dd, 1);
         }
         for (int r = 0; r < QP; r++) {
-            const __m256i wq = load_qs(wb + r), wa = _mm256_abs_epi8(wq);
-            const float dw = _cvtsh_ss(wb[r].d);
+            const __m256i wq = load_q(gb->qs[r]), wa = _mm256_abs_epi8(wq);
+            /* row r's d_w * d_x in all 8 lanes */
+            const __m256i sel = _mm256_set1_epi32(r);
             for (int m = 0; m < MR; m++) {
                 __m256 f = _mm256_cvtepi32_ps(dot_block(wa, wq, xq[m]));
-                acc[m][r] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw * dx[m]), acc[m][r]);
+                acc[m][r] = _mm256_fmadd_ps(f, _mm256_permutevar_ps(d[m], sel), acc[m][r]);
             }
         }
     }
@@ -191,22 +212,23 @@ AINLINE void gemv_panel(const int MR, float *o, int ldo, const blk *x, size_t ld
             put(o + (size_t)m * ldo + r, _mm_cvtss_f32(hsum4(acc[m][r], z, z, z)),
                 bias ? bias + r : NULL, store);
 }
+_Static_assert(GPT2K_Q8_PANEL == 4, "gemv_panel and the 3 x 4 tiles are written for 4 rows");
 
 typedef void (*gemv_panel_fn)(float *o, int ldo, const blk *x, size_t ldx, const float *xs,
-                              const blk *wp, int nb, int nv, const float *bias, int store);
+                              const grp *g, int nb, int nv, const float *bias, int store);
 #define DEF_GEMV_PANEL(MR)                                                                         \
     static void gemv_panel_##MR(float *o, int ldo, const blk *x, size_t ldx, const float *xs,      \
-                                const blk *wp, int nb, int nv, const float *bias, int store)       \
+                                const grp *g, int nb, int nv, const float *bias, int store)        \
     {                                                                                              \
-        gemv_panel(MR, o, ldo, x, ldx, xs, wp, nb, nv, bias, store);                               \
+        gemv_panel(MR, o, ldo, x, ldx, xs, g, nb, nv, bias, store);                                \
     }
 DEF_GEMV_PANEL(1)
 DEF_GEMV_PANEL(2)
 static const gemv_panel_fn gemv_panels[2] = {gemv_panel_1, gemv_panel_2};
 
 /* Prefill: one MR x NR register tile over nb blocks, o[m][n] (+)= dot(x[m],
- * w[n]) (+ bias[n]) for n < nv. x rows ldx blocks apart; block b of weight
- * row n at w + n * ldw + b * wstep (as load_scales);
+ * w[n]) (+ bias[n]) for n < nv. x rows ldx blocks apart; the 32 values of
+ * block b of weight row n at w + n * ldw + b * wstep bytes (plain or packed);
  * scales as floats: xs rows and ws rows nb apart. Per block, |w| of the NR
  * weight rows stays in registers for all MR activation rows (w itself is
  * read again from L1 for the sign).
@@ -216,7 +238,7 @@ static const gemv_panel_fn gemv_panels[2] = {gemv_panel_1, gemv_panel_2};
  * them in registers: indexed in loops it kept them on the stack, with a load
  * and a store around every FMA. At most 12 are live (4 x 3 or 3 x 4). */
 AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, size_t ldx,
-                  const float *xs, const blk *w, size_t ldw, int wstep, const float *ws,
+                  const float *xs, const int8_t *w, size_t ldw, size_t wstep, const float *ws,
                   int nb, int nv, const float *bias, int store)
 {
     __m256 acc[16];
@@ -231,18 +253,18 @@ AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, s
 #define ZERO_M(m) EACH_N(ZERO_N, m)
     EACH_M(ZERO_M)
     for (int b = 0; b < nb; b++) {
-        const blk *wb = w + (size_t)b * wstep;
+        const int8_t *wb = w + (size_t)b * wstep;
         __m256i wa0, wa1, wa2, wa3;
-        wa0 = _mm256_abs_epi8(load_qs(wb));
+        wa0 = _mm256_abs_epi8(load_q(wb));
         if (NR > 1)
-            wa1 = _mm256_abs_epi8(load_qs(wb + ldw));
+            wa1 = _mm256_abs_epi8(load_q(wb + ldw));
         if (NR > 2)
-            wa2 = _mm256_abs_epi8(load_qs(wb + 2 * ldw));
+            wa2 = _mm256_abs_epi8(load_q(wb + 2 * ldw));
         if (NR > 3)
-            wa3 = _mm256_abs_epi8(load_qs(wb + 3 * ldw));
+            wa3 = _mm256_abs_epi8(load_q(wb + 3 * ldw));
 #define PAIR(m, n)                                                                                 \
     if (LIVE(m, n)) {                                                                              \
-        const __m256i sx = _mm256_sign_epi8(xq, load_qs(wb + (n) * ldw));                          \
+        const __m256i sx = _mm256_sign_epi8(xq, load_q(wb + (n) * ldw));                            \
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa##n, sx), ones);                \
         const __m256 d = _mm256_mul_ps(_mm256_broadcast_ss(ws + (n) * nb + b), dx);                \
         A(m, n) = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, A(m, n));                              \
@@ -277,13 +299,13 @@ AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, s
 }
 
 typedef void (*tile_fn)(float *o, int ldo, const blk *x, size_t ldx, const float *xs,
-                        const blk *w, size_t ldw, int wstep, const float *ws, int nb, int nv,
-                        const float *bias, int store);
+                        const int8_t *w, size_t ldw, size_t wstep, const float *ws, int nb,
+                        int nv, const float *bias, int store);
 
 #define DEF_TILE(MR, NR)                                                                           \
     static void tile_##MR##x##NR(float *o, int ldo, const blk *x, size_t ldx, const float *xs,     \
-                                 const blk *w, size_t ldw, int wstep, const float *ws, int nb,     \
-                                 int nv, const float *bias, int store)                             \
+                                 const int8_t *w, size_t ldw, size_t wstep, const float *ws,       \
+                                 int nb, int nv, const float *bias, int store)                     \
     {                                                                                              \
         tile(MR, NR, o, ldo, x, ldx, xs, w, ldw, wstep, ws, nb, nv, bias, store);                  \
     }
@@ -338,13 +360,15 @@ static inline void prefetch_part(const void *p, size_t bytes, int part, int part
 #define XS_CAP 8192
 #define MC 64
 
-static void matmul_q8_0(float *out, int ldo, const blk *x, const blk *wq, int packed,
+static void matmul_q8_0(float *out, int ldo, const blk *x, const void *w, int packed,
                         const float *bias, int M, int K, int n0, int n1, int accumulate)
 {
     if (M <= 0 || n0 >= n1)
         return;
     const int nb = K / QK;
-    const int panel_n = packed ? QP : 3, mt = packed ? 3 : 4, wstep = packed ? QP : 1;
+    const int panel_n = packed ? QP : 3, mt = packed ? 3 : 4;
+    const blk *wq = w;  /* plain rows */
+    const grp *wg = w;  /* packed groups */
     float xs[XS_CAP], ws[QP * NBC];
 
     const int nch = nb > NBC ? (nb + NBC - 1) / NBC : 1; /* >= 1: K = 0 still writes bias */
@@ -357,16 +381,16 @@ static void matmul_q8_0(float *out, int ldo, const blk *x, const blk *wq, int pa
         if (M <= GEMV_MAX_M) {
             /* Decode, one or many sequences: memory-bound; each weight row is read
              * from memory once and used, from L1, by every group of rows. */
-            load_scales(xs, x + b0, (size_t)nb, 1, M, cb);
+            load_row_scales(xs, x + b0, (size_t)nb, M, cb);
             if (packed) {
                 for (int n = n0; n < n1; n += QP) {
-                    const blk *wp = wq + (size_t)n * nb + (size_t)b0 * QP;
+                    const grp *g = wg + (size_t)(n / QP) * nb + b0;
                     const int nv = n1 - n < QP ? n1 - n : QP;
                     for (int m0 = 0; m0 < M; m0 += 2) {
                         const int mr = M - m0 < 2 ? M - m0 : 2;
                         gemv_panels[mr - 1](out + (size_t)m0 * ldo + n, ldo,
                                             x + (size_t)m0 * nb + b0, (size_t)nb,
-                                            xs + (size_t)m0 * cb, wp, cb, nv, bc ? bc + n : NULL,
+                                            xs + (size_t)m0 * cb, g, cb, nv, bc ? bc + n : NULL,
                                             store);
                     }
                 }
@@ -387,31 +411,36 @@ static void matmul_q8_0(float *out, int ldo, const blk *x, const blk *wq, int pa
         for (int m0 = 0; m0 < M; m0 += mc) {
             const int mb = M - m0 < mc ? M - m0 : mc;
             const blk *xm = x + (size_t)m0 * nb + b0;
-            load_scales(xs, xm, (size_t)nb, 1, mb, cb);
+            load_row_scales(xs, xm, (size_t)nb, mb, cb);
             for (int n = n0; n < n1; n += panel_n) {
                 const int nr = n1 - n < panel_n ? n1 - n : panel_n;
-                /* this panel's block b0 (row 0), and where the next panel's
-                 * blocks of this chunk lie (contiguous in either layout) */
-                const blk *wn = wq + (size_t)n * nb + (size_t)b0 * wstep;
-                const size_t ldw = packed ? 1 : (size_t)nb;
+                /* this panel's values of block b0 (row 0), their strides, and
+                 * where the next panel's blocks of this chunk lie (contiguous
+                 * in either layout) */
+                const int8_t *wv;
+                size_t ldw, wstep, next_bytes;
                 const void *next;
-                size_t next_bytes;
                 if (packed) {
-                    next = wn + (size_t)QP * nb;
-                    next_bytes = n + QP < n1 ? (size_t)QP * cb * sizeof(blk) : 0;
+                    const grp *g = wg + (size_t)(n / QP) * nb + b0;
+                    wv = g->qs[0], ldw = GPT2K_QK8_0, wstep = sizeof(grp);
+                    load_scales(ws, g->d, sizeof g->d[0], sizeof(grp), QP, cb);
+                    next = g + nb;
+                    next_bytes = n + QP < n1 ? (size_t)cb * sizeof(grp) : 0;
                 } else {
+                    const blk *wn = wq + (size_t)n * nb + b0;
+                    wv = wn->qs, ldw = (size_t)nb * sizeof(blk), wstep = sizeof(blk);
+                    load_row_scales(ws, wn, (size_t)nb, nr, cb);
                     const int nr_next = n1 - n - nr < panel_n ? n1 - n - nr : panel_n;
                     next = wn + (size_t)nr * nb;
                     next_bytes = nr_next > 0 ? ((size_t)(nr_next - 1) * nb + cb) * sizeof(blk) : 0;
                 }
                 const int ncols = packed ? QP : nr; /* a packed tile always runs 4 rows */
-                load_scales(ws, wn, ldw, wstep, ncols, cb);
                 for (int m = 0, t = 0; m < mb; m += mt, t++) {
                     const int mr = mb - m < mt ? mb - m : mt;
                     prefetch_part(next, next_bytes, t, (mb + mt - 1) / mt);
                     tiles[mr - 1][ncols - 1](out + (size_t)(m0 + m) * ldo + n, ldo,
                                              xm + (size_t)m * nb, (size_t)nb,
-                                             xs + (size_t)m * cb, wn, ldw, wstep, ws, cb, nr,
+                                             xs + (size_t)m * cb, wv, ldw, wstep, ws, cb, nr,
                                              bc ? bc + n : NULL, store);
                 }
             }

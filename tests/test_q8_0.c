@@ -798,9 +798,10 @@ START_TEST(test_matmul_rows_independent)
 }
 END_TEST
 
-/* The packed layout against its definition (kernels.h): block (n, b) at
- * panel n / 4, index b * 4 + n % 4, padding rows all-zero blocks; and a
- * packed row dequantizes to the plain row's values. */
+/* The packed layout against its definition (kernels.h): block (n, b) in
+ * group n / 4 * nb + b, its scale at d[n % 4] and its values at qs[n % 4],
+ * padding rows all zero; and a packed row dequantizes to the plain row's
+ * values. */
 START_TEST(test_pack_layout)
 {
     static const int shapes[][2] = {{1, 32}, {4, 64}, {7, 96}, {9, 768}, {50, 3072}};
@@ -812,7 +813,7 @@ START_TEST(test_pack_layout)
         float *tmp = xmalloc(sizeof(float) * (size_t)K), *a = xmalloc(sizeof(float) * (size_t)K);
         float *b = xmalloc(sizeof(float) * (size_t)K);
         blk *wq = xmalloc((size_t)N * nb * sizeof(blk));
-        blk *wp = xmalloc(gpt2k_q8_0_packed_bytes(N, K));
+        gpt2k_q8_0_group *wp = xmalloc(gpt2k_q8_0_packed_bytes(N, K));
         memset(wp, 0xa5, gpt2k_q8_0_packed_bytes(N, K));
         random_rows(wq, N, K, tmp);
         /* in two parts, as the engine packs across threads */
@@ -820,13 +821,13 @@ START_TEST(test_pack_layout)
         gpt2k_q8_0_pack_panels(wp, wq, N, K, panels / 2, panels);
         for (int n = 0; n < panels * GPT2K_Q8_PANEL; n++)
             for (int bb = 0; bb < nb; bb++) {
-                const blk *got = &wp[((size_t)(n / GPT2K_Q8_PANEL) * nb + bb) * GPT2K_Q8_PANEL +
-                                     n % GPT2K_Q8_PANEL];
+                const gpt2k_q8_0_group *g = &wp[(size_t)(n / GPT2K_Q8_PANEL) * nb + bb];
+                const int r = n % GPT2K_Q8_PANEL;
                 blk zero;
                 memset(&zero, 0, sizeof zero);
                 const blk *want = n < N ? &wq[(size_t)n * nb + bb] : &zero;
-                CHECK(memcmp(got, want, sizeof(blk)) == 0, "N=%d K=%d: block (%d, %d) misplaced",
-                      N, K, n, bb);
+                CHECK(g->d[r] == want->d && memcmp(g->qs[r], want->qs, QK) == 0,
+                      "N=%d K=%d: block (%d, %d) misplaced", N, K, n, bb);
             }
         for (int n = 0; n < N; n++) {
             gpt2k_q8_0_packed_row(a, wp, K, n);
