@@ -23,8 +23,8 @@ typedef struct cpu_state {
     int openblas; /* matmuls by cblas_sgemm instead of our kernels */
     int packed;   /* weights from the model's packed copies where this ISA has the
                    * kernel (ops->matmul_packed, ops->matmul_q8_0_packed) */
-    /* KV pool: kv_blocks blocks; block b, layer l holds K then V, each
-     * [NH][bs][HD], elements of kv_type */
+    /* KV pool: kv_blocks blocks; block b, layer l holds K as [NH][HD][bs]
+     * then V as [NH][bs][HD], elements of kv_type */
     void *kv;
     size_t kv_mapped; /* bytes of its mapping */
     gpt2_kv_type kv_type;
@@ -39,7 +39,7 @@ typedef struct cpu_state {
     float *qkv;  /* [B][3C] */
     float *att;  /* attention output [B][C] */
     float *ff;   /* MLP hidden [B][FF] */
-    float *scratch; /* attention scores: [threads][n_ctx] */
+    float *scratch; /* attention scores: [threads][GPT2K_ATT_ROWS * n_ctx] */
     void *qbuf;     /* activations quantized to Q8_0 for Q8_0 weights: [B][FF / 32 blocks] */
     size_t q_bytes;
     /* per-row bookkeeping of a batch */
@@ -47,30 +47,44 @@ typedef struct cpu_state {
     int64_t *attn_cost;      /* [B + 1] */
     gpt2k_kv_view *views;    /* [B]: one per sequence (at most one per row) */
     float *probs;            /* [n_vocab]: gpt2_sample_row's scratch */
+    uint16_t *kv_tmp;        /* [HD]: a key in fp16 before it is scattered */
     size_t book_bytes;
 } cpu_state;
 
-/* Inside a KV block, each layer holds K then V, each [NH][bs][HD]: one head's
- * positions are contiguous, so decode attention streams them (a
- * position-major block, [bs][C], makes a head read HD floats every C). */
+/* Inside a KV block, each layer holds K as [NH][HD][bs], then V as
+ * [NH][bs][HD]: one head's positions are contiguous, so decode attention
+ * streams them (a position-major block, [bs][C], makes a head read HD floats
+ * every C), and its keys are transposed (gpt2k_kv_view.keys_t) so that a
+ * score is one lane's FMA chain, the same whether its query is alone
+ * (decode) or in a tile of the prompt's queries (prefill). */
 
-/* The element offset in the pool at which position pos of a sequence (block
- * table blocks) keeps head 0 of layer l's key; head h is h * bs * HD elements
- * further, the value bs * C further. */
+/* The element offset in the pool of layer l's key block of position pos of a
+ * sequence (block table blocks): head h's keys start h * bs * HD elements
+ * further, its values bs * C further. */
 static size_t kv_slot(const cpu_state *s, const int *blocks, int l, int pos)
 {
-    const size_t C = (size_t)s->m->cfg.n_embd, HD = C / (size_t)s->m->cfg.n_head;
-    return (size_t)blocks[pos / s->bs] * s->block_elems + (size_t)l * 2 * s->bs * C +
-           (size_t)(pos % s->bs) * HD;
+    const size_t C = (size_t)s->m->cfg.n_embd;
+    return (size_t)blocks[pos / s->bs] * s->block_elems + (size_t)l * 2 * s->bs * C;
 }
 
-/* n channels of a key or value into the pool at element offset off. */
-static void kv_store(const cpu_state *s, size_t off, const float *x, int n)
+/* n channels of a key or value into the pool at element offset off, element
+ * j at off + j * step. */
+static void kv_store(cpu_state *s, size_t off, size_t step, const float *x, int n)
 {
-    if (s->kv_type == GPT2_KV_F16)
-        s->ops->to_f16((uint16_t *)s->kv + off, x, n);
-    else
-        memcpy((float *)s->kv + off, x, sizeof(float) * (size_t)n);
+    if (s->kv_type == GPT2_KV_F16) {
+        uint16_t *dst = (uint16_t *)s->kv + off;
+        if (step == 1) {
+            s->ops->to_f16(dst, x, n);
+            return;
+        }
+        s->ops->to_f16(s->kv_tmp, x, n);
+        for (int j = 0; j < n; j++)
+            dst[(size_t)j * step] = s->kv_tmp[j];
+    } else {
+        float *dst = (float *)s->kv + off;
+        for (int j = 0; j < n; j++)
+            dst[(size_t)j * step] = x[j];
+    }
 }
 
 static void cpu_destroy(void *p)
@@ -88,6 +102,7 @@ static void cpu_destroy(void *p)
     free(s->attn_cost);
     free(s->views);
     free(s->probs);
+    free(s->kv_tmp);
     free(s);
 }
 
@@ -173,7 +188,7 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
     const size_t B = (size_t)o->max_batch, C = (size_t)c->n_embd, FF = (size_t)c->n_ff;
     s->block_elems = (size_t)c->n_layer * 2 * (size_t)s->bs * C;
     s->kv_elems = (size_t)s->kv_blocks * s->block_elems;
-    size_t scratch = (size_t)o->n_threads * c->n_ctx;
+    size_t scratch = (size_t)o->n_threads * GPT2K_ATT_ROWS * c->n_ctx;
     s->arena_floats = B * (C + C + 3 * C + C + FF) + scratch;
     /* The KV pool in huge pages: decode attention reads each head's keys in
      * runs of one block (2 KiB in fp16 at 124M) a block's size apart, on 4 KiB
@@ -186,10 +201,12 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
     s->attn_cost = calloc(B + 1, sizeof(int64_t));
     s->views = calloc(B, sizeof(gpt2k_kv_view));
     s->probs = malloc(sizeof(float) * (size_t)c->n_vocab);
+    const size_t HD = C / (size_t)c->n_head;
+    s->kv_tmp = malloc(sizeof(uint16_t) * HD);
     s->book_bytes = B * (2 * sizeof(int) + sizeof(int64_t) + sizeof(gpt2k_kv_view)) + sizeof(int64_t) +
-                    sizeof(float) * (size_t)c->n_vocab;
+                    sizeof(float) * (size_t)c->n_vocab + sizeof(uint16_t) * HD;
     if (!s->kv || !s->arena || !s->row_seq || !s->row_pos || !s->attn_cost || !s->views ||
-        !s->probs) {
+        !s->probs || !s->kv_tmp) {
         gpt2_seterr(err, GPT2_ERR_NOMEM,
                     "out of memory: KV pool %.1f MB (%d blocks of %d positions, %s) + activations "
                     "%.1f MB", (double)s->kv_elems * gpt2_kv_elem_bytes(s->kv_type) / 1e6,
@@ -280,11 +297,12 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
          * row attends to its own sequence's positions 0 .. pos */
         for (int r = 0; r < R; r++) {
             const float *row = s->qkv + (size_t)r * 3 * C;
-            size_t k = kv_slot(s, b->seqs[s->row_seq[r]].blocks, l, s->row_pos[r]);
+            const size_t k = kv_slot(s, b->seqs[s->row_seq[r]].blocks, l, s->row_pos[r]);
+            const size_t t = (size_t)(s->row_pos[r] % s->bs);
             for (int h = 0; h < NH; h++) {
-                size_t kh = k + (size_t)h * s->bs * HD;
-                kv_store(s, kh, row + C + h * HD, HD);
-                kv_store(s, kh + (size_t)s->bs * C, row + 2 * C + h * HD, HD);
+                const size_t kh = k + (size_t)h * s->bs * HD;
+                kv_store(s, kh + t, (size_t)s->bs, row + C + h * HD, HD);
+                kv_store(s, kh + (size_t)s->bs * C + t * HD, 1, row + 2 * C + h * HD, HD);
             }
         }
         const int eb = gpt2_kv_elem_bytes(s->kv_type);
@@ -292,9 +310,10 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
         for (int i = 0; i < b->n_seqs; i++)
             s->views[i] = (gpt2k_kv_view){
                 kl, kl + (size_t)s->bs * C * eb, b->seqs[i].blocks, s->block_elems, s->bs, HD, HD,
-                (size_t)s->bs * HD, s->kv_type == GPT2_KV_F16 ? GPT2K_W_F16 : GPT2K_W_F32};
+                (size_t)s->bs * HD, s->kv_type == GPT2_KV_F16 ? GPT2K_W_F16 : GPT2K_W_F32, 1};
         gpt2k_attention(s->pool, s->ops, s->att, C, s->qkv, 3 * C, s->views, s->row_seq,
-                        s->row_pos, R, NH, HD, s->scratch, c->n_ctx, s->attn_cost);
+                        s->row_pos, R, NH, HD, s->scratch, GPT2K_ATT_ROWS * c->n_ctx,
+                        s->attn_cost);
         matmul(s, s->x, C, s->att, C, &L->proj, L->proj_b, R, 1); /* x += proj(att) */
         /* MLP sub-block */
         gpt2k_layernorm_rows(s->pool, s->ops, s->xn, C, s->x, C, L->ln2_g, L->ln2_b, R, C,

@@ -44,7 +44,15 @@ typedef enum { GPT2K_W_F32 = 0, GPT2K_W_F16 = 1 } gpt2k_wtype;
  * head_dim, so one head's keys stream). A contiguous cache is one block:
  * blocks = {0}, bs >= every position. Strides and offsets count elements of
  * type elem: fp32 (float) or fp16 (IEEE binary16 bits, uint16_t), which
- * halves the bytes attention reads and the cache's memory. */
+ * halves the bytes attention reads and the cache's memory.
+ *
+ * keys_t != 0 (with head_dim > 0): keys transposed inside each head's run,
+ * channel c of the key of position t at k + blocks[t / bs] * block_stride +
+ * (c / head_dim) * head_stride + (c % head_dim) * bs + t % bs; values as
+ * above. The keys of 8 consecutive positions are then one vector per
+ * channel, so a score is one FMA chain over the channels in one lane: the
+ * same operations for a query alone or in a tile of queries (attention_rows),
+ * with no horizontal sums. The CPU backend's cache has this form. */
 typedef struct gpt2k_kv_view {
     const void *k, *v;
     const int *blocks;
@@ -54,6 +62,7 @@ typedef struct gpt2k_kv_view {
     int head_dim;        /* 0, or channels per head run (see above) */
     size_t head_stride;  /* elements from one head to the next inside a block */
     gpt2k_wtype elem;    /* GPT2K_W_F32 (0) or GPT2K_W_F16 */
+    int keys_t;          /* keys transposed inside each head's run (see above) */
 } gpt2k_kv_view;
 
 typedef struct gpt2k_ops {
@@ -90,6 +99,14 @@ typedef struct gpt2k_ops {
      * q, out: HD floats. scratch: n_kv floats. */
     void (*attention_head)(float *out, const float *q, const struct gpt2k_kv_view *kv, int col,
                            int n_kv, int HD, float scale, float *scratch);
+    /* The same head for rows consecutive queries of one sequence: row r
+     * (q + r * ldq, out + r * ldo) attends to positions 0 .. n0 + r - 1.
+     * Each row's out equals, bit for bit, attention_head for that row alone,
+     * so a row's result does not depend on the tile it was computed in.
+     * scratch: rows * (n0 + rows - 1) floats. n0 >= 1, rows >= 1. */
+    void (*attention_rows)(float *out, int ldo, const float *q, int ldq,
+                           const struct gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
+                           float scale, float *scratch);
     /* dst[i] = x[i] rounded to fp16 (nearest even; as gpt2k_f32_to_f16, bit
      * for bit): keys and values into an fp16 KV cache. */
     void (*to_f16)(uint16_t *dst, const float *x, int n);
@@ -220,10 +237,14 @@ void gpt2k_gelu_rows(gpt2k_pool *p, const gpt2k_ops *ops, float *x, int ld, int 
  * that sequence's positions 0 .. pos[r] (their keys/values already written).
  *   q:   [R][ldq], head h at q + r*ldq + h*HD
  *   out: [R][ldo], head h at out + r*ldo + h*HD
- * scratch: nth * scratch_stride floats, scratch_stride > every pos[r].
+ * scratch: nth * scratch_stride floats, scratch_stride > every pos[r]; runs
+ * of consecutive rows of one sequence go to ops->attention_rows in tiles of
+ * up to GPT2K_ATT_ROWS rows as far as the stride holds their scores
+ * (GPT2K_ATT_ROWS * n_ctx floats hold any tile).
  * cost: R + 1 int64 of workspace. (row, head) pairs are split across threads
  * by their cost (keys read), so a long sequence does not leave threads idle.
  * scale = 1/sqrt(HD). */
+#define GPT2K_ATT_ROWS 8
 void gpt2k_attention(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ldo, const float *q,
                      int ldq, const gpt2k_kv_view *views, const int *seq, const int *pos, int R,
                      int NH, int HD, float *scratch, int scratch_stride, int64_t *cost);

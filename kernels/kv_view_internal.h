@@ -32,9 +32,27 @@ static inline int gpt2k_kv_span(const gpt2k_kv_view *kv, int col, int t0, int n_
     return n;
 }
 
+/* A keys_t view's run (kernels.h): as gpt2k_kv_span_off, *voff the values'
+ * offset, and *koff the element offset (from kv->k) of channel col's key of
+ * position t0: channel col + d of position t0 + j at *koff + d * bs + j. */
+static inline int gpt2k_kv_span_t(const gpt2k_kv_view *kv, int col, int t0, int n_kv,
+                                  size_t *koff, size_t *voff)
+{
+    const int n = gpt2k_kv_span_off(kv, col, t0, n_kv, voff);
+    *koff = (size_t)kv->blocks[t0 / kv->bs] * kv->block_stride +
+            (size_t)(col / kv->head_dim) * kv->head_stride +
+            (size_t)(col % kv->head_dim) * (size_t)kv->bs + (size_t)(t0 % kv->bs);
+    return n;
+}
+
 /* AVX2 + F16C fp16-cache kernels (ops_avx2.c), shared with the AVX-512 table. */
 void gpt2k_attention_head_f16_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
                                    int n_kv, int HD, float scale, float *scratch);
 void gpt2k_to_f16_avx2(uint16_t *dst, const float *x, int n);
+/* AVX2 attention_rows (either element type), shared with the AVX-512 table
+ * for keys_t views so that its attention_head and attention_rows agree. */
+void gpt2k_attention_rows_avx2(float *out, int ldo, const float *q, int ldq,
+                               const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
+                               float scale, float *scratch);
 
 #endif

@@ -216,6 +216,33 @@ AINLINE void scores_avx2(float *sc, const float *q, const void *k, size_t k0, in
     }
 }
 
+/* sc[0 .. n-1] := exp(sc[t] - max), max-subtracted so every exp() is <= 1;
+ * returns 1 / their sum. */
+AINLINE float softmax_avx2(float *sc, int n)
+{
+    const int n8 = n & ~7;
+    int t;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (t = 0; t < n8; t += 8)
+        mv = _mm256_max_ps(mv, _mm256_loadu_ps(sc + t));
+    float mx = hmax(mv);
+    for (; t < n; t++)
+        mx = sc[t] > mx ? sc[t] : mx;
+    mv = _mm256_set1_ps(mx);
+    __m256 sv = _mm256_setzero_ps();
+    for (t = 0; t < n8; t += 8) {
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sc + t), mv));
+        _mm256_storeu_ps(sc + t, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    float sum = hsum(sv);
+    for (; t < n; t++) {
+        sc[t] = expf(sc[t] - mx);
+        sum += sc[t];
+    }
+    return 1.0f / sum;
+}
+
 AINLINE void attention_head_body(float *out, const float *q, const gpt2k_kv_view *kv, int col,
                                  int n_kv, int HD, float scale, float *scratch, int f16)
 {
@@ -227,27 +254,7 @@ AINLINE void attention_head_body(float *out, const float *q, const gpt2k_kv_view
         scores_avx2(scratch + t0, q, kv->k, off, kv->ld, nb, HD, scale, f16);
     }
 
-    /* Softmax, max-subtracted so every exp() is <= 1. */
-    const int n8 = n_kv & ~7;
-    __m256 mv = _mm256_set1_ps(-INFINITY);
-    for (t = 0; t < n8; t += 8)
-        mv = _mm256_max_ps(mv, _mm256_loadu_ps(scratch + t));
-    float mx = hmax(mv);
-    for (; t < n_kv; t++)
-        mx = scratch[t] > mx ? scratch[t] : mx;
-    mv = _mm256_set1_ps(mx);
-    __m256 sv = _mm256_setzero_ps();
-    for (t = 0; t < n8; t += 8) {
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scratch + t), mv));
-        _mm256_storeu_ps(scratch + t, e);
-        sv = _mm256_add_ps(sv, e);
-    }
-    float sum = hsum(sv);
-    for (; t < n_kv; t++) {
-        scratch[t] = expf(scratch[t] - mx);
-        sum += scratch[t];
-    }
-    const float inv = 1.0f / sum;
+    const float inv = softmax_avx2(scratch, n_kv);
 
     /* out = sum_t p[t] v[t], 64 columns (8 accumulators) per pass over t. */
     const void *v = kv->v;
@@ -297,13 +304,223 @@ void gpt2k_attention_head_f16_avx2(float *out, const float *q, const gpt2k_kv_vi
     attention_head_body(out, q, kv, col, n_kv, HD, scale, scratch, 1);
 }
 
+/* ---- attention on keys_t caches (kernels.h) ----------------------------------
+ *
+ * Every score is one FMA chain over the head's channels in index order, in
+ * one lane of a vector of 8 keys (or in a scalar fmaf chain for keys that do
+ * not fill a vector: the same operations); every output channel is one FMA
+ * chain over the keys in order, then times 1 / sum. A tile of query rows only
+ * shares the loads of keys and values between its rows, so each row gets the
+ * bits it gets alone. */
+
+/* Scores of RR rows against NV vectors of 8 keys, vector j's channel d at
+ * element kofs[j] + d * bs of k, its scores to sc[r * lds + tpos[j] ..]. */
+AINLINE void scores_t_vec(const int RR, const int NV, float *sc, int lds, const float *q,
+                          int ldq, const void *k, const size_t *kofs, const int *tpos, int bs,
+                          int HD, float scale, int f16)
+{
+    __m256 acc[4][8];
+#pragma GCC unroll 4
+    for (int r = 0; r < RR; r++)
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; j++)
+            acc[r][j] = _mm256_setzero_ps();
+    for (int d = 0; d < HD; d++) {
+        __m256 kd[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; j++)
+            kd[j] = kv_load8(k, kofs[j] + (size_t)d * bs, f16);
+#pragma GCC unroll 4
+        for (int r = 0; r < RR; r++) {
+            const __m256 qd = _mm256_broadcast_ss(q + (size_t)r * ldq + d);
+#pragma GCC unroll 8
+            for (int j = 0; j < NV; j++)
+                acc[r][j] = _mm256_fmadd_ps(qd, kd[j], acc[r][j]);
+        }
+    }
+    const __m256 sv = _mm256_set1_ps(scale);
+#pragma GCC unroll 4
+    for (int r = 0; r < RR; r++)
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; j++)
+            _mm256_storeu_ps(sc + (size_t)r * lds + tpos[j], _mm256_mul_ps(acc[r][j], sv));
+}
+
+/* Scores of RR rows (q, ldq) against keys 0 .. n-1 into sc (row stride
+ * lds). Full vectors of 8 keys inside a block are gathered NV at a time
+ * (from several blocks: one row needs 8 chains in flight to hide the FMA
+ * latency), the rest are scalar chains. */
+AINLINE void scores_t(const int RR, float *sc, int lds, const float *q, int ldq,
+                      const gpt2k_kv_view *kv, int col, int n, int HD, float scale, int f16)
+{
+    const int NV = RR == 1 ? 8 : RR == 2 ? 4 : 2;
+    size_t kofs[8], koff, voff;
+    int tpos[8], nv = 0, nb;
+    for (int t0 = 0; t0 < n; t0 += nb) {
+        nb = gpt2k_kv_span_t(kv, col, t0, n, &koff, &voff);
+        int j = 0;
+        for (; j + 8 <= nb; j += 8) {
+            kofs[nv] = koff + (size_t)j, tpos[nv] = t0 + j;
+            if (++nv == NV) {
+                scores_t_vec(RR, NV, sc, lds, q, ldq, kv->k, kofs, tpos, kv->bs, HD, scale, f16);
+                nv = 0;
+            }
+        }
+        for (; j < nb; j++)
+            for (int r = 0; r < RR; r++) {
+                const float *qr = q + (size_t)r * ldq;
+                float a = 0.0f;
+                for (int d = 0; d < HD; d++)
+                    a = fmaf(qr[d], kv_load1(kv->k, koff + (size_t)j + (size_t)d * kv->bs, f16), a);
+                sc[(size_t)r * lds + t0 + j] = a * scale;
+            }
+    }
+    for (int j = 0; j < nv; j++)
+        scores_t_vec(RR, 1, sc, lds, q, ldq, kv->k, kofs + j, tpos + j, kv->bs, HD, scale, f16);
+}
+
+/* out[r][i .. i + 8 CV) = inv[r] * sum over t < nlo + r of p[r][t] v[t][i ..]
+ * for RR rows (p: sc, row stride lds). */
+AINLINE void pv_t_pass(const int RR, const int CV, float *out, int ldo, const float *sc, int lds,
+                       const float *inv, const gpt2k_kv_view *kv, int col, int nlo, int i,
+                       int f16)
+{
+    __m256 acc[4][8];
+#pragma GCC unroll 4
+    for (int r = 0; r < RR; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < CV; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    const int nhi = nlo + RR - 1;
+    size_t off;
+    int nb;
+    for (int t0 = 0; t0 < nhi; t0 += nb) {
+        nb = gpt2k_kv_span_off(kv, col, t0, nhi, &off);
+        for (int t = 0; t < nb; t++) {
+            const int tt = t0 + t;
+            const size_t vt = off + (size_t)t * kv->ld + (size_t)i;
+            __m256 vv[8];
+#pragma GCC unroll 8
+            for (int c = 0; c < CV; c++)
+                vv[c] = kv_load8(kv->v, vt + 8 * (size_t)c, f16);
+#pragma GCC unroll 4
+            for (int r = 0; r < RR; r++)
+                if (tt < nlo + r) {
+                    const __m256 p = _mm256_broadcast_ss(sc + (size_t)r * lds + tt);
+#pragma GCC unroll 8
+                    for (int c = 0; c < CV; c++)
+                        acc[r][c] = _mm256_fmadd_ps(p, vv[c], acc[r][c]);
+                }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < RR; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < CV; c++)
+            _mm256_storeu_ps(out + (size_t)r * ldo + i + 8 * c,
+                             _mm256_mul_ps(acc[r][c], _mm256_set1_ps(inv[r])));
+}
+
+AINLINE void pv_t(const int RR, float *out, int ldo, const float *sc, int lds, const float *inv,
+                  const gpt2k_kv_view *kv, int col, int nlo, int HD, int f16)
+{
+    const int CV = RR == 1 ? 8 : RR == 2 ? 4 : 2, hd8 = HD & ~7;
+    int i = 0;
+    for (; i + 8 * CV <= hd8; i += 8 * CV)
+        pv_t_pass(RR, CV, out, ldo, sc, lds, inv, kv, col, nlo, i, f16);
+    for (; i < hd8; i += 8)
+        pv_t_pass(RR, 1, out, ldo, sc, lds, inv, kv, col, nlo, i, f16);
+    for (; i < HD; i++)
+        for (int r = 0; r < RR; r++) {
+            const float *p = sc + (size_t)r * lds;
+            const int n = nlo + r;
+            float a = 0.0f;
+            size_t off;
+            int nb;
+            for (int t0 = 0; t0 < n; t0 += nb) {
+                nb = gpt2k_kv_span_off(kv, col, t0, n, &off);
+                for (int t = 0; t < nb; t++)
+                    a = fmaf(p[t0 + t], kv_load1(kv->v, off + (size_t)t * kv->ld + (size_t)i, f16),
+                             a);
+            }
+            out[(size_t)r * ldo + i] = a * inv[r];
+        }
+}
+
+/* RR (1..4) rows of a tile: scores, softmax per row, then p . v. */
+AINLINE void rows_t_group(const int RR, float *out, int ldo, const float *q, int ldq,
+                          const gpt2k_kv_view *kv, int col, int nlo, int HD, float scale,
+                          float *sc, int lds, int f16)
+{
+    float inv[4];
+    scores_t(RR, sc, lds, q, ldq, kv, col, nlo + RR - 1, HD, scale, f16);
+    for (int r = 0; r < RR; r++)
+        inv[r] = softmax_avx2(sc + (size_t)r * lds, nlo + r);
+    pv_t(RR, out, ldo, sc, lds, inv, kv, col, nlo, HD, f16);
+}
+
+AINLINE void attention_rows_t(float *out, int ldo, const float *q, int ldq,
+                              const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
+                              float scale, float *scratch, int f16)
+{
+    const int lds = n0 + rows - 1;
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+        float *o = out + (size_t)r0 * ldo, *sc = scratch + (size_t)r0 * lds;
+        const float *qr = q + (size_t)r0 * ldq;
+        switch (rows - r0 < 4 ? rows - r0 : 4) {
+        case 1:
+            rows_t_group(1, o, ldo, qr, ldq, kv, col, n0 + r0, HD, scale, sc, lds, f16);
+            break;
+        case 2:
+            rows_t_group(2, o, ldo, qr, ldq, kv, col, n0 + r0, HD, scale, sc, lds, f16);
+            break;
+        case 3:
+            rows_t_group(3, o, ldo, qr, ldq, kv, col, n0 + r0, HD, scale, sc, lds, f16);
+            break;
+        default:
+            rows_t_group(4, o, ldo, qr, ldq, kv, col, n0 + r0, HD, scale, sc, lds, f16);
+        }
+    }
+}
+
+static void attention_rows_t_f16(float *out, int ldo, const float *q, int ldq,
+                                 const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
+                                 float scale, float *scratch)
+{
+    attention_rows_t(out, ldo, q, ldq, kv, col, n0, rows, HD, scale, scratch, 1);
+}
+
+static void attention_rows_t_f32(float *out, int ldo, const float *q, int ldq,
+                                 const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
+                                 float scale, float *scratch)
+{
+    attention_rows_t(out, ldo, q, ldq, kv, col, n0, rows, HD, scale, scratch, 0);
+}
+
 static void attention_head_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
                                 int n_kv, int HD, float scale, float *scratch)
 {
-    if (kv->elem == GPT2K_W_F16)
+    if (kv->keys_t)
+        gpt2k_attention_rows_avx2(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
+    else if (kv->elem == GPT2K_W_F16)
         gpt2k_attention_head_f16_avx2(out, q, kv, col, n_kv, HD, scale, scratch);
     else
         attention_head_body(out, q, kv, col, n_kv, HD, scale, scratch, 0);
+}
+
+void gpt2k_attention_rows_avx2(float *out, int ldo, const float *q, int ldq,
+                               const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
+                               float scale, float *scratch)
+{
+    if (!kv->keys_t) { /* one row at a time: the per-head kernel above */
+        for (int r = 0; r < rows; r++)
+            attention_head_avx2(out + (size_t)r * ldo, q + (size_t)r * ldq, kv, col, n0 + r, HD,
+                                scale, scratch);
+    } else if (kv->elem == GPT2K_W_F16) {
+        attention_rows_t_f16(out, ldo, q, ldq, kv, col, n0, rows, HD, scale, scratch);
+    } else {
+        attention_rows_t_f32(out, ldo, q, ldq, kv, col, n0, rows, HD, scale, scratch);
+    }
 }
 
 /* F16C's conversion rounds to nearest even, as gpt2k_f32_to_f16. */
@@ -327,6 +544,7 @@ static const gpt2k_ops ops_avx2 = {
     .gelu = gelu_avx2,
     .add = add_avx2,
     .attention_head = attention_head_avx2,
+    .attention_rows = gpt2k_attention_rows_avx2,
     .to_f16 = gpt2k_to_f16_avx2,
     .quantize_q8_0 = gpt2k_quantize_q8_0_avx2,
     .matmul_q8_0 = gpt2k_matmul_q8_0_avx2,

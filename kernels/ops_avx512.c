@@ -201,8 +201,14 @@ AINLINE void scores_avx512(float *sc, const float *q, const float *k, int ldk, i
 static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_view *kv, int col,
                                   int n_kv, int HD, float scale, float *scratch)
 {
-    /* An fp16 cache: the AVX2 + F16C kernel (half the bytes of fp32 to read,
-     * tested here on every AVX2 machine; a 512-bit one is not written yet). */
+    /* A keys_t cache (the CPU backend's): the AVX2 kernel, so that this
+     * table's attention_rows gives the same bits (a 512-bit one is not
+     * written yet). An fp16 cache: the AVX2 + F16C kernel (half the bytes of
+     * fp32 to read, tested here on every AVX2 machine). */
+    if (kv->keys_t) {
+        gpt2k_attention_rows_avx2(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
+        return;
+    }
     if (kv->elem == GPT2K_W_F16) {
         gpt2k_attention_head_f16_avx2(out, q, kv, col, n_kv, HD, scale, scratch);
         return;
@@ -266,11 +272,25 @@ static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_vie
     }
 }
 
+static void attention_rows_avx512(float *out, int ldo, const float *q, int ldq,
+                                  const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
+                                  float scale, float *scratch)
+{
+    if (kv->keys_t) {
+        gpt2k_attention_rows_avx2(out, ldo, q, ldq, kv, col, n0, rows, HD, scale, scratch);
+        return;
+    }
+    for (int r = 0; r < rows; r++)
+        attention_head_avx512(out + (size_t)r * ldo, q + (size_t)r * ldq, kv, col, n0 + r, HD,
+                              scale, scratch);
+}
+
 #define OPS_AVX512_COMMON                                                                          \
     .isa = GPT2K_ISA_AVX512, .matmul_f32 = gpt2k_matmul_f32_avx2,                                  \
     .matmul_f16 = gpt2k_matmul_f16_avx2, .matmul_packed = gpt2k_matmul_packed_avx2,                \
     .layernorm = layernorm_avx512, .gelu = gelu_avx512, .add = add_avx512,                         \
-    .attention_head = attention_head_avx512, .to_f16 = gpt2k_to_f16_avx2,                           \
+    .attention_head = attention_head_avx512, .attention_rows = attention_rows_avx512,              \
+    .to_f16 = gpt2k_to_f16_avx2,                                                                   \
     .quantize_q8_0 = gpt2k_quantize_q8_0_avx512
 
 static const gpt2k_ops ops_avx512 = {

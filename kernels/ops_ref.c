@@ -88,13 +88,21 @@ static float kv_elem(const void *base, size_t i, gpt2k_wtype elem)
 static void attention_head_ref(float *out, const float *q, const gpt2k_kv_view *kv, int col,
                                int n_kv, int HD, float scale, float *scratch)
 {
-    size_t off;
+    size_t off, koff;
     float mx = -INFINITY;
     for (int t = 0; t < n_kv; t++) {
-        gpt2k_kv_span_off(kv, col, t, n_kv, &off);
+        /* key channel i at koff + i * kstep */
+        size_t kstep = 1;
+        if (kv->keys_t) {
+            gpt2k_kv_span_t(kv, col, t, n_kv, &koff, &off);
+            kstep = (size_t)kv->bs;
+        } else {
+            gpt2k_kv_span_off(kv, col, t, n_kv, &off);
+            koff = off;
+        }
         float s = 0.0f;
         for (int i = 0; i < HD; i++)
-            s += q[i] * kv_elem(kv->k, off + (size_t)i, kv->elem);
+            s += q[i] * kv_elem(kv->k, koff + (size_t)i * kstep, kv->elem);
         scratch[t] = s * scale;
         if (scratch[t] > mx)
             mx = scratch[t];
@@ -116,6 +124,16 @@ static void attention_head_ref(float *out, const float *q, const gpt2k_kv_view *
     }
 }
 
+/* Row by row: the definition attention_rows must match bit for bit. */
+static void attention_rows_ref(float *out, int ldo, const float *q, int ldq,
+                               const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
+                               float scale, float *scratch)
+{
+    for (int r = 0; r < rows; r++)
+        attention_head_ref(out + (size_t)r * ldo, q + (size_t)r * ldq, kv, col, n0 + r, HD, scale,
+                           scratch);
+}
+
 static void to_f16_ref(uint16_t *dst, const float *x, int n)
 {
     for (int i = 0; i < n; i++)
@@ -130,6 +148,7 @@ static const gpt2k_ops ops_ref = {
     .gelu = gelu_ref,
     .add = add_ref,
     .attention_head = attention_head_ref,
+    .attention_rows = attention_rows_ref,
     .to_f16 = to_f16_ref,
     .quantize_q8_0 = gpt2k_quantize_q8_0_ref,
     .matmul_q8_0 = gpt2k_matmul_q8_0_ref,

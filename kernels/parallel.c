@@ -266,11 +266,19 @@ static void attn_task(void *arg, int ith, int nth)
     int64_t u0 = attn_cost_split(a, total * ith / nth);
     int64_t u1 = ith == nth - 1 ? units : attn_cost_split(a, total * (ith + 1) / nth);
     float *scratch = a->scratch + (int64_t)ith * a->scratch_stride;
-    for (int64_t u = u0; u < u1; u++) {
-        int64_t h = u / a->R, r = u % a->R;
-        a->ops->attention_head(a->out + r * a->ldo + h * a->HD, a->q + r * a->ldq + h * a->HD,
-                               &a->views[a->seq[r]], (int)(h * a->HD), a->pos[r] + 1, a->HD,
-                               a->scale, scratch);
+    /* Runs of units of one head whose rows are consecutive positions of one
+     * sequence (a prompt's rows) go out as tiles: they share their keys and
+     * values, and each row's result is the one it gets alone. */
+    for (int64_t u = u0, n; u < u1; u += n) {
+        const int64_t h = u / a->R, r = u % a->R;
+        const int64_t n_kv = a->pos[r] + 1;
+        n = 1;
+        while (n < GPT2K_ATT_ROWS && u + n < u1 && r + n < a->R && a->seq[r + n] == a->seq[r] &&
+               a->pos[r + n] == a->pos[r] + n && (n + 1) * (n_kv + n) <= a->scratch_stride)
+            n++;
+        a->ops->attention_rows(a->out + r * a->ldo + h * a->HD, a->ldo,
+                               a->q + r * a->ldq + h * a->HD, a->ldq, &a->views[a->seq[r]],
+                               (int)(h * a->HD), (int)n_kv, (int)n, a->HD, a->scale, scratch);
     }
 }
 

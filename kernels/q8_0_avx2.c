@@ -264,7 +264,7 @@ AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x, s
             wa3 = _mm256_abs_epi8(load_q(wb + 3 * ldw));
 #define PAIR(m, n)                                                                                 \
     if (LIVE(m, n)) {                                                                              \
-        const __m256i sx = _mm256_sign_epi8(xq, load_q(wb + (n) * ldw));                            \
+        const __m256i sx = _mm256_sign_epi8(xq, load_q(wb + (n) * ldw));                           \
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa##n, sx), ones);                \
         const __m256 d = _mm256_mul_ps(_mm256_broadcast_ss(ws + (n) * nb + b), dx);                \
         A(m, n) = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, A(m, n));                              \

@@ -408,7 +408,7 @@ START_TEST(test_attention)
     for (r = 0; r < R; r++) {
         int i = seq_of[r];
         gpt2k_kv_view view = {fpool + (size_t)layer * 2 * bs * C, fpool + ((size_t)layer * 2 + 1) * bs * C,
-                              perm + i * max_tab, (size_t)L * 2 * bs * C, bs, C, 0, 0, GPT2K_W_F32};
+                              perm + i * max_tab, (size_t)L * 2 * bs * C, bs, C, 0, 0, GPT2K_W_F32, 0};
         for (int h = 0; h < NH; h++)
             REF->attention_head(ref + (size_t)r * C + h * HD, q + (size_t)r * ldq + h * HD, &view,
                                 h * HD, pos[r] + 1, HD, 1.0f / sqrtf((float)HD), scratch);

@@ -629,9 +629,10 @@ typedef struct {
 
 /* hd > 0: each run of hd channels (a head) keeps its positions together
  * inside a block, hd floats apart, heads bs * hd + 3 floats apart (the view's
- * head_dim / head_stride form, as the CPU backend stores its cache). */
+ * head_dim / head_stride form); keys_t (with hd > 0): the keys of a head run
+ * transposed, channel-major, as the CPU backend stores its cache. */
 static void paged_make(paged_cache *pc, const float *k, const float *v, int n_kv, int ld, int bs,
-                       int hd)
+                       int hd, int keys_t)
 {
     const int nb = (n_kv + bs - 1) / bs, pool = nb + 1;
     const size_t hstride = hd ? (size_t)bs * hd + 3 : 0;
@@ -651,12 +652,15 @@ static void paged_make(paged_cache *pc, const float *k, const float *v, int n_kv
         for (int c = 0; c < ld; c++) {
             const size_t off = hd ? base + (size_t)(c / hd) * hstride + (size_t)(t % bs) * hd + c % hd
                                   : base + (size_t)(t % bs) * ld + c;
-            pc->k[off] = k[(size_t)t * ld + c];
+            const size_t koff = keys_t ? base + (size_t)(c / hd) * hstride +
+                                             (size_t)(c % hd) * bs + (size_t)(t % bs)
+                                       : off;
+            pc->k[koff] = k[(size_t)t * ld + c];
             pc->v[off] = v[(size_t)t * ld + c];
         }
     }
     pc->view = (gpt2k_kv_view){pc->k, pc->v, pc->blocks, stride, bs, hd ? hd : ld, hd, hstride,
-                               GPT2K_W_F32};
+                               GPT2K_W_F32, keys_t};
     pc->n = stride * pool;
 }
 
@@ -688,7 +692,7 @@ static void paged_free(paged_cache *pc)
 }
 
 /* Block sizes tried for each cache: 0 stands for one contiguous block. */
-static const int BS_LIST[] = {0, 1, 3, 4, 16};
+static const int BS_LIST[] = {0, 1, 3, 4, 12, 16};
 #define NBS_LIST ((int)(sizeof BS_LIST / sizeof BS_LIST[0]))
 
 START_TEST(test_attention_head)
@@ -734,20 +738,23 @@ START_TEST(test_attention_head)
                     k2[t * ld2 + i] = i < HD ? NAN : k[t * ld + col + i - HD];
                     v2[t * ld2 + i] = i < HD ? NAN : v[t * ld + col + i - HD];
                 }
-            for (int bi = 0; bi < 2 * NBS_LIST; bi++) {
+            /* position-major blocks, head runs, head runs with keys transposed */
+            for (int bi = 0; bi < 3 * NBS_LIST; bi++) {
                 paged_cache pc;
                 const int bs = BS_LIST[bi % NBS_LIST], split = bi >= NBS_LIST;
+                const int keys_t = bi >= 2 * NBS_LIST;
                 int contiguous = bs == 0;
                 if (split && contiguous)
                     continue;
                 if (contiguous) {
                     static const int zero = 0;
                     pc = (paged_cache){NULL, NULL, NULL,
-                                       {k, v, &zero, 0, n_kv + 2, ld, 0, 0, GPT2K_W_F32}, rows * ld};
+                                       {k, v, &zero, 0, n_kv + 2, ld, 0, 0, GPT2K_W_F32, 0},
+                                       rows * ld};
                 } else if (split) {
-                    paged_make(&pc, k2, v2, n_kv, ld2, bs, HD);
+                    paged_make(&pc, k2, v2, n_kv, ld2, bs, HD, keys_t);
                 } else {
-                    paged_make(&pc, k, v, n_kv, ld, bs, 0);
+                    paged_make(&pc, k, v, n_kv, ld, bs, 0, 0);
                 }
                 const int hcol = split ? HD : col;
                 uint16_t *k16 = NULL, *v16 = NULL;
@@ -758,9 +765,9 @@ START_TEST(test_attention_head)
                     const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
                     char ctx[160];
                     snprintf(ctx, sizeof ctx,
-                             "attention_head %s HD=%d n_kv=%d ld=%d col=%d bs=%d split=%d peaky=%d "
-                             "kv %s", gpt2k_isa_name(ops->isa), HD, n_kv, ld, col, pc.view.bs,
-                             split, peaky, half ? "f16" : "f32");
+                             "attention_head %s HD=%d n_kv=%d ld=%d col=%d bs=%d split=%d keys_t=%d "
+                             "peaky=%d kv %s", gpt2k_isa_name(ops->isa), HD, n_kv, ld, col,
+                             pc.view.bs, split, keys_t, peaky, half ? "f16" : "f32");
                     ffill(obuf, HD + 2 * GUARD, SENTINEL);
                     ffill(sbuf, n_kv + GUARD, SENTINEL);
                     ops->attention_head(obuf + GUARD, q, &pc.view, hcol, n_kv, HD, scale, sbuf);
@@ -1230,6 +1237,85 @@ START_TEST(test_parallel_rows)
 }
 END_TEST
 
+/* attention_rows: every row of a tile gives the bits attention_head gives
+ * it alone (kernels.h), on every cache form, both element types, block sizes
+ * with and without full vectors of 8 keys and tails, ragged HD; nothing is
+ * written outside the rows' outputs and the rows * (n0 + rows - 1) floats of
+ * scratch. */
+typedef struct {
+    int rows, ldo;
+} rows_region;
+
+static int rows_in_region(size_t i, const void *c)
+{
+    const rows_region *r = c;
+    if (i < GUARD)
+        return 0;
+    i -= GUARD;
+    return i < (size_t)r->rows * r->ldo && (int)(i % r->ldo) < r->ldo - 3;
+}
+
+START_TEST(test_attention_rows)
+{
+    static const int hds[] = {1, 7, 8, 17, 64, 65};
+    static const int bss[] = {1, 3, 8, 12, 16};
+    static const int n0s[] = {1, 6, 17, 40};
+    static const int rowss[] = {1, 2, 3, 4, 5, 8, 9};
+    const int HD = hds[_i % 6], form = _i / 6; /* 0 keys_t, 1 head runs, 2 position-major */
+    const int ld = 2 * HD, ldq = HD + 2, ldo = HD + 3;
+    for (size_t bi = 0; bi < sizeof bss / sizeof bss[0]; bi++)
+        for (size_t ni = 0; ni < sizeof n0s / sizeof n0s[0]; ni++)
+            for (size_t ri = 0; ri < sizeof rowss / sizeof rowss[0]; ri++) {
+                const int bs = bss[bi], n0 = n0s[ni], rows = rowss[ri], n_kv = n0 + rows - 1;
+                float *k = falloc((size_t)n_kv * ld), *v = falloc((size_t)n_kv * ld);
+                float *q = falloc((size_t)rows * ldq);
+                for (size_t e = 0; e < (size_t)n_kv * ld; e++) {
+                    k[e] = urand(-1, 1);
+                    v[e] = urand(-2, 2);
+                }
+                round_to_half(k, (size_t)n_kv * ld); /* exact in both element types */
+                round_to_half(v, (size_t)n_kv * ld);
+                for (size_t e = 0; e < (size_t)rows * ldq; e++)
+                    q[e] = urand(-3, 3);
+                paged_cache pc;
+                paged_make(&pc, k, v, n_kv, ld, bs, form < 2 ? HD : 0, form == 0);
+                uint16_t *k16, *v16;
+                const gpt2k_kv_view views[2] = {pc.view, half_view(&pc.view, pc.n, &k16, &v16)};
+                const size_t nout = (size_t)rows * ldo + 2 * GUARD;
+                const size_t nsc = (size_t)rows * n_kv;
+                float *o = falloc(nout), *one = falloc(HD), *sc = falloc(nsc + GUARD);
+                const float scale = 1.0f / sqrtf((float)HD);
+                for (int e = 0; e < 2; e++)
+                    for (int t = -1; t < g_nsimd; t++) {
+                        const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+                        char ctx[160];
+                        snprintf(ctx, sizeof ctx,
+                                 "attention_rows %s form=%d HD=%d bs=%d n0=%d rows=%d kv %s",
+                                 gpt2k_isa_name(ops->isa), form, HD, bs, n0, rows,
+                                 e ? "f16" : "f32");
+                        ffill(o, nout, SENTINEL);
+                        ffill(sc, nsc + GUARD, SENTINEL);
+                        ops->attention_rows(o + GUARD, ldo, q, ldq, &views[e], HD, n0, rows, HD,
+                                            scale, sc);
+                        rows_region rr = {rows, ldo};
+                        span_region rs = {0, (int)nsc};
+                        expect_guards(o, nout, rows_in_region, &rr, ctx);
+                        expect_guards(sc, nsc + GUARD, span_in_region, &rs, ctx);
+                        for (int r = 0; r < rows; r++) {
+                            ops->attention_head(one, q + (size_t)r * ldq, &views[e], HD, n0 + r,
+                                                HD, scale, sc);
+                            for (int i = 0; i < HD; i++)
+                                CHECK(memcmp(&o[GUARD + (size_t)r * ldo + i], &one[i], 4) == 0,
+                                      "%s: row %d out[%d] = %.9g in the tile, %.9g alone", ctx, r,
+                                      i, o[GUARD + (size_t)r * ldo + i], one[i]);
+                        }
+                    }
+                paged_free(&pc);
+                free(k16), free(v16), free(k), free(v), free(q), free(o), free(one), free(sc);
+            }
+}
+END_TEST
+
 /* Ragged batches: each sequence has n rows at positions pos0 .. pos0+n-1 and
  * its own paged cache holding positions 0 .. pos0+n-1. */
 typedef struct {
@@ -1247,6 +1333,10 @@ START_TEST(test_parallel_attention)
         {1, {0}, {33}, 5, 9, 1},           {3, {0, 7, 40}, {1, 1, 1}, 4, 16, 16},
         {4, {0, 3, 0, 20}, {5, 1, 2, 1}, 3, 24, 4},
         {2, {63, 0}, {1, 31}, 2, 32, 16},
+        /* from here on: the CPU backend's form (keys transposed, room for
+         * tiles), prompts whose rows make tiles of every size and tails */
+        {1, {0}, {20}, 2, 64, 16},         {2, {3, 0}, {9, 17}, 3, 16, 16},
+        {1, {100}, {8}, 2, 72, 16},        {3, {0, 5, 2}, {7, 1, 13}, 2, 65, 12},
     };
     for (int nt = 1; nt <= 3; nt++) {
         gpt2k_pool *pool = gpt2k_pool_create(nt);
@@ -1261,7 +1351,9 @@ START_TEST(test_parallel_attention)
                     R += sh.n[i];
                     maxp = sh.pos0[i] + sh.n[i] > maxp ? sh.pos0[i] + sh.n[i] : maxp;
                 }
-                const int sstride = maxp + 7;
+                /* odd shapes and the last ones: room for tiles of
+                 * GPT2K_ATT_ROWS rows */
+                const int sstride = s % 2 || s >= 10 ? GPT2K_ATT_ROWS * (maxp + 7) : maxp + 7;
                 float *q = falloc((size_t)R * ldq), *o1 = falloc((size_t)R * ldo);
                 float *o2 = falloc((size_t)R * ldo), *scratch = falloc((size_t)nt * sstride);
                 int *seq = xmalloc(sizeof(int) * R), *pos = xmalloc(sizeof(int) * R);
@@ -1279,8 +1371,10 @@ START_TEST(test_parallel_attention)
                         kc[i][e] = urand(-1, 1);
                         vc[i][e] = urand(-1, 1);
                     }
-                    /* odd shapes: each head's positions together in a block */
-                    paged_make(&pc[i], kc[i], vc[i], P, ld, sh.bs, s % 2 ? sh.HD : 0);
+                    /* shapes 1, 2 mod 3: each head's positions together in a
+                 * block; 2 mod 3: keys transposed too */
+                    paged_make(&pc[i], kc[i], vc[i], P, ld, sh.bs, s % 3 || s >= 10 ? sh.HD : 0,
+                               s % 3 == 2 || s >= 10);
                     views[i] = pc[i].view;
                     for (int j = 0; j < sh.n[i]; j++, r++) {
                         seq[r] = i;
@@ -1300,7 +1394,10 @@ START_TEST(test_parallel_attention)
                 char ctx[160];
                 snprintf(ctx, sizeof ctx, "gpt2k_attention %s threads=%d shape %zu (%d seqs, %d rows)",
                          gpt2k_isa_name(ops->isa), nt, s, sh.n_seqs, R);
-                expect_close(o1, o2, NULL, (size_t)R * ldo, (size_t)ldo, "%s vs per-head", ctx);
+                /* tiled or not, a row's result is the one it gets alone */
+                for (size_t i = 0; i < (size_t)R * ldo; i++)
+                    CHECK(memcmp(&o1[i], &o2[i], sizeof(float)) == 0,
+                          "%s: element %zu = %.9g, per-head %.9g", ctx, i, o1[i], o2[i]);
 
                 /* Causality and sequence isolation against the oracle on each
                  * row's own contiguous cache, positions 0 .. pos only. */
@@ -1366,6 +1463,7 @@ static Suite *kernels_suite(void)
     tc = tcase_create("attention");
     tcase_set_timeout(tc, TIMEOUT_S);
     tcase_add_loop_test(tc, test_attention_head, 0, NHD_LIST);
+    tcase_add_loop_test(tc, test_attention_rows, 0, 18);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("parallel");

@@ -295,7 +295,7 @@ static void attn_call(void *arg, int rep)
     attn_ctx *a = arg;
     const kb_shape *s = a->s;
     gpt2k_attention(a->pool, a->ops, a->out, s->K, a->q, s->K, &a->view, a->seq, a->pos, s->M,
-                    s->heads, s->head_dim, a->scratch, s->ctx, a->cost);
+                    s->heads, s->head_dim, a->scratch, GPT2K_ATT_ROWS * s->ctx, a->cost);
 }
 
 static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c,
@@ -312,7 +312,7 @@ static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *
     int *blocks = malloc((size_t)nblk * sizeof(int));
     a.q = alloc64((size_t)s->M * C * sizeof(float));
     a.out = alloc64((size_t)s->M * C * sizeof(float));
-    a.scratch = alloc64((size_t)nth * s->ctx * sizeof(float));
+    a.scratch = alloc64((size_t)nth * GPT2K_ATT_ROWS * s->ctx * sizeof(float));
     a.seq = calloc((size_t)s->M, sizeof(int));
     a.pos = malloc((size_t)s->M * sizeof(int));
     a.cost = malloc(((size_t)s->M + 1) * sizeof(int64_t));
@@ -330,7 +330,8 @@ static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *
             blocks[b] = nblk - 1 - b; /* not contiguous, as in a shared pool */
         for (int i = 0; i < s->M; i++)
             a.pos[i] = s->ctx - s->M + i;
-        /* each head's positions together in a block, as the CPU backend keeps them */
+        /* each head's positions together in a block, keys transposed, as the
+         * CPU backend keeps them (the values are random either way) */
         a.view = (gpt2k_kv_view){f16 ? (const void *)k16 : k,
                                  f16 ? (const void *)v16 : v,
                                  blocks,
@@ -339,7 +340,8 @@ static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *
                                  s->head_dim,
                                  s->head_dim,
                                  (size_t)KV_BLOCK * s->head_dim,
-                                 f16 ? GPT2K_W_F16 : GPT2K_W_F32};
+                                 f16 ? GPT2K_W_F16 : GPT2K_W_F32,
+                                 1};
         timed t = {NULL, attn_call, &a};
         rc = time_case(&t, o, r);
     }
