@@ -313,6 +313,17 @@ void gpt2k_attention_head_f16_avx2(float *out, const float *q, const gpt2k_kv_vi
  * shares the loads of keys and values between its rows, so each row gets the
  * bits it gets alone. */
 
+/* acc[0 .. R-1][0 .. N-1] = 0 (the tiles' accumulators, kept in registers
+ * once the loops over constant R and N are unrolled) */
+AINLINE void zero_tile(__m256 acc[4][8], const int R, const int N)
+{
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int j = 0; j < N; j++)
+            acc[r][j] = _mm256_setzero_ps();
+}
+
 /* Scores of RR rows against NV vectors of 8 keys, vector j's channel d at
  * element kofs[j] + d * bs of k, its scores to sc[r * lds + tpos[j] ..]. */
 AINLINE void scores_t_vec(const int RR, const int NV, float *sc, int lds, const float *q,
@@ -320,11 +331,7 @@ AINLINE void scores_t_vec(const int RR, const int NV, float *sc, int lds, const 
                           int HD, float scale, int f16)
 {
     __m256 acc[4][8];
-#pragma GCC unroll 4
-    for (int r = 0; r < RR; r++)
-#pragma GCC unroll 8
-        for (int j = 0; j < NV; j++)
-            acc[r][j] = _mm256_setzero_ps();
+    zero_tile(acc, RR, NV);
     for (int d = 0; d < HD; d++) {
         __m256 kd[8];
 #pragma GCC unroll 8
@@ -386,11 +393,7 @@ AINLINE void pv_t_pass(const int RR, const int CV, float *out, int ldo, const fl
                        int f16)
 {
     __m256 acc[4][8];
-#pragma GCC unroll 4
-    for (int r = 0; r < RR; r++)
-#pragma GCC unroll 8
-        for (int c = 0; c < CV; c++)
-            acc[r][c] = _mm256_setzero_ps();
+    zero_tile(acc, RR, CV);
     const int nhi = nlo + RR - 1;
     size_t off;
     int nb;
