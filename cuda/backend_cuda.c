@@ -808,6 +808,18 @@ static const char *cuda_gemm_name(const void *p)
 }
 static int cuda_threads(const void *p) { return 1; }
 static size_t cuda_kv_bytes(const void *p) { return ((const cuda_state *)p)->kv_size; }
+/* The device weight buffer (its alignment padding included) less the
+ * position rows a step does not read, and the token rows when the LM head
+ * has its own copy. */
+static size_t cuda_weight_bytes(const void *p)
+{
+    const cuda_state *s = p;
+    const gpt2_config *c = &s->cfg;
+    size_t b = s->wbytes - (size_t)(c->n_ctx - 1) * c->n_embd * sizeof(float);
+    if (s->m->lm_head.data != s->m->tok_embd.data)
+        b -= mat_bytes(mat_type(s, s->m->tok_embd.type), c->n_vocab - 1, c->n_embd);
+    return b;
+}
 static size_t cuda_arena_bytes(const void *p)
 {
     const cuda_state *s = p;
@@ -825,5 +837,6 @@ const gpt2_backend_ops gpt2_backend_cuda = {
     .gemm_name = cuda_gemm_name,
     .threads = cuda_threads,
     .kv_bytes = cuda_kv_bytes,
+    .weight_bytes = cuda_weight_bytes,
     .arena_bytes = cuda_arena_bytes,
 };

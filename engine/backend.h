@@ -124,6 +124,10 @@ typedef struct gpt2_backend_ops {
     int (*threads)(const void *st);
     size_t (*kv_bytes)(const void *st);    /* the whole KV pool */
     size_t (*arena_bytes)(const void *st); /* activations + scratch */
+    /* Bytes of weights one decode step reads, as this backend holds them (a
+     * GPU's device copies: fp16, bf16, fp32 or Q8_0 by option), each matrix
+     * once and one row of the position embeddings. */
+    size_t (*weight_bytes)(const void *st);
 } gpt2_backend_ops;
 
 /* Whether contexts and engines on be let it sample (gpt2_batch.sampling):

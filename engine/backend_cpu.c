@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "errors.h"
+#include "gguf.h"
 #include "kernels.h"
 #include "model.h"
 #include "pages.h"
@@ -356,6 +357,24 @@ static const char *cpu_gemm_name(const void *p)
 }
 
 static int cpu_threads(const void *p) { return gpt2k_pool_size(((const cpu_state *)p)->pool); }
+/* All but one row of an embedding table: what a decode step does not read. */
+static size_t unread_rows(const gpt2_wmat *e)
+{
+    return (size_t)(e->N - 1) * ggml_row_bytes(e->type, (uint64_t)e->K);
+}
+
+/* The file's weight tensors (the packed copies have their sizes, panels
+ * padded by at most 15 rows) less the embedding rows a step does not read;
+ * a tied token embedding is the LM head, read whole. */
+static size_t cpu_weight_bytes(const void *p)
+{
+    const gpt2_model *m = ((const cpu_state *)p)->m;
+    size_t b = gpt2_model_weight_bytes(m) - unread_rows(&m->pos_embd);
+    if (m->lm_head.data != m->tok_embd.data)
+        b -= unread_rows(&m->tok_embd);
+    return b;
+}
+
 static size_t cpu_kv_bytes(const void *p)
 {
     const cpu_state *s = p;
@@ -379,4 +398,5 @@ const gpt2_backend_ops gpt2_backend_cpu = {
     .threads = cpu_threads,
     .kv_bytes = cpu_kv_bytes,
     .arena_bytes = cpu_arena_bytes,
+    .weight_bytes = cpu_weight_bytes,
 };

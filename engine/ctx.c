@@ -174,6 +174,7 @@ int gpt2_ctx_device_info(const gpt2_ctx *c, char *json, size_t cap)
 }
 
 size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c) { return c->be->kv_bytes(c->st); }
+size_t gpt2_ctx_weight_bytes(const gpt2_ctx *c) { return c->be->weight_bytes(c->st); }
 size_t gpt2_ctx_kv_bytes_per_token(const gpt2_ctx *c)
 {
     const int bs = GPT2_KV_BLOCK_TOKENS;

@@ -174,6 +174,9 @@ const char *gpt2_ctx_kv_type(const gpt2_ctx *c); /* "f16" or "f32" */
 size_t gpt2_ctx_kv_bytes_per_token(const gpt2_ctx *c);
 size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c);
 size_t gpt2_ctx_arena_bytes(const gpt2_ctx *c);
+/* Bytes of weights one decode step reads on this context's backend (a GPU's
+ * device copies, in their device type): each matrix once, one position row. */
+size_t gpt2_ctx_weight_bytes(const gpt2_ctx *c);
 int gpt2_ctx_pos(const gpt2_ctx *c); /* tokens currently in the KV cache */
 /* The device a "cuda" context runs on, as one JSON object (name, compute
  * capability, SMs, memory, clocks, driver and runtime versions, peak

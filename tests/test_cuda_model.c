@@ -575,6 +575,34 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* weight_bytes (bench phase 2's bandwidth limit on a GPU) against the
+ * parameter count: matrices and the token embedding (tied: the LM head) in
+ * the device type, vectors and one position row in fp32, each allocation
+ * padded to at most 256 bytes. */
+START_TEST(test_weight_bytes)
+{
+    const mcfg *m = &CFGS[0]; /* f32 file, tied embedding */
+    gpt2_model *mod = load(m);
+    const size_t V = m->c.n_vocab, C = m->c.n_embd, FF = m->c.n_ff, L = m->c.n_layer;
+    const size_t mats = V * C + L * (3 * C * C + C * C + FF * C + C * FF);
+    const size_t vecs = C + 2 * C + L * (3 * C + C + FF + C + 4 * C);
+    const size_t allocs = 4 + 12 * L;
+    static const char *modes[] = {"f32", "f16", "bf16"};
+    static const size_t elem[] = {4, 2, 2};
+    for (int k = 0; k < 3; k++) {
+        setenv("GPT2C_CUDA_DTYPE", modes[k], 1);
+        be b = make_be(&gpt2_backend_cuda, mod, NULL, 8);
+        const size_t got = b.ops->weight_bytes(b.st), want = elem[k] * mats + 4 * vecs;
+        ck_assert_msg(got >= want && got <= want + 256 * allocs,
+                      "GPT2C_CUDA_DTYPE=%s: %zu bytes read per step, expected %zu (+ padding)",
+                      modes[k], got, want);
+        b.ops->destroy(b.st);
+    }
+    unsetenv("GPT2C_CUDA_DTYPE");
+    gpt2_model_free(mod);
+}
+END_TEST
+
 /* Without a device, create() fails cleanly and says why. */
 START_TEST(test_no_device_error)
 {
@@ -627,6 +655,7 @@ int main(void)
         tcase_add_loop_test(tc, test_device_sampling, 0, N_CFGS);
         tcase_add_loop_test(tc, test_cublas_vs_native, 0, N_CFGS);
         tcase_add_test(tc, test_errors);
+        tcase_add_test(tc, test_weight_bytes);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -442,6 +442,39 @@ START_TEST(test_kv_type_option)
 }
 END_TEST
 
+/* The bytes a decode step reads (gpt2_ctx_weight_bytes, bench phase 2's
+ * bandwidth limit) against GPT-2's parameter count: every matrix and vector
+ * once, the tied token embedding once as the LM head, one position row. */
+START_TEST(test_weight_bytes)
+{
+    const gpt2_config cfg = {.n_vocab = 400, .n_ctx = 48, .n_embd = 40, .n_head = 5,
+                             .n_layer = 2, .n_ff = 160, .ln_eps = 1e-5f};
+    const size_t V = 400, C = 40, FF = 160, L = 2;
+    const size_t per_layer = 3 * C * C + 3 * C + C * C + C + FF * C + FF + C * FF + C + 4 * C;
+    const size_t params = V * C + C + L * per_layer + 2 * C;
+    size_t got[2];
+    for (int i = 0; i < 2; i++) {
+        const char *dtype = i ? "f16" : "f32";
+        const char *path = tu_fmt("%s/weight_bytes_%s.gguf", tu_data(), dtype);
+        gpt2_error err = {0};
+        ck_assert_msg(gpt2_write_synthetic(&cfg, 3, (gpt2_dtype)gpt2_dtype_parse(dtype), path, 0,
+                                           &err) == 0, "%s", err.msg);
+        gpt2_model *m = load(path);
+        gpt2_ctx *ctx = make_ctx(m, NULL, 1, 0);
+        got[i] = gpt2_ctx_weight_bytes(ctx);
+        gpt2_ctx_free(ctx);
+        gpt2_model_free(m);
+        remove(path);
+    }
+    ck_assert_uint_eq(got[0], 4 * params);
+    /* f16: the matrices and embeddings at 2 bytes, the vectors at 2 or 4 */
+    const size_t vectors = L * (3 * C + C + FF + C + 4 * C) + 2 * C;
+    ck_assert_msg(got[1] >= 2 * params && got[1] <= 2 * params + 2 * vectors,
+                  "f16: %zu bytes, expected %zu .. %zu", got[1], 2 * params,
+                  2 * params + 2 * vectors);
+}
+END_TEST
+
 typedef struct tok_list {
     int ids[256];
     int n;
@@ -686,6 +719,7 @@ static Suite *model_suite(void)
     tcase_add_loop_test(tc, test_logits_vs_reference, 0, 2 * N_CFGS);
     tcase_add_loop_test(tc, test_kv_cache_matches_recompute, 0, 2 * N_CFGS);
     tcase_add_test(tc, test_kv_type_option);
+    tcase_add_test(tc, test_weight_bytes);
     tcase_add_test(tc, test_all_logits_twice);
     tcase_add_loop_test(tc, test_synthetic_vs_reference, 0, 2);
     tcase_add_loop_test(tc, test_q8_0_vs_reference, 0, 2);

@@ -316,6 +316,7 @@ static cJSON *make_report(const tree_opts *o)
         num(l, "repeats", 5);
         num(l, "read_bw_gb_s", 28.5);
         num(l, "read_bw_threads", 2);
+        str(l, "read_bw_source", "probe");
         num(l, "compute_peak_gflop_s", 190.4);
         cJSON *rows = cJSON_AddArrayToObject(l, "rows");
         for (int p = 32; p <= (o->quick ? 32 : 1024); p *= 2) {
@@ -616,6 +617,31 @@ START_TEST(test_full_report)
     free(md);
     /* no temporary file is left behind */
     ck_assert_int_ne(access(tu_fmt("%s/report.html.tmp.%ld", d, (long)getpid()), F_OK), 0);
+    cJSON_Delete(r);
+}
+END_TEST
+
+/* The bandwidth line of summary.md says where the limit came from: the
+ * probe on a CPU, the DRAM peak of a GPU (not a measurement). */
+START_TEST(test_bw_source_wording)
+{
+    tree_opts o = defaults();
+    cJSON *r = make_report(&o);
+    const char *d = render_all(r, "bw_probe");
+    expect_valid(d);
+    char *md = slurp(tu_fmt("%s/summary.md", d));
+    ck_assert_ptr_nonnull(strstr(md, "at the read bandwidth measured just before: median 28.5 GB/s"));
+    ck_assert_ptr_null(strstr(md, "DRAM peak"));
+    free(md);
+    cJSON *l = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "phases"), "latency");
+    cJSON_ReplaceItemInObjectCaseSensitive(l, "read_bw_source", cJSON_CreateString("device_peak"));
+    cJSON_ReplaceItemInObjectCaseSensitive(l, "read_bw_threads", cJSON_CreateNull());
+    d = render_all(r, "bw_device");
+    expect_valid(d);
+    md = slurp(tu_fmt("%s/summary.md", d));
+    ck_assert_ptr_nonnull(strstr(md, "at the device's DRAM peak of 28 GB/s, from its memory clock"));
+    ck_assert_ptr_null(strstr(md, "measured just before"));
+    free(md);
     cJSON_Delete(r);
 }
 END_TEST
@@ -1219,6 +1245,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_fmt_rule);
     tcase_add_test(tc, test_full_report);
     tcase_add_test(tc, test_quick_report);
+    tcase_add_test(tc, test_bw_source_wording);
     tcase_add_test(tc, test_failures_prominent);
     tcase_add_test(tc, test_soak_verdict_shown);
     tcase_add_test(tc, test_phases_null);

@@ -15,6 +15,21 @@
 /* The compute peak kbench measured for this model's matmuls: the int8 peak
  * for Q8_0 weights, else the fp32 FMA peak of the bench's ISA path; with the
  * bench's thread count (or the most threads below it). 1 and *gops set. */
+/* A GPU's DRAM bandwidth as its report gives it (memory clock x bus width,
+ * gpt2_ctx_device_info's peak_dram_gbs): 0 where there is none. */
+static double device_peak_gbs(const gpt2_ctx *ctx)
+{
+    char json[1024];
+    if (gpt2_ctx_device_info(ctx, json, sizeof json) != 0)
+        return 0;
+    cJSON *d = cJSON_Parse(json);
+    double gbs = 0;
+    if (!bench_get_num(d, "peak_dram_gbs", &gbs) || !(gbs > 0))
+        gbs = 0;
+    cJSON_Delete(d);
+    return gbs;
+}
+
 static int kbench_peak(const cJSON *report, const char *isa, int q8, int threads, double *gops)
 {
     const cJSON *c = bench_get_obj(bench_get_obj(report, "kbench"), "ceilings");
@@ -59,9 +74,10 @@ int phase_latency(bench *b)
         return -1;
     }
     /* Decode reads every weight once per token and the cache so far: bytes
-     * per token at a prompt of L are the file's weight bytes (the position
-     * embeddings, of which one row is read, included) + the KV bytes of the
-     * mean cache length over the N tokens generated, L + (N - 1) / 2. */
+     * per token at a prompt of L are the weight bytes as the backend holds
+     * them (gpt2_ctx_weight_bytes: one row of each embedding table unless the
+     * table is the LM head) + the KV bytes of the mean cache length over the
+     * N tokens generated, L + (N - 1) / 2. */
     const int on_cpu = !strcmp(gpt2_ctx_backend(b->ctx), "cpu");
     const int bw_threads = gpt2_ctx_threads(b->ctx);
     double *bws = malloc(sizeof(double) * (size_t)pl->n_latency_lengths);
@@ -70,8 +86,14 @@ int phase_latency(bench *b)
         fprintf(stderr, "gpt2c-bench: latency: out of memory\n");
         return -1;
     }
+    /* The bandwidth limit: on the CPU the read bandwidth probed right before
+     * each prompt length's runs; on a GPU its DRAM peak (not measured). */
+    const double dev_gbs = on_cpu ? 0 : device_peak_gbs(b->ctx);
     cJSON_AddNullToObject(o, "read_bw_gb_s"); /* the rows' median, set below */
     cJSON_AddItemToObject(o, "read_bw_threads", on_cpu ? cJSON_CreateNumber(bw_threads) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "read_bw_source",
+                          on_cpu ? cJSON_CreateString("probe")
+                                 : dev_gbs > 0 ? cJSON_CreateString("device_peak") : cJSON_CreateNull());
     /* Prefill is compute: the matmuls of every layer (2 FLOP per weight per
      * token; the LM head runs for the last position only) and attention over
      * the mean causal length, (L + 1) / 2 keys and values per query. */
@@ -81,7 +103,7 @@ int phase_latency(bench *b)
     cJSON_AddItemToObject(o, "compute_peak_gflop_s", have_peak ? cJSON_CreateNumber(peak) : cJSON_CreateNull());
     const gpt2_config *cfg = gpt2_model_config(b->model);
     const double C = cfg->n_embd, FF = cfg->n_ff, NL = cfg->n_layer;
-    const double wbytes = (double)gpt2_model_weight_bytes(b->model);
+    const double wbytes = (double)gpt2_ctx_weight_bytes(b->ctx);
     const double kv_tok = (double)gpt2_ctx_kv_bytes_per_token(b->ctx);
     int rc = 0;
     for (int li = 0; li < pl->n_latency_lengths && !bench_interrupted && !rc; li++) {
@@ -91,6 +113,8 @@ int phase_latency(bench *b)
         for (int k = 0; k < W + R && !bench_interrupted; k++) {
             if (k == W && on_cpu) /* the ceiling as it is now, not minutes ago */
                 bw = bench_probe_read_bw(bw_threads);
+            else if (k == W && dev_gbs > 0)
+                bw = dev_gbs;
             gpt2_error err = {0};
             if (bench_generate(b->ctx, prompt, L, N, NULL, &r, &err) != 0) {
                 fprintf(stderr, "gpt2c-bench: latency: prompt %d: %s\n", L, err.msg);

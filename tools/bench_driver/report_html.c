@@ -1680,8 +1680,9 @@ static void section_latency(bench_sb *s, const cJSON *phases)
         {"generated_tokens", "Generated per request", "tokens", F_PLAIN},
         {"warmup_runs", "Warm-up runs (not counted)", "", F_PLAIN},
         {"repeats", "Measured repeats", "", F_PLAIN},
-        {"read_bw_gb_s", "Read bandwidth (median of the probes before each prompt length)", "GB/s", F_PLAIN},
+        {"read_bw_gb_s", "Read bandwidth (median of the probes before each prompt length; a GPU's DRAM peak)", "GB/s", F_PLAIN},
         {"read_bw_threads", "Read bandwidth measured with", "threads", F_PLAIN},
+        {"read_bw_source", "Read bandwidth from", "", F_PLAIN},
         {"compute_peak_gflop_s", "Compute peak of the matmuls (gpt2c-kbench)", "GFLOP/s", F_PLAIN},
     };
     kv_table(s, l, "phases.latency", F, NFIELDS(F));
@@ -1720,20 +1721,22 @@ static void section_latency(bench_sb *s, const cJSON *phases)
         bench_sb_put(s, "</tbody></table>\n");
     }
     limit_table(s, rows, "Decode vs the memory-bandwidth limit", "bytes read per token", "decode",
-                "bytes_per_token", "read bandwidth just before (GB/s)", "read_bw_gb_s",
+                "bytes_per_token", "read bandwidth (GB/s)", "read_bw_gb_s",
                 "bw_limit_tok_s", "decode_tok_s", "decode_pct_of_bw_limit");
     limit_table(s, rows, "Prefill vs the compute limit", "FLOP per token", "prefill",
                 "prefill_flop_per_token", NULL, NULL, "compute_limit_tok_s", "prefill_tok_s",
                 "prefill_pct_of_compute_limit");
-    bench_sb_put(s, "<p class=\"muted\">Bytes read per token: the model file's "
-                    "weights (every matrix is streamed once per token) plus the KV cache at the mean "
+    bench_sb_put(s, "<p class=\"muted\">Bytes read per token: the weights as the backend "
+                    "holds them (every matrix is streamed once per token, one row of each embedding "
+                    "table) plus the KV cache at the mean "
                     "length over the generated tokens. The limit is the read bandwidth the bench measured "
-                    "right before that prompt length's runs (a 256 MiB buffer, the same threads) divided "
+                    "right before that prompt length's runs (a 256 MiB buffer, the same threads; on a GPU "
+                    "its DRAM peak from memory clock and bus width, which no kernel fully reaches) divided "
                     "by those bytes: a decode step that did nothing but stream them (the cache, tens of "
                     "MB at most, may partly come from the last-level cache). FLOP per prompt token: every layer's matmuls (2 per weight) and "
                     "attention over the mean causal length; the limit is the compute peak gpt2c-kbench "
                     "measured (int8 for Q8_0 weights, else fp32 FMA of this ISA path) divided by them. "
-                    "Not computed without kbench figures or on a GPU.</p>\n");
+                    "The prefill limit is not computed without kbench figures or on a GPU.</p>\n");
 }
 
 static void section_memory(bench_sb *s, const cJSON *phases)

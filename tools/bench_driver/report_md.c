@@ -229,9 +229,15 @@ static void bw_line(bench_sb *s, const cJSON *latency)
                     first, p0);
     if (n > 1)
         bench_sb_printf(s, ", %.0f %% after %.0f tokens", last, p1);
-    bench_sb_printf(s, " (weights and KV cache read per token, at the read bandwidth measured just "
-                       "before: median %.1f GB/s).\n",
-                    bw);
+    const char *src = bench_get_str(latency, "read_bw_source");
+    if (src && !strcmp(src, "device_peak"))
+        bench_sb_printf(s, " (weights and KV cache read per token, at the device's DRAM peak of "
+                           "%.0f GB/s, from its memory clock and bus width).\n",
+                        bw);
+    else
+        bench_sb_printf(s, " (weights and KV cache read per token, at the read bandwidth measured "
+                           "just before: median %.1f GB/s).\n",
+                        bw);
     double peak, pf0, pf1;
     if (bench_get_num(latency, "compute_peak_gflop_s", &peak) &&
         bench_get_num(cJSON_GetArrayItem(rows, 0), "prefill_pct_of_compute_limit", &pf0) &&
