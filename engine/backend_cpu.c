@@ -363,8 +363,8 @@ static size_t unread_rows(const gpt2_wmat *e)
     return (size_t)(e->N - 1) * ggml_row_bytes(e->type, (uint64_t)e->K);
 }
 
-/* The file's weight tensors (the packed copies have their sizes, panels
- * padded by at most 15 rows) less the embedding rows a step does not read;
+/* The file's weight tensors less the embedding rows a step does not read
+ * (the packed copies' padding, at most 15 rows per matrix, is not counted);
  * a tied token embedding is the LM head, read whole. */
 static size_t cpu_weight_bytes(const void *p)
 {

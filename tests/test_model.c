@@ -472,6 +472,29 @@ START_TEST(test_weight_bytes)
     ck_assert_msg(got[1] >= 2 * params && got[1] <= 2 * params + 2 * vectors,
                   "f16: %zu bytes, expected %zu .. %zu", got[1], 2 * params,
                   2 * params + 2 * vectors);
+    /* Q8_0 with the LM head tied, and with its own output.weight (the same
+     * values): the untied step reads the head whole and one token row, so
+     * exactly one Q8_0 row of 64 values (2 blocks of 34 bytes) more. */
+    const gpt2_config cq = {.n_vocab = 400, .n_ctx = 48, .n_embd = 64, .n_head = 4,
+                            .n_layer = 2, .n_ff = 256, .ln_eps = 1e-5f};
+    const char *f32p = tu_fmt("%s/weight_bytes_src.gguf", tu_data());
+    gpt2_error err = {0};
+    ck_assert_msg(gpt2_write_synthetic(&cq, 3, GPT2_DTYPE_F32, f32p, 0, &err) == 0, "%s", err.msg);
+    size_t q8[2];
+    for (int untied = 0; untied < 2; untied++) {
+        const char *path = tu_fmt("%s/weight_bytes_q8_%d.gguf", tu_data(), untied);
+        ck_assert_msg(gpt2_quantize_ex(f32p, path, GPT2_DTYPE_Q8_0, GPT2_DTYPE_Q8_0,
+                                       untied ? GPT2_QUANT_OUTPUT_WEIGHT : 0, NULL, NULL, &err) == 0,
+                      "%s", err.msg);
+        gpt2_model *m = load(path);
+        gpt2_ctx *ctx = make_ctx(m, NULL, 1, 0);
+        q8[untied] = gpt2_ctx_weight_bytes(ctx);
+        gpt2_ctx_free(ctx);
+        gpt2_model_free(m);
+        remove(path);
+    }
+    remove(f32p);
+    ck_assert_uint_eq(q8[1], q8[0] + 64 / 32 * 34);
 }
 END_TEST
 

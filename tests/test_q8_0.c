@@ -632,6 +632,8 @@ START_TEST(test_matmul_edges)
         {1, 0, 5, 0, 5, 5, 1, 0},      {5, 0, 5, 1, 5, 6, 1, 1},
         {2, 32, 3, 0, 3, 3, 0, 0},     {67, 64, 50, 3, 50, 53, 1, 1},
         {129, 32, 17, 0, 17, 17, 1, 0}, {64, 6400, 5, 0, 5, 5, 1, 1},
+        /* the prefill tile past one K chunk on packed panels (n0 % 4 == 0) */
+        {9, 16416, 8, 0, 8, 8, 1, 1},  {67, 8224, 6, 0, 6, 9, 1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_matmul_case(&cases[i]);

@@ -12,14 +12,11 @@
 #include "progress.h"
 #include "report.h"
 
-/* The compute peak kbench measured for this model's matmuls: the int8 peak
- * for Q8_0 weights, else the fp32 FMA peak of the bench's ISA path; with the
- * bench's thread count (or the most threads below it). 1 and *gops set. */
 /* A GPU's DRAM bandwidth as its report gives it (memory clock x bus width,
  * gpt2_ctx_device_info's peak_dram_gbs): 0 where there is none. */
 static double device_peak_gbs(const gpt2_ctx *ctx)
 {
-    char json[1024];
+    char json[4096];
     if (gpt2_ctx_device_info(ctx, json, sizeof json) != 0)
         return 0;
     cJSON *d = cJSON_Parse(json);
@@ -30,6 +27,9 @@ static double device_peak_gbs(const gpt2_ctx *ctx)
     return gbs;
 }
 
+/* The compute peak kbench measured for this model's matmuls: the int8 peak
+ * for Q8_0 weights, else the fp32 FMA peak of the bench's ISA path; with the
+ * bench's thread count (or the most threads below it). 1 and *gops set. */
 static int kbench_peak(const cJSON *report, const char *isa, int q8, int threads, double *gops)
 {
     const cJSON *c = bench_get_obj(bench_get_obj(report, "kbench"), "ceilings");
@@ -171,6 +171,8 @@ int phase_latency(bench *b)
     bench_stats st;
     if (n_bw > 0 && bench_stats_compute(bws, n_bw, &st) == 0)
         cJSON_ReplaceItemInObjectCaseSensitive(o, "read_bw_gb_s", cJSON_CreateNumber(st.p50));
+    else /* no probe ran or none worked: no source either */
+        cJSON_ReplaceItemInObjectCaseSensitive(o, "read_bw_source", cJSON_CreateNull());
     free(bws);
     progress_end(p, "%d prompt lengths x %d runs (+%d warm-up), %d tokens each",
                  cJSON_GetArraySize(rows), R, W, N);

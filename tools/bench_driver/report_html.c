@@ -918,7 +918,7 @@ static void chart_decode(bench_sb *s, const cJSON *latency)
     }
     series_line(&c, xs, p50, o50, n, COL_GREEN, 0, 0, 1, "tokens/s p50", "tokens");
     chart_end(&c, "Tokens generated per second after the first token; median over the repeats, bars from slowest to fastest run. "
-                  "Dashed: the read bandwidth measured before each prompt length divided by the bytes a decode step reads (weights + KV cache).");
+                  "Dashed: the read bandwidth measured before each prompt length (on a GPU: its DRAM peak) divided by the bytes a decode step reads (weights + KV cache).");
 }
 
 /* (3) inter-token latency percentiles per prompt length (grouped bars). */
