@@ -442,6 +442,19 @@ START_TEST(test_kv_type_option)
 }
 END_TEST
 
+/* gpt2_ctx_weight_bytes of a CPU context on the model at path, which is
+ * then removed. */
+static size_t weight_bytes_of(const char *path)
+{
+    gpt2_model *m = load(path);
+    gpt2_ctx *ctx = make_ctx(m, NULL, 1, 0);
+    const size_t b = gpt2_ctx_weight_bytes(ctx);
+    gpt2_ctx_free(ctx);
+    gpt2_model_free(m);
+    remove(path);
+    return b;
+}
+
 /* The bytes a decode step reads (gpt2_ctx_weight_bytes, bench phase 2's
  * bandwidth limit) against GPT-2's parameter count: every matrix and vector
  * once, the tied token embedding once as the LM head, one position row. */
@@ -459,12 +472,7 @@ START_TEST(test_weight_bytes)
         gpt2_error err = {0};
         ck_assert_msg(gpt2_write_synthetic(&cfg, 3, (gpt2_dtype)gpt2_dtype_parse(dtype), path, 0,
                                            &err) == 0, "%s", err.msg);
-        gpt2_model *m = load(path);
-        gpt2_ctx *ctx = make_ctx(m, NULL, 1, 0);
-        got[i] = gpt2_ctx_weight_bytes(ctx);
-        gpt2_ctx_free(ctx);
-        gpt2_model_free(m);
-        remove(path);
+        got[i] = weight_bytes_of(path);
     }
     ck_assert_uint_eq(got[0], 4 * params);
     /* f16: the matrices and embeddings at 2 bytes, the vectors at 2 or 4 */
@@ -486,12 +494,7 @@ START_TEST(test_weight_bytes)
         ck_assert_msg(gpt2_quantize_ex(f32p, path, GPT2_DTYPE_Q8_0, GPT2_DTYPE_Q8_0,
                                        untied ? GPT2_QUANT_OUTPUT_WEIGHT : 0, NULL, NULL, &err) == 0,
                       "%s", err.msg);
-        gpt2_model *m = load(path);
-        gpt2_ctx *ctx = make_ctx(m, NULL, 1, 0);
-        q8[untied] = gpt2_ctx_weight_bytes(ctx);
-        gpt2_ctx_free(ctx);
-        gpt2_model_free(m);
-        remove(path);
+        q8[untied] = weight_bytes_of(path);
     }
     remove(f32p);
     ck_assert_uint_eq(q8[1], q8[0] + 64 / 32 * 34);
