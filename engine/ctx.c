@@ -259,11 +259,6 @@ int gpt2_eval_pick(gpt2_ctx *c, const int *ids, int n, const gpt2_row_sampling *
     return eval_chunks(c, ids, n, rs, next, err);
 }
 
-int gpt2_eval_greedy(gpt2_ctx *c, int id, int *next, gpt2_error *err)
-{
-    return eval_chunks(c, &id, 1, NULL, next, err);
-}
-
 int gpt2_backend_samples(const gpt2_backend_ops *be)
 {
     const char *v = getenv("GPT2C_BACKEND_SAMPLING");

@@ -12,10 +12,6 @@ const struct gpt2_backend_ops *gpt2_find_backend(const char *name, gpt2_error *e
 /* 0: all online cores. */
 int gpt2_resolve_threads(int n_threads);
 
-/* gpt2_eval of one token that returns only the greedy choice (gpt2_argmax) of
- * the next token: a backend on a GPU then leaves the logits where they are. */
-int gpt2_eval_greedy(gpt2_ctx *c, int id, int *next, gpt2_error *err);
-
 struct gpt2_row_sampling;
 /* gpt2_eval of n tokens whose last row returns only the backend's pick of the
  * next token: its argmax, or, when rs->on (a backend with device_sampling),

@@ -74,15 +74,12 @@ AINLINE __m256i dot_block(__m256i wabs, __m256i w, __m256i x)
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-AINLINE __m256i load_qs(const blk *b)
-{
-    return _mm256_loadu_si256((const __m256i *)b->qs);
-}
-
 AINLINE __m256i load_q(const int8_t *q)
 {
     return _mm256_loadu_si256((const __m256i *)q);
 }
+
+AINLINE __m256i load_qs(const blk *b) { return load_q(b->qs); }
 
 AINLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d)
 {
