@@ -19,6 +19,15 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static int best_simd_isa(void)
+{
+    if (gpt2k_cpu_supports(GPT2K_ISA_AVX512) && kb_avx512_compiled())
+        return GPT2K_ISA_AVX512;
+    if (gpt2k_cpu_supports(GPT2K_ISA_AVX2))
+        return GPT2K_ISA_AVX2;
+    return GPT2K_ISA_SCALAR;
+}
+
 /* ---- read bandwidth ---- */
 
 typedef struct bw_task {
@@ -49,6 +58,29 @@ static void bw_fn(void *arg, int ith, int nth)
              : t->isa == GPT2K_ISA_AVX2   ? kb_read_avx2(p, chunk)
                                           : read_scalar(p, chunk);
     t->sink[ith] = s;
+}
+
+double kb_read_bw(gpt2k_pool *pool, const float *buf, size_t n, int threads, int passes)
+{
+    bw_task *bt = calloc(1, sizeof *bt);
+    if (!bt)
+        return -1;
+    bt->buf = buf;
+    bt->n = n;
+    bt->isa = best_simd_isa();
+    bt->active = threads;
+    const size_t per = n / (size_t)threads / 256 * 256; /* what the threads read in all */
+    double best = 0;
+    for (int p = 0; p < passes; p++) {
+        double t0 = now_s();
+        gpt2k_pool_run(pool, bw_fn, bt);
+        double dt = now_s() - t0;
+        double gbs = (double)per * (size_t)threads * sizeof(float) / dt / 1e9;
+        if (dt > 0 && gbs > best)
+            best = gbs;
+    }
+    free(bt);
+    return best;
 }
 
 /* ---- compute peaks ---- */
@@ -102,14 +134,6 @@ static double peak(gpt2k_pool *pool, peak_task *t, int active, double target_s, 
     return best;
 }
 
-static int best_simd_isa(void)
-{
-    if (gpt2k_cpu_supports(GPT2K_ISA_AVX512) && kb_avx512_compiled())
-        return GPT2K_ISA_AVX512;
-    if (gpt2k_cpu_supports(GPT2K_ISA_AVX2))
-        return GPT2K_ISA_AVX2;
-    return GPT2K_ISA_SCALAR;
-}
 
 static void empty_task(void *arg, int ith, int nth)
 {
@@ -175,30 +199,15 @@ int kb_measure_ceilings(gpt2k_pool *pool, const kb_ceil_opts *o, kb_ceilings *c)
     }
     for (size_t i = 0; i < n; i++)
         buf[i] = 1.0f;
-    bw_task *bt = calloc(1, sizeof *bt);
-    if (!bt) {
-        munmap(buf, buf_bytes);
-        return -1;
-    }
-    bt->buf = buf;
-    bt->n = n;
-    bt->isa = best_simd_isa();
     for (int t = 1; t <= N; t++) {
-        bt->active = t;
-        size_t per = n / (size_t)t / 256 * 256; /* what the threads read in all */
-        double best = 0;
-        for (int p = 0; p < passes; p++) {
-            double t0 = now_s();
-            gpt2k_pool_run(pool, bw_fn, bt);
-            double dt = now_s() - t0;
-            double gbs = (double)per * (size_t)t * sizeof(float) / dt / 1e9;
-            if (dt > 0 && gbs > best)
-                best = gbs;
+        const double best = kb_read_bw(pool, buf, n, t, passes);
+        if (best < 0) {
+            munmap(buf, buf_bytes);
+            return -1;
         }
         c->bw_gb_s[t] = best;
         fprintf(stderr, "gpt2c-kbench: read bandwidth, %d thread%s: %.1f GB/s\n", t, t > 1 ? "s" : "", best);
     }
-    free(bt);
     munmap(buf, buf_bytes);
 
     /* fp32 FMA per SIMD ISA, then the int8 path of the best one */

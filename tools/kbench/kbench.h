@@ -153,6 +153,12 @@ typedef struct kb_ceil_opts {
 } kb_ceil_opts;
 /* Measures everything; progress lines on stderr. 0, or -1 with a message on stderr. */
 int kb_measure_ceilings(gpt2k_pool *pool, const kb_ceil_opts *o, kb_ceilings *out);
+/* Streaming read bandwidth (GB/s, 1e9 B) of buf (n floats, n % (256 *
+ * threads) == 0, touched beforehand), split evenly over `threads` (<= the
+ * pool's size, <= KB_MAX_THREADS) threads of pool: the best of `passes`
+ * reads, with the widest SIMD loads this CPU has; -1 if out of memory. Also
+ * what gpt2c-bench probes before each prompt length (bwprobe.c). */
+double kb_read_bw(gpt2k_pool *pool, const float *buf, size_t n, int threads, int passes);
 
 /* per-ISA inner loops (ceilings_avx2.c, ceilings_avx512.c); each returns a
  * value that depends on all the work so the compiler cannot drop it */
