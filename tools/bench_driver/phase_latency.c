@@ -67,8 +67,9 @@ int phase_latency(bench *b)
     double *ttft = malloc(sizeof(double) * R), *dec = malloc(sizeof(double) * R);
     double *pre = malloc(sizeof(double) * R);
     double *itl = malloc(sizeof(double) * (size_t)R * (N > 1 ? N - 1 : 1));
+    double *bws = malloc(sizeof(double) * (size_t)pl->n_latency_lengths); /* the probes' */
     bench_run r;
-    if (!prompt || !ttft || !dec || !pre || !itl || bench_run_alloc(&r, N) ||
+    if (!prompt || !ttft || !dec || !pre || !itl || !bws || bench_run_alloc(&r, N) ||
         bench_text_ids(b->model, max_len, prompt)) {
         fprintf(stderr, "gpt2c-bench: latency: out of memory\n");
         return -1;
@@ -80,12 +81,7 @@ int phase_latency(bench *b)
      * N tokens generated, L + (N - 1) / 2. */
     const int on_cpu = !strcmp(gpt2_ctx_backend(b->ctx), "cpu");
     const int bw_threads = gpt2_ctx_threads(b->ctx);
-    double *bws = malloc(sizeof(double) * (size_t)pl->n_latency_lengths);
     int n_bw = 0;
-    if (!bws) {
-        fprintf(stderr, "gpt2c-bench: latency: out of memory\n");
-        return -1;
-    }
     /* The bandwidth limit: on the CPU the read bandwidth probed right before
      * each prompt length's runs; on a GPU its DRAM peak (not measured). */
     const double dev_gbs = on_cpu ? 0 : device_peak_gbs(b->ctx);
