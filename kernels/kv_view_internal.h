@@ -45,9 +45,7 @@ static inline int gpt2k_kv_span_t(const gpt2k_kv_view *kv, int col, int t0, int 
     return n;
 }
 
-/* AVX2 + F16C fp16-cache kernels (ops_avx2.c), shared with the AVX-512 table. */
-void gpt2k_attention_head_f16_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
-                                   int n_kv, int HD, float scale, float *scratch);
+/* The AVX2 + F16C fp16 conversion (ops_avx2.c), shared with the AVX-512 table. */
 void gpt2k_to_f16_avx2(uint16_t *dst, const float *x, int n);
 /* AVX2 attention_rows (either element type), shared with the AVX-512 table
  * for keys_t views so that its attention_head and attention_rows agree. */

@@ -297,12 +297,6 @@ AINLINE void attention_head_body(float *out, const float *q, const gpt2k_kv_view
     }
 }
 
-/* The fp16-cache instantiation, also used by the AVX-512 table. */
-void gpt2k_attention_head_f16_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
-                                   int n_kv, int HD, float scale, float *scratch)
-{
-    attention_head_body(out, q, kv, col, n_kv, HD, scale, scratch, 1);
-}
 
 /* ---- attention on keys_t caches (kernels.h) ----------------------------------
  *
@@ -506,7 +500,7 @@ static void attention_head_avx2(float *out, const float *q, const gpt2k_kv_view 
     if (kv->keys_t)
         gpt2k_attention_rows_avx2(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
     else if (kv->elem == GPT2K_W_F16)
-        gpt2k_attention_head_f16_avx2(out, q, kv, col, n_kv, HD, scale, scratch);
+        attention_head_body(out, q, kv, col, n_kv, HD, scale, scratch, 1);
     else
         attention_head_body(out, q, kv, col, n_kv, HD, scale, scratch, 0);
 }

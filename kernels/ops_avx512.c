@@ -159,65 +159,71 @@ static void add_avx512(float *out, const float *a, const float *b, int n)
 
 /* ---- attention ------------------------------------------------------------------ */
 
-/* Scores of n keys (row stride ldk) into sc, four keys at a time; the HD
- * tail is one masked step. */
-AINLINE void scores_avx512(float *sc, const float *q, const float *k, int ldk, int n, int HD,
-                           float scale)
+/* 16 cache elements from element offset i of base, as fp32: an fp32 cache's,
+ * or an fp16 cache's widened (exactly), so both give the same bits. The masked
+ * form reads only the lanes of m and sets the others to 0. */
+AINLINE __m512 kv_load16(const void *base, size_t i, const int f16)
+{
+    return f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i)))
+               : _mm512_loadu_ps((const float *)base + i);
+}
+
+AINLINE __m512 kv_load16_mask(__mmask16 m, const void *base, size_t i, const int f16)
+{
+    return f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)base + i))
+               : _mm512_maskz_loadu_ps(m, (const float *)base + i);
+}
+
+/* Scores of n keys (key t's channels at element koff + t * ldk of k) into sc,
+ * four keys at a time; the HD tail is one masked step. */
+AINLINE void scores_avx512(float *sc, const float *q, const void *k, size_t koff, int ldk, int n,
+                           int HD, float scale, const int f16)
 {
     const int hd16 = HD & ~15;
     const __mmask16 hm = tail_mask(HD - hd16);
     int t = 0;
     for (; t + 4 <= n; t += 4) {
-        const float *k0 = k + (size_t)t * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+        const size_t k0 = koff + (size_t)t * ldk, k1 = k0 + ldk, k2 = k1 + ldk, k3 = k2 + ldk;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0; i < hd16; i += 16) {
             __m512 qv = _mm512_loadu_ps(q + i);
-            a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + i), a0);
-            a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k1 + i), a1);
-            a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k2 + i), a2);
-            a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k3 + i), a3);
+            a0 = _mm512_fmadd_ps(qv, kv_load16(k, k0 + i, f16), a0);
+            a1 = _mm512_fmadd_ps(qv, kv_load16(k, k1 + i, f16), a1);
+            a2 = _mm512_fmadd_ps(qv, kv_load16(k, k2 + i, f16), a2);
+            a3 = _mm512_fmadd_ps(qv, kv_load16(k, k3 + i, f16), a3);
         }
         if (hm) {
             __m512 qv = _mm512_maskz_loadu_ps(hm, q + hd16);
-            a0 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(hm, k0 + hd16), a0);
-            a1 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(hm, k1 + hd16), a1);
-            a2 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(hm, k2 + hd16), a2);
-            a3 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(hm, k3 + hd16), a3);
+            a0 = _mm512_fmadd_ps(qv, kv_load16_mask(hm, k, k0 + hd16, f16), a0);
+            a1 = _mm512_fmadd_ps(qv, kv_load16_mask(hm, k, k1 + hd16, f16), a1);
+            a2 = _mm512_fmadd_ps(qv, kv_load16_mask(hm, k, k2 + hd16, f16), a2);
+            a3 = _mm512_fmadd_ps(qv, kv_load16_mask(hm, k, k3 + hd16, f16), a3);
         }
         _mm_storeu_ps(sc + t, _mm_mul_ps(hsum4(a0, a1, a2, a3), _mm_set1_ps(scale)));
     }
     for (; t < n; t++) {
-        const float *kt = k + (size_t)t * ldk;
+        const size_t kt = koff + (size_t)t * ldk;
         __m512 a0 = _mm512_setzero_ps();
         for (int i = 0; i < hd16; i += 16)
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(kt + i), a0);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), kv_load16(k, kt + i, f16), a0);
         if (hm)
             a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(hm, q + hd16),
-                                 _mm512_maskz_loadu_ps(hm, kt + hd16), a0);
+                                 kv_load16_mask(hm, k, kt + hd16, f16), a0);
         sc[t] = _mm512_reduce_add_ps(a0) * scale;
     }
 }
 
-static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_view *kv, int col,
-                                  int n_kv, int HD, float scale, float *scratch)
+/* One head over a position-major cache, fp32 or fp16 (f16): the same
+ * operations in the same order for both, so an fp16 cache gives the bits an
+ * fp32 cache holding the same values gives. */
+AINLINE void attention_head_pm_avx512(float *out, const float *q, const gpt2k_kv_view *kv, int col,
+                                      int n_kv, int HD, float scale, float *scratch, const int f16)
 {
-    /* A keys_t cache (the CPU backend's): the AVX2 kernel, so that this
-     * table's attention_rows gives the same bits (a 512-bit one is not
-     * written yet). An fp16 cache: the AVX2 + F16C kernel (half the bytes of
-     * fp32 to read, tested here on every AVX2 machine). */
-    if (kv->keys_t) {
-        gpt2k_attention_rows_avx2(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
-        return;
-    }
-    if (kv->elem == GPT2K_W_F16) {
-        gpt2k_attention_head_f16_avx2(out, q, kv, col, n_kv, HD, scale, scratch);
-        return;
-    }
-    const float *kb, *vb;
+    size_t off;
     int t, nb;
     for (int t0 = 0; t0 < n_kv; t0 += nb) {
-        nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
-        scores_avx512(scratch + t0, q, kb, kv->ld, nb, HD, scale);
+        nb = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
+        scores_avx512(scratch + t0, q, kv->k, off, kv->ld, nb, HD, scale, f16);
     }
 
     /* Softmax, max-subtracted. Masked-off lanes load as -inf for the max and
@@ -240,18 +246,19 @@ static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_vie
 
     /* out = sum_t p[t] v[t]: 64 columns (4 accumulators) per pass over t, then
      * 16 at a time, the last one masked. */
+    const void *vb = kv->v;
     int i = 0;
     for (; i + 64 <= HD; i += 64) {
         __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
         for (int t0 = 0; t0 < n_kv; t0 += nb) {
-            nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+            nb = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
             for (t = 0; t < nb; t++) {
-                const float *vt = vb + (size_t)t * kv->ld + i;
+                const size_t vt = off + (size_t)t * kv->ld + i;
                 __m512 p = _mm512_set1_ps(scratch[t0 + t]);
-                c0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt), c0);
-                c1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 16), c1);
-                c2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 32), c2);
-                c3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vt + 48), c3);
+                c0 = _mm512_fmadd_ps(p, kv_load16(vb, vt, f16), c0);
+                c1 = _mm512_fmadd_ps(p, kv_load16(vb, vt + 16, f16), c1);
+                c2 = _mm512_fmadd_ps(p, kv_load16(vb, vt + 32, f16), c2);
+                c3 = _mm512_fmadd_ps(p, kv_load16(vb, vt + 48, f16), c3);
             }
         }
         _mm512_storeu_ps(out + i, _mm512_mul_ps(c0, iv));
@@ -263,13 +270,27 @@ static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_vie
         __mmask16 m = HD - i >= 16 ? (__mmask16)0xffff : tail_mask(HD - i);
         __m512 c0 = _mm512_setzero_ps();
         for (int t0 = 0; t0 < n_kv; t0 += nb) {
-            nb = gpt2k_kv_span(kv, col, t0, n_kv, &kb, &vb);
+            nb = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
             for (t = 0; t < nb; t++)
                 c0 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[t0 + t]),
-                                     _mm512_maskz_loadu_ps(m, vb + (size_t)t * kv->ld + i), c0);
+                                     kv_load16_mask(m, vb, off + (size_t)t * kv->ld + i, f16), c0);
         }
         _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(c0, iv));
     }
+}
+
+static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_view *kv, int col,
+                                  int n_kv, int HD, float scale, float *scratch)
+{
+    /* A keys_t cache (the CPU backend's): the AVX2 kernel, so that this
+     * table's attention_rows gives the same bits (a 512-bit one is not
+     * written yet). */
+    if (kv->keys_t)
+        gpt2k_attention_rows_avx2(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
+    else if (kv->elem == GPT2K_W_F16)
+        attention_head_pm_avx512(out, q, kv, col, n_kv, HD, scale, scratch, 1);
+    else
+        attention_head_pm_avx512(out, q, kv, col, n_kv, HD, scale, scratch, 0);
 }
 
 static void attention_rows_avx512(float *out, int ldo, const float *q, int ldq,
