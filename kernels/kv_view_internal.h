@@ -21,17 +21,6 @@ static inline int gpt2k_kv_span_off(const gpt2k_kv_view *kv, int col, int t0, in
     return left < in_block ? left : in_block;
 }
 
-/* The same run as pointers into an fp32 cache. */
-static inline int gpt2k_kv_span(const gpt2k_kv_view *kv, int col, int t0, int n_kv,
-                                const float **k, const float **v)
-{
-    size_t off;
-    int n = gpt2k_kv_span_off(kv, col, t0, n_kv, &off);
-    *k = (const float *)kv->k + off;
-    *v = (const float *)kv->v + off;
-    return n;
-}
-
 /* A keys_t view's run (kernels.h): as gpt2k_kv_span_off, *voff the values'
  * offset, and *koff the element offset (from kv->k) of channel col's key of
  * position t0: channel col + d of position t0 + j at *koff + d * bs + j. */
