@@ -297,7 +297,6 @@ AINLINE void attention_head_body(float *out, const float *q, const gpt2k_kv_view
     }
 }
 
-
 /* ---- attention on keys_t caches (kernels.h) ----------------------------------
  *
  * Every score is one FMA chain over the head's channels in index order, in

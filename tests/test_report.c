@@ -560,6 +560,28 @@ static void expect_valid(const char *dir)
     }
 }
 
+/* A report rendered, checked by the validator and both documents read back. */
+typedef struct rendered {
+    const char *dir;
+    char *html, *md;
+} rendered;
+
+static rendered render_valid(const cJSON *r, const char *name)
+{
+    rendered v = {render_all(r, name), NULL, NULL};
+    expect_valid(v.dir);
+    v.html = slurp(tu_fmt("%s/report.html", v.dir));
+    v.md = slurp(tu_fmt("%s/summary.md", v.dir));
+    return v;
+}
+
+static void rendered_free(rendered *v)
+{
+    free(v->html);
+    free(v->md);
+    v->html = v->md = NULL;
+}
+
 static int count_substr(const char *hay, const char *needle)
 {
     int n = 0;
@@ -593,30 +615,26 @@ START_TEST(test_full_report)
 {
     tree_opts o = defaults();
     cJSON *r = make_report(&o);
-    const char *d = render_all(r, "full");
-    expect_valid(d);
-    char *html = slurp(tu_fmt("%s/report.html", d));
+    rendered v = render_valid(r, "full");
     /* one self-contained page with seven charts (the soak's too), drawn as SVG */
-    ck_assert_int_eq(count_substr(html, "<svg "), 7);
-    ck_assert_int_eq(count_substr(html, "<script"), 0);
-    ck_assert_ptr_nonnull(strstr(html, "All 5 validation checks passed"));
+    ck_assert_int_eq(count_substr(v.html, "<svg "), 7);
+    ck_assert_int_eq(count_substr(v.html, "<script"), 0);
+    ck_assert_ptr_nonnull(strstr(v.html, "All 5 validation checks passed"));
     /* the charts hold the data: 6 TTFT p50 markers, 18 ITL bars, 40 RSS samples */
-    ck_assert_int_ge(count_substr(html, "tokens: p99"), 6);
-    ck_assert_int_eq(count_substr(html, " ms</title></rect>"), 18);
-    ck_assert_int_eq(count_substr(html, " MiB</title></circle>"), 40);
-    free(html);
-    char *md = slurp(tu_fmt("%s/summary.md", d));
-    ck_assert_ptr_nonnull(strstr(md, "| Figure | Value |"));
-    ck_assert_ptr_nonnull(strstr(md, "| Model load | 270 ms |"));
-    ck_assert_ptr_nonnull(strstr(md, "| Time to first token | 61.4 ms (32-token prompt) |"));
-    ck_assert_ptr_nonnull(strstr(md, "| Validation failures | 0 |"));
-    ck_assert_ptr_nonnull(strstr(md, "**Model** gpt2-124M-synthetic-f32.gguf (f32, 124.4 M parameters)"));
-    ck_assert_ptr_nonnull(strstr(md, "AMD EPYC 7B13"));
-    ck_assert_ptr_null(strstr(md, "FAILED"));
-    ck_assert_int_eq(count_substr(md, "\n| "), 10); /* header + 9 figures */
-    free(md);
+    ck_assert_int_ge(count_substr(v.html, "tokens: p99"), 6);
+    ck_assert_int_eq(count_substr(v.html, " ms</title></rect>"), 18);
+    ck_assert_int_eq(count_substr(v.html, " MiB</title></circle>"), 40);
+    ck_assert_ptr_nonnull(strstr(v.md, "| Figure | Value |"));
+    ck_assert_ptr_nonnull(strstr(v.md, "| Model load | 270 ms |"));
+    ck_assert_ptr_nonnull(strstr(v.md, "| Time to first token | 61.4 ms (32-token prompt) |"));
+    ck_assert_ptr_nonnull(strstr(v.md, "| Validation failures | 0 |"));
+    ck_assert_ptr_nonnull(strstr(v.md, "**Model** gpt2-124M-synthetic-f32.gguf (f32, 124.4 M parameters)"));
+    ck_assert_ptr_nonnull(strstr(v.md, "AMD EPYC 7B13"));
+    ck_assert_ptr_null(strstr(v.md, "FAILED"));
+    ck_assert_int_eq(count_substr(v.md, "\n| "), 10); /* header + 9 figures */
+    rendered_free(&v);
     /* no temporary file is left behind */
-    ck_assert_int_ne(access(tu_fmt("%s/report.html.tmp.%ld", d, (long)getpid()), F_OK), 0);
+    ck_assert_int_ne(access(tu_fmt("%s/report.html.tmp.%ld", v.dir, (long)getpid()), F_OK), 0);
     cJSON_Delete(r);
 }
 END_TEST
@@ -627,21 +645,17 @@ START_TEST(test_bw_source_wording)
 {
     tree_opts o = defaults();
     cJSON *r = make_report(&o);
-    const char *d = render_all(r, "bw_probe");
-    expect_valid(d);
-    char *md = slurp(tu_fmt("%s/summary.md", d));
-    ck_assert_ptr_nonnull(strstr(md, "at the read bandwidth measured just before: median 28.5 GB/s"));
-    ck_assert_ptr_null(strstr(md, "DRAM peak"));
-    free(md);
+    rendered v = render_valid(r, "bw_probe");
+    ck_assert_ptr_nonnull(strstr(v.md, "at the read bandwidth measured just before: median 28.5 GB/s"));
+    ck_assert_ptr_null(strstr(v.md, "DRAM peak"));
+    rendered_free(&v);
     cJSON *l = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "phases"), "latency");
     cJSON_ReplaceItemInObjectCaseSensitive(l, "read_bw_source", cJSON_CreateString("device_peak"));
     cJSON_ReplaceItemInObjectCaseSensitive(l, "read_bw_threads", cJSON_CreateNull());
-    d = render_all(r, "bw_device");
-    expect_valid(d);
-    md = slurp(tu_fmt("%s/summary.md", d));
-    ck_assert_ptr_nonnull(strstr(md, "at the device's DRAM peak of 28 GB/s, from its memory clock"));
-    ck_assert_ptr_null(strstr(md, "measured just before"));
-    free(md);
+    v = render_valid(r, "bw_device");
+    ck_assert_ptr_nonnull(strstr(v.md, "at the device's DRAM peak of 28 GB/s, from its memory clock"));
+    ck_assert_ptr_null(strstr(v.md, "measured just before"));
+    rendered_free(&v);
     cJSON_Delete(r);
 }
 END_TEST
@@ -652,11 +666,9 @@ START_TEST(test_quick_report)
     tree_opts o = defaults();
     o.quick = 1;
     cJSON *r = make_report(&o);
-    const char *d = render_all(r, "quick");
-    expect_valid(d);
-    char *md = slurp(tu_fmt("%s/summary.md", d));
-    ck_assert_ptr_nonnull(strstr(md, "| Throughput, 4 clients | \xe2\x80\x94 |"));
-    free(md);
+    rendered v = render_valid(r, "quick");
+    ck_assert_ptr_nonnull(strstr(v.md, "| Throughput, 4 clients | \xe2\x80\x94 |"));
+    rendered_free(&v);
     cJSON_Delete(r);
 }
 END_TEST
@@ -666,18 +678,14 @@ START_TEST(test_failures_prominent)
     tree_opts o = defaults();
     o.failures = 2;
     cJSON *r = make_report(&o);
-    const char *d = render_all(r, "failures");
-    expect_valid(d);
-    char *html = slurp(tu_fmt("%s/report.html", d));
-    ck_assert_ptr_nonnull(strstr(html, "2 validation checks FAILED: golden tokens, no NaN in logits"));
-    ck_assert_int_eq(count_substr(html, "class=\"failrow\""), 2);
-    ck_assert_ptr_nonnull(strstr(html, "<div class=\"card bad\"><div class=\"l\">Validation failures"));
-    ck_assert_ptr_nonnull(strstr(html, "<span class=\"diff\" data-k=\"phases.validation.golden.got[11]\">318</span>"));
-    free(html);
-    char *md = slurp(tu_fmt("%s/summary.md", d));
-    ck_assert_ptr_nonnull(strstr(md, "**2 validation checks FAILED**"));
-    ck_assert_ptr_nonnull(strstr(md, "| Validation failures | 2 **FAILED** |"));
-    free(md);
+    rendered v = render_valid(r, "failures");
+    ck_assert_ptr_nonnull(strstr(v.html, "2 validation checks FAILED: golden tokens, no NaN in logits"));
+    ck_assert_int_eq(count_substr(v.html, "class=\"failrow\""), 2);
+    ck_assert_ptr_nonnull(strstr(v.html, "<div class=\"card bad\"><div class=\"l\">Validation failures"));
+    ck_assert_ptr_nonnull(strstr(v.html, "<span class=\"diff\" data-k=\"phases.validation.golden.got[11]\">318</span>"));
+    ck_assert_ptr_nonnull(strstr(v.md, "**2 validation checks FAILED**"));
+    ck_assert_ptr_nonnull(strstr(v.md, "| Validation failures | 2 **FAILED** |"));
+    rendered_free(&v);
     cJSON_Delete(r);
 }
 END_TEST
@@ -687,36 +695,28 @@ START_TEST(test_soak_verdict_shown)
 {
     tree_opts o = defaults();
     cJSON *r = make_report(&o);
-    const char *d = render_all(r, "soak_pass");
-    expect_valid(d);
-    char *html = slurp(tu_fmt("%s/report.html", d));
-    ck_assert_ptr_nonnull(strstr(html, "<div class=\"banner ok\">Soak verdict: <span data-k=\"phases.soak.verdict\">PASS</span>"));
-    ck_assert_ptr_nonnull(strstr(html, "id=\"chart-soak\""));
-    free(html);
-    char *md = slurp(tu_fmt("%s/summary.md", d));
-    ck_assert_ptr_nonnull(strstr(md, "## Soak: **PASS**"));
-    ck_assert_ptr_nonnull(strstr(md, "5,210 requests (631 cancelled), 1,127 checked"));
-    free(md);
+    rendered v = render_valid(r, "soak_pass");
+    ck_assert_ptr_nonnull(strstr(v.html, "<div class=\"banner ok\">Soak verdict: <span data-k=\"phases.soak.verdict\">PASS</span>"));
+    ck_assert_ptr_nonnull(strstr(v.html, "id=\"chart-soak\""));
+    ck_assert_ptr_nonnull(strstr(v.md, "## Soak: **PASS**"));
+    ck_assert_ptr_nonnull(strstr(v.md, "5,210 requests (631 cancelled), 1,127 checked"));
+    rendered_free(&v);
     cJSON_Delete(r);
 
     o.soak_fail = 1;
     r = make_report(&o);
-    d = render_all(r, "soak_fail");
-    expect_valid(d);
-    html = slurp(tu_fmt("%s/report.html", d));
-    ck_assert_ptr_nonnull(strstr(html, "<div class=\"banner bad\">Soak verdict: <span data-k=\"phases.soak.verdict\">FAIL</span>"));
-    ck_assert_ptr_nonnull(strstr(html, "data-k=\"phases.soak.reasons[0]\">2 requests failed</li>"));
-    free(html);
-    md = slurp(tu_fmt("%s/summary.md", d));
-    ck_assert_ptr_nonnull(strstr(md, "## Soak: **FAIL**"));
-    ck_assert_ptr_nonnull(strstr(md, "- 2 requests failed\n"));
-    free(md);
+    v = render_valid(r, "soak_fail");
+    ck_assert_ptr_nonnull(strstr(v.html, "<div class=\"banner bad\">Soak verdict: <span data-k=\"phases.soak.verdict\">FAIL</span>"));
+    ck_assert_ptr_nonnull(strstr(v.html, "data-k=\"phases.soak.reasons[0]\">2 requests failed</li>"));
+    ck_assert_ptr_nonnull(strstr(v.md, "## Soak: **FAIL**"));
+    ck_assert_ptr_nonnull(strstr(v.md, "- 2 requests failed\n"));
+    rendered_free(&v);
     /* a PASS that has reasons, or mismatches, is refused by the validator */
     cJSON *k = (cJSON *)bench_get_obj(bench_get_obj(r, "phases"), "soak");
     cJSON_ReplaceItemInObjectCaseSensitive(k, "verdict", cJSON_CreateString("PASS"));
-    write_json(r, tu_fmt("%s/report.json", d));
-    const char *out = tu_fmt("%s/validate.txt", d);
-    ck_assert_int_eq(validate(d, 0, out), 1);
+    write_json(r, tu_fmt("%s/report.json", v.dir));
+    const char *out = tu_fmt("%s/validate.txt", v.dir);
+    ck_assert_int_eq(validate(v.dir, 0, out), 1);
     char *msg = slurp(out);
     ck_assert_msg(strstr(msg, "verdict PASS with 2 reasons") && strstr(msg, "verdict PASS with mismatches = 1"), "%s", msg);
     free(msg);
@@ -729,18 +729,14 @@ START_TEST(test_phases_null)
     tree_opts o = defaults();
     o.phases_null = 1;
     cJSON *r = make_report(&o);
-    const char *d = render_all(r, "phases_null");
-    expect_valid(d);
-    char *html = slurp(tu_fmt("%s/report.html", d));
-    ck_assert_int_eq(count_substr(html, "This phase did not run."), 5);
-    ck_assert_ptr_nonnull(strstr(html, "no soak (--soak MINUTES)"));
-    ck_assert_ptr_nonnull(strstr(html, "phase 2 (latency) did not run"));
-    ck_assert_ptr_nonnull(strstr(html, "phase 3 (memory) did not run"));
-    ck_assert_ptr_nonnull(strstr(html, "phase 4 (throughput) did not run"));
-    free(html);
-    char *md = slurp(tu_fmt("%s/summary.md", d));
-    ck_assert_int_eq(count_substr(md, "| \xe2\x80\x94 |"), 9);
-    free(md);
+    rendered v = render_valid(r, "phases_null");
+    ck_assert_int_eq(count_substr(v.html, "This phase did not run."), 5);
+    ck_assert_ptr_nonnull(strstr(v.html, "no soak (--soak MINUTES)"));
+    ck_assert_ptr_nonnull(strstr(v.html, "phase 2 (latency) did not run"));
+    ck_assert_ptr_nonnull(strstr(v.html, "phase 3 (memory) did not run"));
+    ck_assert_ptr_nonnull(strstr(v.html, "phase 4 (throughput) did not run"));
+    ck_assert_int_eq(count_substr(v.md, "| \xe2\x80\x94 |"), 9);
+    rendered_free(&v);
     cJSON_Delete(r);
 }
 END_TEST

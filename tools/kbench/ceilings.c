@@ -134,7 +134,6 @@ static double peak(gpt2k_pool *pool, peak_task *t, int active, double target_s, 
     return best;
 }
 
-
 static void empty_task(void *arg, int ith, int nth)
 {
     (void)arg, (void)ith, (void)nth;
