@@ -87,6 +87,8 @@ typedef struct cuda_state {
     float *probs;  /* the sampler's probabilities, one row per logit row */
     int *dec_cnt;  /* decode attention's split counters (zero between launches) */
     void *xn, *att, *ff, *xq, *cublas_ws;
+    float *gemm_ws; /* split-K partial sums of the native GEMM */
+    size_t gemm_ws_bytes;
     /* batch metadata: packed ints, host (pinned) and device */
     int *meta_h, *meta_d;
     size_t meta_ints;
@@ -325,6 +327,10 @@ static size_t arena_layout(cuda_state *s, char *base)
     TAKE(s->probs, (size_t)s->max_logit * c->n_vocab * 4);
     TAKE(s->part, B * c->n_head * splits * (s->HD + 2) * 4);
     TAKE(s->dec_cnt, B * c->n_head * sizeof(int));
+    /* split K pays where a matmul has few output tiles, i.e. N <= C at most
+     * rows: room for the largest split count of those */
+    s->gemm_ws_bytes = (size_t)G2C_GEMM_MAX_SPLITS * B * C * sizeof(float);
+    TAKE(s->gemm_ws, s->gemm_ws_bytes);
     s->xq = NULL, s->scratch = NULL, s->cublas_ws = NULL;
     if (s->keep_q8)
         TAKE(s->xq, g2c_q8_bytes((int)B, (int)(C > FF ? C : FF)));
@@ -623,7 +629,7 @@ static int mm(cuda_state *s, void *out, int ldo, g2c_epi epi, const void *x, int
         return 0;
     }
     rc = g2c_matmul(s->stream, out, ldo, epi, s->act, x, ldx, w->p, w->t, bias, M, w->K, w->N,
-                    s->xq, s->n_sm);
+                    s->xq, s->n_sm, s->gemm_ws, s->gemm_ws_bytes);
     if (rc)
         return gpt2_seterr(err, GPT2_ERR_UNSUPPORTED, "cuda: layer %d %s (%s, M=%d K=%d N=%d): %s", l,
                            what, g2c_dtype_name(w->t), M, w->K, w->N,

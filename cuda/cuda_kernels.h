@@ -95,8 +95,15 @@ int g2c_gemv(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype t, cons
  * filled by cp.async, multi-buffered (a 4-stage ring for the 64x64 tile). t is F16 or BF16. Needs K % 8 == 0,
  * ldx % 8 == 0 and 16-byte aligned x, w (g2c_gemm_ok says). Any M, N. */
 int g2c_gemm_ok(g2c_dtype t, const void *x, int ldx, const void *w, int K);
+/* ws (ws_bytes, may be NULL): fp32 workspace for split K, used when the
+ * output tiles are fewer than the n_sm SMs; up to G2C_GEMM_MAX_SPLITS * M * N
+ * floats are useful (fewer splits when it is smaller). */
+#define G2C_GEMM_MAX_SPLITS 8
 int g2c_gemm(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype t, const void *x, int ldx,
-             const void *w, const float *bias, int M, int K, int N, int n_sm);
+             const void *w, const float *bias, int M, int K, int N, int n_sm, float *ws,
+             size_t ws_bytes);
+/* The number of K splits g2c_gemm uses for this shape (1: none). */
+int g2c_gemm_splits(int M, int K, int N, int n_sm, size_t ws_bytes);
 
 /* Q8_0 weights (g2c_q8_bytes layout): activations x (type xt: F16 or F32) are
  * quantized per row into xq (M*K int8 then M*K/32 fp32 scales, g2c_q8_bytes(M,
@@ -107,10 +114,11 @@ int g2c_gemv_q8(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype xt, 
 
 /* Chooses a kernel: GEMV for M <= 8 or F32, the tensor-core GEMM otherwise
  * (GEMV again when g2c_gemm_ok fails), Q8_0 GEMV for Q8_0 weights. wt is the
- * weights' type, xt the activations' type. */
+ * weights' type, xt the activations' type; ws, ws_bytes: the GEMM's split-K
+ * workspace (may be NULL). */
 int g2c_matmul(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype xt, const void *x,
                int ldx, const void *w, g2c_dtype wt, const float *bias, int M, int K, int N,
-               void *xq, int n_sm);
+               void *xq, int n_sm, float *ws, size_t ws_bytes);
 
 /* ---- attention over the paged KV cache ---------------------------------------
  * The cache is a pool of blocks of bs positions; every block holds, for every

@@ -5,7 +5,15 @@
  * ahead of the warps running WMMA 16x16x16 (fp16/bf16 in, fp32 accumulate).
  * At GPT-2's sizes most grids have about one block per SM, so each block's
  * K loop is latency-bound: the deeper ring keeps more loads in flight (the
- * first H100 run: 0.30x cuBLAS at K = 3072, N = 768 with two buffers). */
+ * first H100 run: 0.30x cuBLAS at K = 3072, N = 768 with two buffers).
+ *
+ * Split K: where even the 64x64 tiles are fewer than the SMs (N = 768 at
+ * M = 512 is 96 tiles on 132 SMs; at M = 64, a 64-sequence decode step, it
+ * is 12), gridDim.z blocks share each tile, each over its own contiguous
+ * range of K steps, writing fp32 partial sums to a workspace; a second
+ * kernel adds the partials in split order and runs the epilogue. The split
+ * count depends only on the shape, the device and the workspace's size
+ * (fixed per backend context), so a shape always gives the same bits. */
 #include <mma.h>
 
 #include "common.cuh"
@@ -31,7 +39,8 @@ template <int N> __device__ __forceinline__ void cp_async_wait()
 template <typename T, int BM, int BN, int WM, int WN, int STAGES>
 __global__ void __launch_bounds__(WM *WN * 32)
     gemm_kernel(void *out, int ldo, g2c_epi epi, const T *__restrict__ x, int ldx,
-                const T *__restrict__ w, const float *__restrict__ bias, int M, int K, int N)
+                const T *__restrict__ w, const float *__restrict__ bias, int M, int K, int N,
+                float *__restrict__ part)
 {
     constexpr int THREADS = WM * WN * 32;
     constexpr int WTM = BM / WM, WTN = BN / WN; /* warp tile */
@@ -48,10 +57,13 @@ __global__ void __launch_bounds__(WM *WN * 32)
     const int tid = threadIdx.x, warp = tid / 32, lane = tid & 31;
     const int wm = warp / WN, wn = warp % WN;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    const int nk = (K + GEMM_BK - 1) / GEMM_BK;
+    /* this block's K steps: all of them, or split blockIdx.z of gridDim.z */
+    const int nk_all = (K + GEMM_BK - 1) / GEMM_BK;
+    const int kt0 = (int)((long)nk_all * blockIdx.z / gridDim.z);
+    const int nk = (int)((long)nk_all * (blockIdx.z + 1) / gridDim.z) - kt0;
 
     auto load_tile = [&](int kt, int stage) {
-        const int k0 = kt * GEMM_BK;
+        const int k0 = (kt0 + kt) * GEMM_BK;
         for (int c = tid; c < BM * CH; c += THREADS) {
             int r = c / CH, kc = (c % CH) * 8;
             int gm = m0 + r, gk = k0 + kc;
@@ -117,7 +129,9 @@ __global__ void __launch_bounds__(WM *WN * 32)
     __syncthreads();
 
     /* epilogue: each warp stages one 16x16 fragment at a time in shared memory
-     * (the tile buffers are free now), then writes it with bias/GELU/residual */
+     * (the tile buffers are free now), then writes it with bias/GELU/residual,
+     * or, split, as this split's partial sums */
+    float *my_part = part ? part + (size_t)blockIdx.z * M * N : NULL;
     float *stage = (float *)smem + warp * 256;
 #pragma unroll
     for (int i = 0; i < FM; i++) {
@@ -129,8 +143,12 @@ __global__ void __launch_bounds__(WM *WN * 32)
 #pragma unroll
             for (int e = lane; e < 256; e += 32) {
                 int m = fm + e / 16, n = fn + e % 16;
-                if (m < M && n < N)
-                    epilogue_store<T>(out, ldo, epi, bias, m, n, stage[e]);
+                if (m < M && n < N) {
+                    if (my_part)
+                        my_part[(size_t)m * N + n] = stage[e];
+                    else
+                        epilogue_store<T>(out, ldo, epi, bias, m, n, stage[e]);
+                }
             }
             __syncwarp();
         }
@@ -143,30 +161,76 @@ extern "C" int g2c_gemm_ok(g2c_dtype t, const void *x, int ldx, const void *w, i
            ((uintptr_t)x & 15) == 0 && ((uintptr_t)w & 15) == 0;
 }
 
+/* The splits' partial sums of each (m, n), added in split order, then the
+ * epilogue. */
+template <typename T>
+__global__ void splitk_reduce(void *out, int ldo, g2c_epi epi, const float *__restrict__ part,
+                              int splits, const float *__restrict__ bias, int M, int N)
+{
+    const size_t MN = (size_t)M * N;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < MN;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float v = part[i];
+        for (int z = 1; z < splits; z++)
+            v += part[(size_t)z * MN + i];
+        epilogue_store<T>(out, ldo, epi, bias, (int)(i / N), (int)(i % N), v);
+    }
+}
+
 template <typename T, int BM, int BN, int WM, int WN, int STAGES>
 static int gemm_launch(cudaStream_t st, void *out, int ldo, g2c_epi epi, const void *x, int ldx,
-                       const void *w, const float *bias, int M, int K, int N)
+                       const void *w, const float *bias, int M, int K, int N, int splits,
+                       float *ws)
 {
-    dim3 grid((N + BN - 1) / BN, (M + BM - 1) / BM), block(WM * WN * 32);
-    gemm_kernel<T, BM, BN, WM, WN, STAGES><<<grid, block, 0, st>>>(out, ldo, epi, (const T *)x, ldx,
-                                                           (const T *)w, bias, M, K, N);
+    dim3 grid((N + BN - 1) / BN, (M + BM - 1) / BM, splits), block(WM * WN * 32);
+    gemm_kernel<T, BM, BN, WM, WN, STAGES><<<grid, block, 0, st>>>(
+        out, ldo, epi, (const T *)x, ldx, (const T *)w, bias, M, K, N, splits > 1 ? ws : NULL);
+    int rc = g2c_launch_rc();
+    if (rc || splits < 2)
+        return rc;
+    const size_t MN = (size_t)M * N;
+    const int threads = 256;
+    const int blocks = (int)((MN + threads - 1) / threads < 4096 ? (MN + threads - 1) / threads : 4096);
+    splitk_reduce<T><<<blocks, threads, 0, st>>>(out, ldo, epi, ws, splits, bias, M, N);
     return g2c_launch_rc();
+}
+
+extern "C" int g2c_gemm_splits(int M, int K, int N, int n_sm, size_t ws_bytes)
+{
+    if (M <= 0 || N <= 0 || n_sm < 1)
+        return 1;
+    const long big = (long)((M + 127) / 128) * ((N + 127) / 128);
+    const long tiles = (long)((M + 63) / 64) * ((N + 63) / 64);
+    if (big >= n_sm || tiles >= n_sm)
+        return 1;
+    /* about two blocks per SM, each over at least 4 K steps (128 of K) */
+    long s = (2L * n_sm + tiles - 1) / tiles;
+    const long by_k = ((K + GEMM_BK - 1) / GEMM_BK) / 4;
+    s = s < by_k ? s : by_k;
+    s = s < G2C_GEMM_MAX_SPLITS ? s : G2C_GEMM_MAX_SPLITS;
+    while (s > 1 && (size_t)s * M * N * sizeof(float) > ws_bytes)
+        s--;
+    return s > 1 ? (int)s : 1;
 }
 
 template <typename T>
 static int gemm_pick(cudaStream_t st, void *out, int ldo, g2c_epi epi, const void *x, int ldx,
-                     const void *w, const float *bias, int M, int K, int N, int n_sm)
+                     const void *w, const float *bias, int M, int K, int N, int n_sm, float *ws,
+                     size_t ws_bytes)
 {
     /* large tiles reuse more per byte loaded, but only pay when they fill the GPU */
     long big = (long)((M + 127) / 128) * ((N + 127) / 128);
     if (big >= n_sm)
-        return gemm_launch<T, 128, 128, 2, 4, 2>(st, out, ldo, epi, x, ldx, w, bias, M, K, N);
-    return gemm_launch<T, 64, 64, 2, 2, 4>(st, out, ldo, epi, x, ldx, w, bias, M, K, N);
+        return gemm_launch<T, 128, 128, 2, 4, 2>(st, out, ldo, epi, x, ldx, w, bias, M, K, N, 1,
+                                                 NULL);
+    const int splits = ws ? g2c_gemm_splits(M, K, N, n_sm, ws_bytes) : 1;
+    return gemm_launch<T, 64, 64, 2, 2, 4>(st, out, ldo, epi, x, ldx, w, bias, M, K, N, splits,
+                                           ws);
 }
 
 extern "C" int g2c_gemm(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype t,
                         const void *x, int ldx, const void *w, const float *bias, int M, int K,
-                        int N, int n_sm)
+                        int N, int n_sm, float *ws, size_t ws_bytes)
 {
     if (M <= 0 || N <= 0)
         return 0;
@@ -175,6 +239,7 @@ extern "C" int g2c_gemm(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dt
     if (n_sm < 1)
         n_sm = 1;
     if (t == G2C_F16)
-        return gemm_pick<__half>(st, out, ldo, epi, x, ldx, w, bias, M, K, N, n_sm);
-    return gemm_pick<__nv_bfloat16>(st, out, ldo, epi, x, ldx, w, bias, M, K, N, n_sm);
+        return gemm_pick<__half>(st, out, ldo, epi, x, ldx, w, bias, M, K, N, n_sm, ws, ws_bytes);
+    return gemm_pick<__nv_bfloat16>(st, out, ldo, epi, x, ldx, w, bias, M, K, N, n_sm, ws,
+                                    ws_bytes);
 }

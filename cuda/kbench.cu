@@ -106,10 +106,10 @@ static void *dev_random(size_t n, g2c_dtype t, float scale, unsigned seed)
     return d;
 }
 
-static std::string sh(const char *fmt, int a, int b = 0, int c = 0)
+static std::string sh(const char *fmt, int a, int b = 0, int c = 0, int d = 0)
 {
     char buf[64];
-    snprintf(buf, sizeof buf, fmt, a, b, c);
+    snprintf(buf, sizeof buf, fmt, a, b, c, d);
     return buf;
 }
 
@@ -280,7 +280,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct gemm_row {
-        int K, N;
+        int M, K, N, splits;
         double native_ms, cublas_ms, max_rel_diff;
         bool agree; /* within 1e-2 of the largest result, which is not 0 */
     };
@@ -291,31 +291,42 @@ int main(int argc, char **argv)
      * zeroed cache is all zeros), and a GEMM of zeros both agrees with anything
      * and runs at the lower power of zero operands. */
     void *xg = dev_random((size_t)T * FF, H, 1.0f, 7);
+    /* the split-K workspace, as the backend gives it (room for every split
+     * count of these shapes) */
+    const size_t ws_bytes = (size_t)G2C_GEMM_MAX_SPLITS * T * C * 4;
+    float *ws;
+    CK(cudaMalloc(&ws, ws_bytes));
+    /* M = T: a prompt; M = 64: a decode step of 64 sequences */
+    for (const int M : {T, 64})
     for (auto &s : shapes) {
         const int K = s[0], N = s[1];
-        double flop = 2.0 * T * K * N;
+        if (M > T)
+            continue;
+        double flop = 2.0 * M * K * N;
+        const int splits = g2c_gemm_splits(M, K, N, g_dev.sm_count, ws_bytes);
         double tn = time_ms("gemm", [&] {
-            return g2c_gemm(g_st, out, N, G2C_EPI_STORE, H, xg, K, wbig, NULL, T, K, N, g_dev.sm_count);
+            return g2c_gemm(g_st, out, N, G2C_EPI_STORE, H, xg, K, wbig, NULL, M, K, N,
+                            g_dev.sm_count, ws, ws_bytes);
         });
-        report_flops("gemm_native_f16", sh("M=%d K=%d N=%d", T, K, N), tn, flop);
+        report_flops("gemm_native_f16", sh("M=%d K=%d N=%d splits=%d", M, K, N, splits), tn, flop);
         double tc = time_ms("cublas", [&] {
-            int rc = g2c_cublas_matmul(cb, g_st, ref, N, G2C_EPI_STORE, H, xg, K, wbig, NULL, T, K, N, NULL);
+            int rc = g2c_cublas_matmul(cb, g_st, ref, N, G2C_EPI_STORE, H, xg, K, wbig, NULL, M, K, N, NULL);
             return rc ? (int)cudaErrorUnknown : 0;
         });
-        report_flops("gemm_cublas_f16", sh("M=%d K=%d N=%d", T, K, N), tc, flop);
+        report_flops("gemm_cublas_f16", sh("M=%d K=%d N=%d", M, K, N), tc, flop);
         /* the two results agree (both fp32 accumulate over the same halves) */
-        std::vector<float> a((size_t)T * N), b((size_t)T * N);
+        std::vector<float> a((size_t)M * N), b((size_t)M * N);
         CK(cudaMemcpy(a.data(), out, a.size() * 4, cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(b.data(), ref, b.size() * 4, cudaMemcpyDeviceToHost));
         double mx = 0, rmax = 0;
         for (size_t i = 0; i < a.size(); i++)
             mx = std::max(mx, (double)fabsf(a[i] - b[i])), rmax = std::max(rmax, (double)fabsf(b[i]));
         const bool agree = rmax > 0 && mx / rmax < 1e-2;
-        gemms.push_back({K, N, tn, tc, mx / (rmax > 0 ? rmax : 1), agree});
+        gemms.push_back({M, K, N, splits, tn, tc, mx / (rmax > 0 ? rmax : 1), agree});
         if (!agree) {
-            fprintf(stderr, "kbench: WARNING: gemm K=%d N=%d: native and cuBLAS disagree "
+            fprintf(stderr, "kbench: WARNING: gemm M=%d K=%d N=%d: native and cuBLAS disagree "
                             "(max |diff| %.3g, max |ref| %.3g): the timing compares different work\n",
-                    K, N, mx, rmax);
+                    M, K, N, mx, rmax);
         }
         fprintf(stderr, "  native/cuBLAS speed %.2f, max |diff| / max |ref| = %.2e\n", tc / tn,
                 mx / (rmax > 0 ? rmax : 1));
@@ -340,11 +351,11 @@ int main(int argc, char **argv)
     fprintf(f, "  ],\n  \"gemm_vs_cublas\": [\n");
     for (size_t i = 0; i < gemms.size(); i++) {
         const gemm_row &r = gemms[i];
-        double flop = 2.0 * T * r.K * r.N;
-        fprintf(f, "    {\"M\":%d,\"K\":%d,\"N\":%d,\"native_ms\":%.5f,\"cublas_ms\":%.5f,"
+        double flop = 2.0 * r.M * r.K * r.N;
+        fprintf(f, "    {\"M\":%d,\"K\":%d,\"N\":%d,\"splits\":%d,\"native_ms\":%.5f,\"cublas_ms\":%.5f,"
                    "\"native_tflops\":%.3f,\"cublas_tflops\":%.3f,\"native_vs_cublas\":%.3f,"
                    "\"max_rel_diff\":%.3e,\"agree\":%s}%s\n",
-                T, r.K, r.N, r.native_ms, r.cublas_ms, flop / r.native_ms / 1e9,
+                r.M, r.K, r.N, r.splits, r.native_ms, r.cublas_ms, flop / r.native_ms / 1e9,
                 flop / r.cublas_ms / 1e9, r.cublas_ms / r.native_ms, r.max_rel_diff,
                 r.agree ? "true" : "false", i + 1 < gemms.size() ? "," : "");
     }
@@ -352,6 +363,7 @@ int main(int argc, char **argv)
     if (json)
         fclose(f);
     g2c_cublas_close(cb);
+    cudaFree(ws);
     /* a GEMM that disagrees with cuBLAS makes its timing meaningless: say so in the status */
     int disagree = 0;
     for (const gemm_row &r : gemms)

@@ -195,7 +195,10 @@ typedef struct mshape {
 } mshape;
 static const mshape MSHAPES[] = {
     {1, 8, 1},    {1, 768, 2304}, {2, 36, 13},   {3, 40, 7},    {8, 64, 40},  {9, 64, 40},
-    {17, 72, 33}, {64, 96, 130},  {65, 128, 64}, {130, 768, 200}, {256, 3072, 72}, {512, 768, 768},
+    {17, 72, 33}, {64, 96, 130},  {65, 128, 64},
+    /* split K through the dispatcher (g2c_gemm_splits): 4 uneven ranges of 17
+     * K steps, the last one partial; then 8 splits; 6; 3 */
+    {20, 520, 40}, {64, 3072, 192}, {130, 768, 200}, {256, 3072, 72}, {512, 768, 768},
 };
 #define N_MSHAPES (int)(sizeof MSHAPES / sizeof MSHAPES[0])
 
@@ -227,15 +230,21 @@ static void run_matmul_case(const mshape *s, int dt, int epi, int kern)
     void *dx = cu_upload_as(x, (size_t)M * ldx, dt), *dw = cu_upload_as(w, (size_t)N * K, dt);
     float *db = cu_upload(bias, sizeof(float) * N);
     void *dout = cu_upload_as(init, (size_t)M * ldo, out_dt);
-    float *scratch;
+    float *scratch, *ws;
     CU(cudaMalloc((void **)&scratch, sizeof(float) * M * N));
+    const size_t ws_bytes = sizeof(float) * G2C_GEMM_MAX_SPLITS * M * N;
+    CU(cudaMalloc((void **)&ws, ws_bytes));
     int rc = 0;
     g2c_cublas *h = NULL;
     char why[512];
     switch (kern) {
     case K_GEMV: rc = g2c_gemv(0, dout, ldo, epi, dt, dx, ldx, dw, db, M, K, N); break;
-    case K_GEMM: rc = g2c_gemm(0, dout, ldo, epi, dt, dx, ldx, dw, db, M, K, N, 132); break;
-    case K_DISPATCH: rc = g2c_matmul(0, dout, ldo, epi, dt, dx, ldx, dw, dt, db, M, K, N, NULL, 132); break;
+    /* the GEMM alone without a workspace (no split K), through the dispatcher
+     * with one (split K where the shape has few tiles: see below) */
+    case K_GEMM: rc = g2c_gemm(0, dout, ldo, epi, dt, dx, ldx, dw, db, M, K, N, 132, NULL, 0); break;
+    case K_DISPATCH:
+        rc = g2c_matmul(0, dout, ldo, epi, dt, dx, ldx, dw, dt, db, M, K, N, NULL, 132, ws, ws_bytes);
+        break;
     case K_CUBLAS:
         h = g2c_cublas_open(0, NULL, 0, why, sizeof why);
         ck_assert_msg(h != NULL, "cuBLAS: %s", why);
@@ -256,9 +265,31 @@ static void run_matmul_case(const mshape *s, int dt, int epi, int kern)
      * and split K: same bound */
     expect_close(tu_fmt("%s M=%d K=%d N=%d %s epi=%d", KNAMES[kern], M, K, N, g2c_dtype_name(dt), epi),
                  got, ref, (long)M * ldo, out_rtol(out_dt ? dt : 0));
-    cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dout), cudaFree(scratch);
+    cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dout), cudaFree(scratch), cudaFree(ws);
     free(x), free(w), free(bias), free(init), free(ref), free(got);
 }
+
+/* The split-K rule (no device needed): splits only where the 64 x 64 tiles
+ * are fewer than the SMs, about two blocks per SM, at least 4 K steps each,
+ * at most G2C_GEMM_MAX_SPLITS, and only as many as the workspace holds. */
+START_TEST(test_gemm_splits)
+{
+    const size_t big = (size_t)1 << 30;
+    ck_assert_int_eq(g2c_gemm_splits(512, 3072, 768, 132, big), 3);  /* 96 tiles */
+    ck_assert_int_eq(g2c_gemm_splits(512, 768, 768, 132, big), 3);
+    ck_assert_int_eq(g2c_gemm_splits(64, 3072, 768, 132, big), 8);   /* 12 tiles */
+    ck_assert_int_eq(g2c_gemm_splits(64, 768, 768, 132, big), 6);    /* 24 K steps */
+    ck_assert_int_eq(g2c_gemm_splits(512, 768, 3072, 132, big), 1);  /* 384 tiles */
+    ck_assert_int_eq(g2c_gemm_splits(512, 768, 50257, 132, big), 1); /* 128 x 128 tiles */
+    ck_assert_int_eq(g2c_gemm_splits(65, 128, 64, 132, big), 1);     /* 4 K steps */
+    ck_assert_int_eq(g2c_gemm_splits(20, 520, 40, 132, big), 4);
+    /* the workspace bounds it: 8 splits of 64 x 768 need 1.5 MiB */
+    ck_assert_int_eq(g2c_gemm_splits(64, 3072, 768, 132, (size_t)5 * 64 * 768 * 4), 5);
+    ck_assert_int_eq(g2c_gemm_splits(64, 3072, 768, 132, (size_t)64 * 768 * 4), 1);
+    ck_assert_int_eq(g2c_gemm_splits(64, 3072, 768, 132, 0), 1);
+    ck_assert_int_eq(g2c_gemm_splits(0, 3072, 768, 132, big), 1);
+}
+END_TEST
 
 START_TEST(test_matmul)
 {
@@ -607,12 +638,19 @@ END_TEST
 int main(void)
 {
     char why[256];
+    Suite *s = suite_create("cuda_kernels");
+    TCase *host = tcase_create("host"); /* launch rules: no device needed */
+    tcase_add_test(host, test_gemm_splits);
+    suite_add_tcase(s, host);
     if (!cu_have_device(why, sizeof why)) {
-        printf("test_cuda_kernels: skipped: no CUDA device (%s)\n", why);
-        return 0;
+        printf("test_cuda_kernels: skipped: no CUDA device (%s); the host-side rules run\n", why);
+        SRunner *sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
     }
     REF = gpt2k_ops_ref();
-    Suite *s = suite_create("cuda_kernels");
     TCase *tc = tcase_create("kernels");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_layernorm);
@@ -621,7 +659,7 @@ int main(void)
     tcase_add_test(tc, test_sample);
     /* GPT2C_CUDA_TEST_QUICK=1: the small shapes only, for runs under compute-sanitizer */
     const int quick = getenv("GPT2C_CUDA_TEST_QUICK") && atoi(getenv("GPT2C_CUDA_TEST_QUICK"));
-    tcase_add_loop_test(tc, test_matmul, 0, quick ? 9 : N_MSHAPES);
+    tcase_add_loop_test(tc, test_matmul, 0, quick ? 10 : N_MSHAPES);
     tcase_add_test(tc, test_q8);
     tcase_add_loop_test(tc, test_attention, 0, quick ? 4 : 8);
     suite_add_tcase(s, tc);
