@@ -317,12 +317,14 @@ static void attention_rows_avx512(float *out, int ldo, const float *q, int ldq,
 static const gpt2k_ops ops_avx512 = {
     OPS_AVX512_COMMON,
     .matmul_q8_0 = gpt2k_matmul_q8_0_avx512bw,
+    .matmul_q8_0_packed = gpt2k_matmul_q8_0_packed_avx512bw,
 };
 
 #ifdef __AVX512VNNI__
 static const gpt2k_ops ops_avx512_vnni = {
     OPS_AVX512_COMMON,
     .matmul_q8_0 = gpt2k_matmul_q8_0_avx512vnni,
+    .matmul_q8_0_packed = gpt2k_matmul_q8_0_packed_avx512vnni,
 };
 #endif
 

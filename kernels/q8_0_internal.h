@@ -31,6 +31,13 @@ void gpt2k_matmul_q8_0_avx512bw(float *out, int ldo, const void *inq, const void
 void gpt2k_matmul_q8_0_avx512vnni(float *out, int ldo, const void *inq, const void *w,
                                   const float *bias, int M, int K, int n0, int n1,
                                   int accumulate);
+/* the two on packed weights: the bits of their plain-layout versions */
+void gpt2k_matmul_q8_0_packed_avx512bw(float *out, int ldo, const void *inq, const void *wp,
+                                       const float *bias, int M, int K, int n0, int n1,
+                                       int accumulate);
+void gpt2k_matmul_q8_0_packed_avx512vnni(float *out, int ldo, const void *inq, const void *wp,
+                                         const float *bias, int M, int K, int n0, int n1,
+                                         int accumulate);
 
 /* 1 if the CPU has AVX512_VNNI (and the AVX-512 path is usable at all). */
 int gpt2k_cpu_has_vnni(void);

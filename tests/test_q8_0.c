@@ -859,12 +859,17 @@ START_TEST(test_dispatch)
         ck_assert_ptr_eq(o, v);
         ck_assert_ptr_eq(o->matmul_q8_0, gpt2k_cpu_has_vnni() ? gpt2k_matmul_q8_0_avx512vnni
                                                               : gpt2k_matmul_q8_0_avx512bw);
+        ck_assert_ptr_eq(o->matmul_q8_0_packed, gpt2k_cpu_has_vnni()
+                                                    ? gpt2k_matmul_q8_0_packed_avx512vnni
+                                                    : gpt2k_matmul_q8_0_packed_avx512bw);
         printf("test_q8_0: avx512 table uses the %s Q8_0 matmul\n",
                gpt2k_cpu_has_vnni() ? "VNNI" : "AVX-512BW");
     }
     if (gpt2k_ops_avx512_variant(0)) {
         ck_assert_int_eq(gpt2k_ops_avx512_variant(0)->isa, GPT2K_ISA_AVX512);
         ck_assert_ptr_eq(gpt2k_ops_avx512_variant(0)->matmul_q8_0, gpt2k_matmul_q8_0_avx512bw);
+        ck_assert_ptr_eq(gpt2k_ops_avx512_variant(0)->matmul_q8_0_packed,
+                         gpt2k_matmul_q8_0_packed_avx512bw);
     }
 }
 END_TEST
