@@ -90,6 +90,9 @@ int g2c_sample(cudaStream_t st, int *out, float *p, int ldp, const float *x, int
  * and the row strides allow. x and w of type t (F32, F16 or BF16). Any M. */
 int g2c_gemv(cudaStream_t st, void *out, int ldo, g2c_epi epi, g2c_dtype t, const void *x, int ldx,
              const void *w, const float *bias, int M, int K, int N);
+/* Warps per output column g2c_gemv uses (1, 2, 3, 4, 6 or 8) for N columns of
+ * K elements of elem_bytes each. */
+int g2c_gemv_ks(int N, int K, int elem_bytes);
 
 /* Tensor-core GEMM (WMMA m16n16k16, fp32 accumulate), shared-memory tiles
  * filled by cp.async, multi-buffered (a 4-stage ring for the 64x64 tile). t is F16 or BF16. Needs K % 8 == 0,

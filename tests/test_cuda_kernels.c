@@ -291,6 +291,26 @@ START_TEST(test_gemm_splits)
 }
 END_TEST
 
+/* The GEMV's warps per column (no device needed): about 4096 warps in all,
+ * at least one 16-byte load per lane each, one of 1, 2, 3, 4, 6, 8. The
+ * matmul shapes above run each count through the kernel. */
+START_TEST(test_gemv_ks)
+{
+    ck_assert_int_eq(g2c_gemv_ks(2304, 768, 2), 2);  /* QKV */
+    ck_assert_int_eq(g2c_gemv_ks(768, 768, 2), 3);   /* proj: 3 loads per lane in all */
+    ck_assert_int_eq(g2c_gemv_ks(768, 768, 4), 6);   /* fp32: 6 */
+    ck_assert_int_eq(g2c_gemv_ks(3072, 768, 2), 2);  /* MLP up */
+    ck_assert_int_eq(g2c_gemv_ks(768, 3072, 2), 6);  /* MLP down */
+    ck_assert_int_eq(g2c_gemv_ks(50257, 768, 2), 1); /* LM head */
+    ck_assert_int_eq(g2c_gemv_ks(72, 3072, 2), 8);
+    ck_assert_int_eq(g2c_gemv_ks(40, 520, 4), 4);
+    ck_assert_int_eq(g2c_gemv_ks(40, 520, 2), 2);
+    ck_assert_int_eq(g2c_gemv_ks(40, 64, 2), 1);     /* less than a load per lane */
+    ck_assert_int_eq(g2c_gemv_ks(200, 768, 2), 3);
+    ck_assert_int_eq(g2c_gemv_ks(0, 768, 2), 1);
+}
+END_TEST
+
 START_TEST(test_matmul)
 {
     const mshape *s = &MSHAPES[_i];
@@ -641,6 +661,7 @@ int main(void)
     Suite *s = suite_create("cuda_kernels");
     TCase *host = tcase_create("host"); /* launch rules: no device needed */
     tcase_add_test(host, test_gemm_splits);
+    tcase_add_test(host, test_gemv_ks);
     suite_add_tcase(s, host);
     if (!cu_have_device(why, sizeof why)) {
         printf("test_cuda_kernels: skipped: no CUDA device (%s); the host-side rules run\n", why);
