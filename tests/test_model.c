@@ -344,9 +344,27 @@ END_TEST
 /* Q8_0 files (ours, quantized from the f32 conversion) against the reference
  * reading the same file, whose Q8_0 matmuls also quantize their inputs
  * (ref_logits.py --q8-act): both sides then multiply the same int8 values, so
- * the fp32 tolerance above still applies. Only a rounding tie of an
- * activation that lands on the other side in fp32 vs float64 can differ, by
- * one step of one element. _i: 0 all Q8_0, 1 blocks Q8_0 + LM head F16 (mixed). */
+ * with the fp32 cache the fp32 tolerance above still applies. Only an
+ * activation whose fp32 and float64 values straddle a rounding point can
+ * differ, by one step of one element.
+ *
+ * With the fp16 cache that straddle is no longer rare: last-bit differences
+ * send some keys and values to the neighbouring half (see the top), which
+ * moves an attention output by ~1e-4 .. 1e-3 of its scale, and the next
+ * Q8_0 matmul turns such a move into a whole step of its input block
+ * (amax / 127, 0.8% of the block) for each element it pushes across a
+ * rounding point. Which elements cross depends on the last bits of the
+ * kernels' fp32 sums, and the SIMD Q8_0 kernels sum the blocks in another
+ * order than the scalar one (kernels/q8_0_*.c; bounded in test_q8_0): on
+ * l2c64 (mixed file, AVX-512) three positions moved by 0.82% of the logit
+ * scale, against 3e-7 elsewhere. So the fp16-cache runs of Q8_0 files are
+ * held to a step of the activation quantization, ATOL_FRAC_Q8_KV16 = 3e-2
+ * of the logit scale (about 3.5x the worst seen). That still catches a
+ * wrong scale, block or layout (10% .. 100%); the smaller bugs are the fp32
+ * cache runs' to catch, at the tight bound, through the same Q8_0 code.
+ * _i: 0 all Q8_0, 1 blocks Q8_0 + LM head F16 (mixed). */
+#define RTOL_Q8_KV16 1e-2
+#define ATOL_FRAC_Q8_KV16 3e-2
 START_TEST(test_q8_0_vs_reference)
 {
     const tcfg *c = &CFGS[0]; /* C = 64, FF = 256: multiples of 32 */
@@ -381,8 +399,11 @@ START_TEST(test_q8_0_vs_reference)
         else if (isa == 1)
             ck_assert_uint_gt(gpt2_model_packed_bytes(m), 0);
         float *got = all_logits(ctx, ids, c->T, c->V);
-        check_close_kv(tu_fmt("%s q8_0 (embd %s) %s kv %s", c->name, embd, ISAS[isa], kv), got,
-                       run % 2 ? ref16 : ref, c->T, c->V, kv);
+        const char *what = tu_fmt("%s q8_0 (embd %s) %s kv %s", c->name, embd, ISAS[isa], kv);
+        if (run % 2)
+            check_close_tol(what, got, ref16, c->T, c->V, ATOL_FRAC_Q8_KV16, RTOL_Q8_KV16);
+        else
+            check_close_kv(what, got, ref, c->T, c->V, kv);
         free(got);
         gpt2_ctx_free(ctx);
     }
