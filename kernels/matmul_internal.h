@@ -16,4 +16,14 @@ void gpt2k_matmul_packed_avx2(float *out, int ldo, const float *in, int ldi, con
                               gpt2k_wtype wt, const float *bias, int M, int K, int n0, int n1,
                               int accumulate);
 
+/* The AVX-512 table's (matmul_avx512.c): the same contracts, and bit for bit
+ * the AVX2 kernels' results. */
+void gpt2k_matmul_f32_avx512(float *out, int ldo, const float *in, int ldi, const float *w,
+                             const float *bias, int M, int K, int n0, int n1, int accumulate);
+void gpt2k_matmul_f16_avx512(float *out, int ldo, const float *in, int ldi, const uint16_t *w,
+                             const float *bias, int M, int K, int n0, int n1, int accumulate);
+void gpt2k_matmul_packed_avx512(float *out, int ldo, const float *in, int ldi, const void *wp,
+                                gpt2k_wtype wt, const float *bias, int M, int K, int n0, int n1,
+                                int accumulate);
+
 #endif

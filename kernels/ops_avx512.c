@@ -43,11 +43,13 @@ AINLINE __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d)
 }
 
 /* ---- matmul ----------------------------------------------------------------
- * The AVX2 kernels (matmul_avx2.c): packed panels and a 6 x 16 FMA tile. On
- * cores that run a 512-bit FMA as two 256-bit halves (Zen 4) that is the same
- * FLOP rate; a 512-bit tile for cores with two full 512-bit FMA pipes is
- * still to be written (it must keep their order of summation: batched rows
- * equal rows alone, and packed equals plain, bit for bit). */
+ * matmul_avx512.c: on packed panels an 8 x 48 tile (8 rows x 3 panels, one
+ * zmm per panel: 24 accumulators, 11 loads per 24 FMAs) from 4 rows on, and
+ * 1-3 rows reading each panel once with 8-12 chains in flight. Each result
+ * is the AVX2 kernels' FMA chain in the same order, so the two tables agree
+ * bit for bit (batched rows equal rows alone, packed equals plain). The plain
+ * layout stays with the AVX2 kernel (matmul_avx2.c packs it on the fly); the
+ * engine uses the packed one. */
 
 /* ---- layernorm ------------------------------------------------------------- */
 
@@ -307,8 +309,8 @@ static void attention_rows_avx512(float *out, int ldo, const float *q, int ldq,
 }
 
 #define OPS_AVX512_COMMON                                                                          \
-    .isa = GPT2K_ISA_AVX512, .matmul_f32 = gpt2k_matmul_f32_avx2,                                  \
-    .matmul_f16 = gpt2k_matmul_f16_avx2, .matmul_packed = gpt2k_matmul_packed_avx2,                \
+    .isa = GPT2K_ISA_AVX512, .matmul_f32 = gpt2k_matmul_f32_avx512,                                \
+    .matmul_f16 = gpt2k_matmul_f16_avx512, .matmul_packed = gpt2k_matmul_packed_avx512,            \
     .layernorm = layernorm_avx512, .gelu = gelu_avx512, .add = add_avx512,                         \
     .attention_head = attention_head_avx512, .attention_rows = attention_rows_avx512,              \
     .to_f16 = gpt2k_to_f16_avx2,                                                                   \

@@ -322,6 +322,89 @@ START_TEST(test_matmul_blocked)
 }
 END_TEST
 
+/* The AVX-512 table's fp matmuls against the AVX2 table's, bit for bit over
+ * the whole output buffer (columns outside [n0, n1) and padding must stay as
+ * they were): both compute each result as the same FMA chain (see
+ * kernels/matmul_avx512.c), so any difference is a changed order of the sum,
+ * a lost or doubled term or a wrong column. The shapes cross every path of
+ * both kernels: 1-3 rows (decode) and the prefill tiles (rows dealt out to
+ * tiles of 4-8), ragged panels and groups of 3 panels, K blocks and their
+ * tails, K = 0; N, flags and strides rotate with M. Small on purpose: it runs
+ * on the emulator (tools/avx512_emu), some 300x slower than the host. */
+START_TEST(test_matmul_avx512_vs_avx2)
+{
+    const gpt2k_ops *t2 = NULL, *t512 = NULL;
+    for (int i = 0; i < g_nsimd; i++) {
+        if (g_simd[i]->isa == GPT2K_ISA_AVX2)
+            t2 = g_simd[i];
+        if (g_simd[i]->isa == GPT2K_ISA_AVX512)
+            t512 = g_simd[i];
+    }
+    if (!t2 || !t512) {
+        printf("test_kernels: SKIP matmul avx512 vs avx2: the %s table is not tested here\n",
+               t2 ? "avx512" : "avx2");
+        return;
+    }
+    static const int Ms[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                             12, 13, 14, 15, 16, 17, 18, 19, 20, 64, 67};
+    static const int Ns[] = {1, 15, 17, 33, 50, 100};
+    static const int Ks[] = {0, 1, 7, 64, 255, 257, 768};
+    const int nM = (int)(sizeof Ms / sizeof Ms[0]), nN = (int)(sizeof Ns / sizeof Ns[0]);
+    const int Mmax = 67, Nmax = 100, pad = 5;
+    for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++)
+        for (int wf16 = 0; wf16 < 2; wf16++) {
+            const int K = Ks[ki];
+            const gpt2k_wtype wt = wf16 ? GPT2K_W_F16 : GPT2K_W_F32;
+            /* one matrix per K and type; a case uses its first N rows */
+            float *in = falloc((size_t)Mmax * (K + pad) + 1), *wf = falloc((size_t)Nmax * K + 1);
+            uint16_t *wh = xmalloc(((size_t)Nmax * K + 1) * sizeof(uint16_t));
+            float *bias = falloc(Nmax);
+            for (size_t i = 0; i < (size_t)Mmax * (K + pad); i++)
+                in[i] = urand(-1, 1);
+            for (size_t i = 0; i < (size_t)Nmax * K; i++) {
+                wf[i] = urand(-1, 1);
+                wh[i] = gpt2k_f32_to_f16(wf[i]);
+            }
+            for (int n = 0; n < Nmax; n++)
+                bias[n] = urand(-1, 1);
+            const void *w = wf16 ? (const void *)wh : (const void *)wf;
+            for (int mi = 0; mi < nM; mi++) {
+                const int v = mi + 3 * (int)ki + wf16, M = Ms[mi], N = Ns[(mi + (int)ki) % nN];
+                const int has_bias = v & 1, acc = (v >> 1) & 1, sub = (v >> 2) & 1;
+                const int ldi = (v >> 3) & 1 ? K + pad : K, ldo = (v >> 3) & 1 ? N + pad : N;
+                /* a thread's range: n0 on a panel, n1 short of N */
+                const int n0 = sub && N > 16 ? 16 : 0, n1 = sub && N - n0 > 1 ? N - 1 : N;
+                void *wp = xmalloc(gpt2k_packed_bytes(wt, N, K) + 64);
+                gpt2k_pack_weights(wp, w, wt, N, K);
+                const size_t nout = (size_t)M * ldo;
+                float *want = falloc(nout), *got = falloc(nout), *start = falloc(nout);
+                for (size_t i = 0; i < nout; i++)
+                    start[i] = urand(-2, 2);
+                const float *b = has_bias ? bias : NULL;
+                memcpy(want, start, nout * sizeof(float));
+                t2->matmul_packed(want, ldo, in, ldi, wp, wt, b, M, K, n0, n1, acc);
+                for (int path = 0; path < 2; path++) {
+                    memcpy(got, start, nout * sizeof(float));
+                    if (path == 0)
+                        t512->matmul_packed(got, ldo, in, ldi, wp, wt, b, M, K, n0, n1, acc);
+                    else if (wf16)
+                        t512->matmul_f16(got, ldo, in, ldi, wh, b, M, K, n0, n1, acc);
+                    else
+                        t512->matmul_f32(got, ldo, in, ldi, wf, b, M, K, n0, n1, acc);
+                    for (size_t i = 0; i < nout; i++)
+                        CHECK(memcmp(&got[i], &want[i], sizeof(float)) == 0,
+                              "avx512 %s %s M=%d K=%d N=%d n=[%d,%d) ldi=%d ldo=%d bias=%d "
+                              "acc=%d: out[%zu][%zu] = %.9g, avx2 %.9g",
+                              path ? "plain" : "packed", wf16 ? "f16" : "f32", M, K, N, n0, n1,
+                              ldi, ldo, has_bias, acc, i / ldo, i % ldo, got[i], want[i]);
+                }
+                free(wp), free(want), free(got), free(start);
+            }
+            free(in), free(wf), free(wh), free(bias);
+        }
+}
+END_TEST
+
 /* ---- layernorm ------------------------------------------------------------------- */
 
 typedef struct {
@@ -1449,6 +1532,7 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(tc, test_matmul_f32_sweep, 0, NK_LIST);
     tcase_add_loop_test(tc, test_matmul_f16_sweep, 0, NK_LIST);
     tcase_add_test(tc, test_matmul_blocked);
+    tcase_add_test(tc, test_matmul_avx512_vs_avx2);
     tcase_add_test(tc, test_pack_weights);
     suite_add_tcase(s, tc);
 

@@ -1,0 +1,311 @@
+/* fp32 / fp16-weight matmul for AVX-512 F (+ F16C): the packed 16-column
+ * panels of pack.c, one panel's 16 weights for one k being one zmm, and an
+ * 8 x 48 outer-product register tile.
+ *
+ * out[m][n] (+)= sum_k in[m][k] * w[n][k] + bias[n], W stored [N][K].
+ *
+ * Why 8 rows x 3 panels: 32 zmm registers hold 24 accumulators, the 3 weight
+ * vectors of one k and a broadcast. Per k, 3 weight loads and 8 broadcasts
+ * feed 24 FMAs (0.46 loads per FMA; 12 x 2 would need 0.58), well inside two
+ * loads a cycle for two 512-bit FMAs a cycle, and 24 independent chains are
+ * three times the 8 that two pipes of 4-cycle FMAs need.
+ *
+ * The order of the sum is the AVX2 kernels' (matmul_avx2.c), lane for lane:
+ * every result is one FMA chain over k = 0 .. K-1 in index order from +0,
+ * partial sums between K blocks stored exactly and resumed, then + bias, then
+ * + the old out. A zmm accumulator of one panel is that chain for 16 columns,
+ * so this table's results equal the AVX2 table's bit for bit, whatever M, and
+ * a row's result does not depend on the rows beside it.
+ *
+ * Paths: from 4 rows on (prefill), per 48 columns, per pass of rows, per
+ * block of KC k, every tile of the pass; fp16 blocks are widened once per
+ * block. 1-3 rows (decode) read each panel once, all of K in one go with the
+ * sums in registers, np panels side by side so one row keeps 8 chains. The
+ * plain-layout entry points are the AVX2 ones: their on-the-fly packing lives
+ * in matmul_avx2.c, and the engine packs its weights once and calls the
+ * packed entry point. */
+#include "matmul_internal.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) &&                      \
+    defined(__AVX512DQ__) && defined(__FMA__) && defined(__F16C__)
+
+#include <immintrin.h>
+
+#define AINLINE static inline __attribute__((always_inline))
+
+#define NR GPT2K_PANEL /* columns per panel: one zmm */
+#define MR 8           /* most rows per prefill tile */
+#define NP 3           /* panels per prefill tile */
+/* Prefill: 3 panels x KC values of k (24 KiB fp32) stay in L1 while the rows
+ * of a pass stream past, a tile's 8 x KC activations (4 KiB) beside them on a
+ * 32 KiB L1. MC rows per pass bound the partial sums (MC x 48 floats). Not
+ * measured on AVX-512 hardware: the AVX2 kernel's reasoning, scaled. */
+#define KC 128
+#define MC 192
+/* Decode: 1-3 rows; the panels of one tile at once ([rows - 1]): a row needs
+ * 8 chains in flight to cover the FMA latency on two pipes. */
+#define DECODE_MAX_M 3
+static const int decode_panels[DECODE_MAX_M] = {8, 4, 4};
+
+/* Lanes [0, n) of 16, n in [0, 16]. */
+AINLINE __mmask16 lanes(int n)
+{
+    return n >= NR ? (__mmask16)0xffff : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
+}
+
+/* The 16 weights of panel block b at k: fp32, or fp16 widened (exactly). */
+AINLINE __m512 load_w(const int f16, const void *b, int k)
+{
+    if (f16)
+        return _mm512_cvtph_ps(
+            _mm256_loadu_si256((const __m256i *)((const uint16_t *)b + (size_t)k * NR)));
+    return _mm512_loadu_ps((const float *)b + (size_t)k * NR);
+}
+
+/* mr rows x np panels of results over kc values of k. a: row 0's first
+ * activation (row stride lda); bq[p]: panel p's block, [kc][16] (fp16 when
+ * f16). cb: the tile's partial sums ([mr][np * 16]): resumed when resume,
+ * saved unless fin. fin: the last K block; writes out (+ bias, + old out when
+ * accumulate) for the first nc columns, masked: no scalar tail.
+ *
+ * The accumulators are one array indexed only by constants (every loop over
+ * rows or panels is written out, unused ones fold away), so the compiler
+ * keeps it in registers: mr * np <= 24 of the 32. */
+AINLINE void tile(const int mr, const int np, const int f16, int kc, const float *a, size_t lda,
+                  const void *const *bq, float *cb, int resume, int fin, float *o, size_t ldo,
+                  const float *bias, int nc, int accumulate)
+{
+    const size_t ldc = (size_t)np * NR;
+    /* rows 4-7 from their own base: 8 rows' addresses in few registers */
+    const float *const a4 = mr > 4 ? a + 4 * lda : a;
+    __m512 x[24];
+#define EACH_M(F) F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7)
+#define EACH_P(F, m) F(m, 0) F(m, 1) F(m, 2) F(m, 3) F(m, 4) F(m, 5) F(m, 6) F(m, 7)
+#define LIVE(m, p) (mr > (m) && np > (p))
+#define X(m, p) x[(m) * np + (p)]
+#define INIT_P(m, p)                                                                               \
+    if (LIVE(m, p))                                                                                \
+        X(m, p) = resume ? _mm512_load_ps(cb + (m) * ldc + (p) * NR) : _mm512_setzero_ps();
+#define INIT_M(m) EACH_P(INIT_P, m)
+    EACH_M(INIT_M)
+#pragma GCC unroll 4
+    for (int k = 0; k < kc; k++) {
+        /* the np weight vectors held, one broadcast at a time */
+        __m512 b[8];
+#define LOAD_W(p)                                                                                  \
+    if (np > (p))                                                                                  \
+        b[p] = load_w(f16, bq[p], k);
+        LOAD_W(0) LOAD_W(1) LOAD_W(2) LOAD_W(3) LOAD_W(4) LOAD_W(5) LOAD_W(6) LOAD_W(7)
+#define FMA_P(m, p)                                                                                \
+    if (LIVE(m, p))                                                                                \
+        X(m, p) = _mm512_fmadd_ps(av, b[p], X(m, p));
+#define STEP(m)                                                                                    \
+    if (mr > (m)) {                                                                                \
+        const __m512 av = _mm512_set1_ps(((m) < 4 ? a : a4)[(size_t)((m) % 4) * lda + k]);         \
+        EACH_P(FMA_P, m)                                                                           \
+    }
+        EACH_M(STEP)
+    }
+    if (!fin) {
+#define SAVE_P(m, p)                                                                               \
+    if (LIVE(m, p))                                                                                \
+        _mm512_store_ps(cb + (m) * ldc + (p) * NR, X(m, p));
+#define SAVE_M(m) EACH_P(SAVE_P, m)
+        EACH_M(SAVE_M)
+        return;
+    }
+    /* panels past nc hold no columns of this call (a decode tile's tail) */
+#define OUT_P(m, p)                                                                                \
+    if (LIVE(m, p) && (p) * NR < nc) {                                                             \
+        const __mmask16 mk = lanes(nc - (p) * NR);                                                 \
+        float *op = o + (size_t)(m) * ldo + (p) * NR;                                              \
+        __m512 r = X(m, p);                                                                        \
+        if (bias)                                                                                  \
+            r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, bias + (p) * NR));                      \
+        if (accumulate)                                                                            \
+            r = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, op), r);                                   \
+        _mm512_mask_storeu_ps(op, mk, r);                                                          \
+    }
+#define OUT_M(m) EACH_P(OUT_P, m)
+    EACH_M(OUT_M)
+#undef EACH_M
+#undef EACH_P
+#undef LIVE
+#undef X
+#undef INIT_P
+#undef INIT_M
+#undef LOAD_W
+#undef FMA_P
+#undef STEP
+#undef SAVE_P
+#undef SAVE_M
+#undef OUT_P
+#undef OUT_M
+}
+
+typedef void (*tile_fn)(int kc, const float *a, size_t lda, const void *const *bq, float *cb,
+                        int resume, int fin, float *o, size_t ldo, const float *bias, int nc,
+                        int accumulate);
+
+/* One out-of-line instance per shape and weight type: a call costs nothing
+ * next to a tile's k loop. */
+#define DEF_TILE(R, P)                                                                             \
+    static void tile_##R##x##P(int kc, const float *a, size_t lda, const void *const *bq,          \
+                               float *cb, int resume, int fin, float *o, size_t ldo,               \
+                               const float *bias, int nc, int accumulate)                          \
+    {                                                                                              \
+        tile(R, P, 0, kc, a, lda, bq, cb, resume, fin, o, ldo, bias, nc, accumulate);              \
+    }
+#define DEF_TILE_H(R, P)                                                                           \
+    static void tile_h_##R##x##P(int kc, const float *a, size_t lda, const void *const *bq,        \
+                                 float *cb, int resume, int fin, float *o, size_t ldo,             \
+                                 const float *bias, int nc, int accumulate)                        \
+    {                                                                                              \
+        tile(R, P, 1, kc, a, lda, bq, cb, resume, fin, o, ldo, bias, nc, accumulate);              \
+    }
+/* prefill: 4-8 rows (rows are dealt out evenly, so no tile has fewer) by
+ * 1-3 panels; fp32 blocks (fp16 ones are widened first) */
+DEF_TILE(4, 1)
+DEF_TILE(5, 1)
+DEF_TILE(6, 1)
+DEF_TILE(7, 1)
+DEF_TILE(8, 1)
+DEF_TILE(4, 2)
+DEF_TILE(5, 2)
+DEF_TILE(6, 2)
+DEF_TILE(7, 2)
+DEF_TILE(8, 2)
+DEF_TILE(4, 3)
+DEF_TILE(5, 3)
+DEF_TILE(6, 3)
+DEF_TILE(7, 3)
+DEF_TILE(8, 3)
+/* decode: 1-3 rows, fp32 or fp16 panels read where they lie */
+DEF_TILE(1, 8)
+DEF_TILE(2, 4)
+DEF_TILE(3, 4)
+DEF_TILE_H(1, 8)
+DEF_TILE_H(2, 4)
+DEF_TILE_H(3, 4)
+
+/* [panels - 1][rows - 4] */
+static const tile_fn prefill_tiles[NP][MR - 3] = {
+    {tile_4x1, tile_5x1, tile_6x1, tile_7x1, tile_8x1},
+    {tile_4x2, tile_5x2, tile_6x2, tile_7x2, tile_8x2},
+    {tile_4x3, tile_5x3, tile_6x3, tile_7x3, tile_8x3},
+};
+/* [f16][rows - 1] */
+static const tile_fn decode_tiles[2][DECODE_MAX_M] = {
+    {tile_1x8, tile_2x4, tile_3x4},
+    {tile_h_1x8, tile_h_2x4, tile_h_3x4},
+};
+
+/* ---- the loop nests --------------------------------------------------------------- */
+
+/* Panel pn's (absolute) block from k0 in a packed matrix. */
+AINLINE const void *packed_block(const int f16, const void *wp, int K, int pn, int k0)
+{
+    const size_t off = ((size_t)pn * K + (size_t)k0) * NR;
+    return f16 ? (const void *)((const uint16_t *)wp + off) : (const void *)((const float *)wp + off);
+}
+
+/* Decode (1-3 rows): per np panels, one tile over all of K. In a group's
+ * tail the panels past n1 repeat the group's first (in cache already); their
+ * results are not stored. */
+AINLINE void matmul_decode(const int f16, float *out, int ldo, const float *in, int ldi,
+                           const void *wp, const float *bias, int M, int K, int n0, int n1,
+                           int accumulate)
+{
+    const int np = decode_panels[M - 1];
+    const tile_fn fn = decode_tiles[f16][M - 1];
+    for (int n = n0; n < n1; n += np * NR) {
+        const int nc = n1 - n < np * NR ? n1 - n : np * NR;
+        const void *bq[8];
+        for (int p = 0; p < np; p++)
+            bq[p] = packed_block(f16, wp, K, n / NR + (p * NR < nc ? p : 0), 0);
+        fn(K, in, (size_t)ldi, bq, NULL, 0, 1, out + n, (size_t)ldo, bias ? bias + n : NULL, nc,
+           accumulate);
+    }
+}
+
+/* Prefill (4 rows or more): per 48 columns, per MC rows, per K block, the
+ * block's panels in fp32 (a packed fp32 matrix read in place, fp16 widened
+ * here) go to every tile of the pass. The rows are dealt out to tiles of 4-8
+ * as evenly as they go (20 rows: 7 + 7 + 6), as a short tile has fewer
+ * chains and more loads per FMA. */
+AINLINE void matmul_prefill(const int f16, float *out, int ldo, const float *in, int ldi,
+                            const void *wp, const float *bias, int M, int K, int n0, int n1,
+                            int accumulate)
+{
+    float bp[NP * KC * NR] __attribute__((aligned(64)));
+    float cb[MC * NP * NR] __attribute__((aligned(64))); /* partial sums */
+    const int nkb = K > 0 ? (K + KC - 1) / KC : 1;       /* K = 0 still writes bias */
+    const int ntiles = (M + MR - 1) / MR, tiles_per_pass = MC / MR;
+    for (int n = n0; n < n1; n += NP * NR) {
+        const int nc = n1 - n < NP * NR ? n1 - n : NP * NR;
+        const int np = (nc + NR - 1) / NR;
+        const float *bn = bias ? bias + n : NULL;
+        for (int t0 = 0; t0 < ntiles; t0 += tiles_per_pass) {
+            const int t1 = ntiles - t0 < tiles_per_pass ? ntiles : t0 + tiles_per_pass;
+            for (int kb = 0; kb < nkb; kb++) {
+                const int k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
+                const void *bq[NP];
+                for (int p = 0; p < np; p++) {
+                    const void *blk = packed_block(f16, wp, K, n / NR + p, k0);
+                    if (f16) {
+                        const uint16_t *h = blk;
+                        float *d = bp + (size_t)p * KC * NR;
+                        for (int i = 0; i < kc * NR; i += NR)
+                            _mm512_store_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256(
+                                                       (const __m256i *)(h + i))));
+                        blk = d;
+                    }
+                    bq[p] = blk;
+                }
+                for (int t = t0; t < t1; t++) {
+                    /* tile t: rows [t * M / ntiles, (t + 1) * M / ntiles) */
+                    const int m = (int)((long)t * M / ntiles);
+                    const int mr = (int)((long)(t + 1) * M / ntiles) - m;
+                    prefill_tiles[np - 1][mr - 4](
+                        kc, in + (size_t)m * ldi + k0, (size_t)ldi, bq,
+                        cb + (size_t)(t - t0) * MR * NP * NR, kb > 0, kb == nkb - 1,
+                        out + (size_t)m * ldo + n, (size_t)ldo, bn, nc, accumulate);
+                }
+            }
+        }
+    }
+}
+
+void gpt2k_matmul_packed_avx512(float *out, int ldo, const float *in, int ldi, const void *wp,
+                                gpt2k_wtype wt, const float *bias, int M, int K, int n0, int n1,
+                                int accumulate)
+{
+    if (M <= 0 || n0 >= n1)
+        return;
+    if (M <= DECODE_MAX_M) {
+        if (wt == GPT2K_W_F16)
+            matmul_decode(1, out, ldo, in, ldi, wp, bias, M, K, n0, n1, accumulate);
+        else
+            matmul_decode(0, out, ldo, in, ldi, wp, bias, M, K, n0, n1, accumulate);
+    } else if (wt == GPT2K_W_F16) {
+        matmul_prefill(1, out, ldo, in, ldi, wp, bias, M, K, n0, n1, accumulate);
+    } else {
+        matmul_prefill(0, out, ldo, in, ldi, wp, bias, M, K, n0, n1, accumulate);
+    }
+}
+
+/* The plain layout: the AVX2 kernel, which packs on the fly (see the top);
+ * the same bits as the packed entry point above, as the AVX2 one's. */
+void gpt2k_matmul_f32_avx512(float *out, int ldo, const float *in, int ldi, const float *w,
+                             const float *bias, int M, int K, int n0, int n1, int accumulate)
+{
+    gpt2k_matmul_f32_avx2(out, ldo, in, ldi, w, bias, M, K, n0, n1, accumulate);
+}
+
+void gpt2k_matmul_f16_avx512(float *out, int ldo, const float *in, int ldi, const uint16_t *w,
+                             const float *bias, int M, int K, int n0, int n1, int accumulate)
+{
+    gpt2k_matmul_f16_avx2(out, ldo, in, ldi, w, bias, M, K, n0, n1, accumulate);
+}
+
+#endif
