@@ -1,6 +1,7 @@
 /* AVX-512 inner loops of the ceilings (compiled with -mavx512*; called only
  * when the CPU runs the AVX-512 path). Same shape as ceilings_avx2.c. */
 #include <immintrin.h>
+#include <stdint.h>
 
 #include "kbench.h"
 
@@ -57,6 +58,18 @@ double kb_fma_avx512(long iters, double *flops)
     return _mm512_reduce_add_ps(s);
 }
 
+/* The lanes wrap after long runs; summing them as doubles keeps the sink
+ * free of signed overflow (which _mm512_reduce_add_epi32 would hit). */
+static double sum_lanes(__m512i v)
+{
+    int32_t l[16];
+    _mm512_storeu_si512(l, v);
+    double s = 0;
+    for (int i = 0; i < 16; i++)
+        s += l[i];
+    return s;
+}
+
 /* VNNI: vpdpbusd accumulates 64 byte products per instruction into its own
  * accumulator, so 12 chains need no operand tricks. Without VNNI: the
  * maddubs + madd + add step of the AVX2 loop, on 64 bytes. */
@@ -74,7 +87,7 @@ double kb_int8_avx512(long iters, int vnni, double *ops)
         __m512i s = c[0];
         for (int k = 1; k < 12; k++)
             s = _mm512_add_epi32(s, c[k]);
-        return (double)_mm512_reduce_add_epi32(s);
+        return sum_lanes(s);
     }
     __m512i x0 = _mm512_set1_epi8(1), x1 = _mm512_set1_epi8(2), x2 = _mm512_set1_epi8(3),
             x3 = _mm512_set1_epi8(4), x4 = _mm512_set1_epi8(5), x5 = _mm512_set1_epi8(6);
@@ -89,5 +102,5 @@ double kb_int8_avx512(long iters, int vnni, double *ops)
     *ops = (double)iters * 6 * 64 * 2;
     __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3)),
                                  _mm512_add_epi32(c4, c5));
-    return (double)_mm512_reduce_add_epi32(s);
+    return sum_lanes(s);
 }
