@@ -24,6 +24,7 @@ typedef struct cpu_state {
     int openblas; /* matmuls by cblas_sgemm instead of our kernels */
     int packed;   /* weights from the model's packed copies where this ISA has the
                    * kernel (ops->matmul_packed, ops->matmul_q8_0_packed) */
+    int q8_packed; /* and Q8_0 ones, in the layout this table reads */
     /* KV pool: kv_blocks blocks; block b, layer l holds K as [NH][HD][bs]
      * then V as [NH][bs][HD], elements of kv_type */
     void *kv;
@@ -182,9 +183,13 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
         goto fail;
     }
     if (!s->openblas && (s->ops->matmul_packed || s->ops->matmul_q8_0_packed)) {
-        if (gpt2_model_pack(m, s->pool, s->ops->matmul_q8_0_packed != NULL, err))
+        if (gpt2_model_pack(m, s->pool, s->ops->matmul_q8_0_packed != NULL, s->ops->q8_layout,
+                            err))
             goto fail;
         s->packed = 1;
+        /* packed by a context of another table: its Q8_0 layout may differ */
+        s->q8_packed = s->ops->matmul_q8_0_packed && m->q8_packed &&
+                       m->q8_layout == s->ops->q8_layout;
     }
     const size_t B = (size_t)o->max_batch, C = (size_t)c->n_embd, FF = (size_t)c->n_ff;
     s->block_elems = (size_t)c->n_layer * 2 * (size_t)s->bs * C;
@@ -247,7 +252,7 @@ static void matmul(cpu_state *s, float *out, int ldo, const float *in, int ldi,
         return;
     }
     if (w->type == GGML_T_Q8_0) {
-        if (s->packed && w->packed && s->ops->matmul_q8_0_packed)
+        if (s->q8_packed && w->packed)
             gpt2k_matmul_q8_0_packed(s->pool, s->ops, out, ldo, in, ldi, w->packed, bias, M, w->K,
                                      w->N, accumulate, s->qbuf);
         else

@@ -15,7 +15,7 @@
 void gpt2_embd_row(const gpt2_wmat *w, int r, float *out, int use_packed)
 {
     if (use_packed && w->packed && w->type == GGML_T_Q8_0) {
-        gpt2k_q8_0_packed_row(out, w->packed, w->K, r);
+        gpt2k_q8_0_packed_row(w->q8_layout, out, w->packed, w->K, r);
     } else if (use_packed && w->packed) {
         gpt2k_packed_row(out, w->packed, gpt2_wmat_wtype(w), w->K, r);
     } else if (w->type == GGML_T_F32) {

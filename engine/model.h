@@ -22,6 +22,7 @@ typedef struct gpt2_wmat {
      * NULL before, and for other tensors. Read only by a caller of
      * gpt2_model_pack (which orders it after the write). */
     const void *packed;
+    gpt2k_q8_layout q8_layout; /* a packed Q8_0 matrix's layout */
 } gpt2_wmat;
 
 typedef struct gpt2_layer {
@@ -57,6 +58,8 @@ struct gpt2_model {
     void *pack_mem;      /* the one mapping of them (pack_len bytes), unmapped with the model */
     size_t pack_len;
     size_t pack_bytes;   /* of packed matrices in it */
+    int q8_packed;       /* Q8_0 matrices packed too, in layout q8_layout */
+    gpt2k_q8_layout q8_layout;
 };
 
 /* Validates an opened GGUF file as a GPT-2 model (config, shapes, CRCs,
@@ -78,10 +81,12 @@ void gpt2_embd_row(const gpt2_wmat *w, int r, float *out, int use_packed);
 /* Makes packed copies of every F32 / F16 matmul weight, and with q8 of every
  * Q8_0 one (and the tied token embedding), for the CPU kernels that read them
  * so (gpt2k_ops.matmul_packed, matmul_q8_0_packed), once per model whoever
- * asks first (its q8 decides); thread-safe. The file pages they came
+ * asks first (its q8 and q8_layout decide: a later context whose table reads
+ * another Q8_0 layout keeps the plain rows, see m->q8_layout); thread-safe. The file pages they came
  * from are dropped from the resident set (re-read from the file if anything
  * reads the plain layout again), so memory stays about one copy. The work is
  * split over pool's threads; the time is added to the model's load time. */
-int gpt2_model_pack(const gpt2_model *m, gpt2k_pool *pool, int q8, gpt2_error *err);
+int gpt2_model_pack(const gpt2_model *m, gpt2k_pool *pool, int q8, gpt2k_q8_layout q8_layout,
+                    gpt2_error *err);
 
 #endif

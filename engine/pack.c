@@ -19,12 +19,12 @@ static int wanted(const gpt2_wmat *w, int q8) { return is_fp(w) || (q8 && w->typ
 /* Rows per panel, bytes of the packed copy, of one source row. */
 static int panel_rows(const gpt2_wmat *w)
 {
-    return w->type == GGML_T_Q8_0 ? GPT2K_Q8_PANEL : GPT2K_PANEL;
+    return w->type == GGML_T_Q8_0 ? gpt2k_q8_0_panel_rows(w->q8_layout) : GPT2K_PANEL;
 }
 
 static size_t packed_size(const gpt2_wmat *w)
 {
-    return w->type == GGML_T_Q8_0 ? gpt2k_q8_0_packed_bytes(w->N, w->K)
+    return w->type == GGML_T_Q8_0 ? gpt2k_q8_0_packed_bytes(w->q8_layout, w->N, w->K)
                                   : gpt2k_packed_bytes(gpt2_wmat_wtype(w), w->N, w->K);
 }
 
@@ -47,7 +47,7 @@ static void pack_task(void *arg, int ith, int nth)
     const int64_t n = j->p1 - j->p0;
     const int a = j->p0 + (int)(n * ith / nth), b = j->p0 + (int)(n * (ith + 1) / nth);
     if (w->type == GGML_T_Q8_0)
-        gpt2k_q8_0_pack_panels(j->dst, w->data, w->N, w->K, a, b);
+        gpt2k_q8_0_pack_panels(w->q8_layout, j->dst, w->data, w->N, w->K, a, b);
     else
         gpt2k_pack_panels(j->dst, w->data, gpt2_wmat_wtype(w), w->N, w->K, a, b);
 }
@@ -72,7 +72,8 @@ static int list_matrices(gpt2_model *m, int q8, gpt2_wmat **out)
     return n;
 }
 
-int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, int q8, gpt2_error *err)
+int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, int q8, gpt2k_q8_layout q8_layout,
+                    gpt2_error *err)
 {
     /* The model is shared and read-only to its users; packing is the one
      * late addition to it, made once under its lock. */
@@ -89,6 +90,8 @@ int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, int q8, gpt2_error *
         goto out;
     }
     const int n = list_matrices(m, q8, mats);
+    for (int i = 0; i < n; i++)
+        mats[i]->q8_layout = q8_layout;
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += (packed_size(mats[i]) + 63) & ~(size_t)63;
@@ -132,8 +135,12 @@ int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, int q8, gpt2_error *
             gguf_release_pages(m->file, NULL, (size_t)-1);
     }
     /* a tied token embedding is looked up from the head's packed copy */
-    if (m->tok_embd.data == m->lm_head.data)
+    if (m->tok_embd.data == m->lm_head.data) {
         m->tok_embd.packed = m->lm_head.packed;
+        m->tok_embd.q8_layout = m->lm_head.q8_layout;
+    }
+    m->q8_packed = q8;
+    m->q8_layout = q8_layout;
     m->pack_state = 1;
     m->load_ms += gpt2_now_ms() - t0;
 out:

@@ -32,6 +32,8 @@ gpt2k_isa gpt2k_best_isa(void);
 /* Element type of fp weight matrices (Q8_0 has its own entry points) and of
  * the KV cache. */
 typedef enum { GPT2K_W_F32 = 0, GPT2K_W_F16 = 1 } gpt2k_wtype;
+/* packed Q8_0 layouts (see the Q8_0 section below) */
+typedef enum { GPT2K_Q8_ROWS4 = 0, GPT2K_Q8_COLS16 = 1 } gpt2k_q8_layout;
 
 /* ---- slice kernels (single thread) -------------------------------------- */
 
@@ -118,11 +120,13 @@ typedef struct gpt2k_ops {
      * block, fp32 accumulation across blocks. */
     void (*matmul_q8_0)(float *out, int ldo, const void *inq, const void *w, const float *bias,
                         int M, int K, int n0, int n1, int accumulate);
-    /* Same on weights rearranged by gpt2k_q8_0_pack_weights (n0 a multiple of
-     * GPT2K_Q8_PANEL), with results equal bit for bit to matmul_q8_0's. NULL
-     * where the ISA path has no packed kernel: callers keep the plain layout. */
+    /* Same on weights rearranged by gpt2k_q8_0_pack_weights in layout
+     * q8_layout (n0 a multiple of its panel), with results equal bit for bit
+     * to matmul_q8_0's. NULL where the ISA path has no packed kernel: callers
+     * keep the plain layout. */
     void (*matmul_q8_0_packed)(float *out, int ldo, const void *inq, const void *wp,
                                const float *bias, int M, int K, int n0, int n1, int accumulate);
+    gpt2k_q8_layout q8_layout;
 } gpt2k_ops;
 
 const gpt2k_ops *gpt2k_ops_ref(void);    /* scalar references */
@@ -163,13 +167,24 @@ void gpt2k_pack_panels(void *dst, const void *w, gpt2k_wtype t, int N, int K, in
  * packed matrix shared with the LM head. */
 void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n);
 
-/* Packed Q8_0 weights: panels of GPT2K_Q8_PANEL rows. For each block index b a
- * panel holds one group: the 4 rows' fp16 scales side by side, then their 4 x
- * 32 values; group (p, b) at index p * (K / 32) + b, the last panel padded
- * with zero rows. Decode then reads one sequential stream that feeds 4
- * independent sums (a plain row of 768 values is 816 bytes: one short stream
- * per output, a chain of dependent FMAs), and widens the 4 scales with one
- * instruction. The same 136 bytes per 4 blocks as the plain layout. */
+/* Packed Q8_0 weights, in one of two layouts; each ops table names the one
+ * its matmul_q8_0_packed reads (gpt2k_ops.q8_layout).
+ *
+ * GPT2K_Q8_ROWS4 (the AVX2 and AVX-512 BW tables): panels of GPT2K_Q8_PANEL
+ * rows. For each block index b a panel holds one group: the 4 rows' fp16
+ * scales side by side, then their 4 x 32 values; group (p, b) at index
+ * p * (K / 32) + b, the last panel padded with zero rows. Decode then reads
+ * one sequential stream that feeds 4 independent sums (a plain row of 768
+ * values is 816 bytes: one short stream per output, a chain of dependent
+ * FMAs), and widens the 4 scales with one instruction.
+ *
+ * GPT2K_Q8_COLS16 (the AVX-512 VNNI table): panels of GPT2K_Q8_COLS rows
+ * (output columns). Group (p, b) holds the 16 rows' scales, then for each
+ * 4 values k = 4j .. 4j+3 of block b the 16 rows' 4 values side by side,
+ * stored as w + 128 (unsigned): one 64-byte vector is 16 columns x 4 k, the
+ * unsigned operand of vpdpbusd, whose int32 lanes then are whole columns.
+ *
+ * Both hold the same 34 bytes per 32 values as the plain layout. */
 #define GPT2K_Q8_PANEL 4
 typedef struct gpt2k_q8_0_group {
     uint16_t d[GPT2K_Q8_PANEL]; /* fp16 scales of rows 0..3 */
@@ -177,12 +192,22 @@ typedef struct gpt2k_q8_0_group {
 } gpt2k_q8_0_group;
 _Static_assert(sizeof(gpt2k_q8_0_group) == GPT2K_Q8_PANEL * sizeof(gpt2k_block_q8_0),
                "a packed group must be as large as the blocks it holds");
-size_t gpt2k_q8_0_packed_bytes(int N, int K);
-void gpt2k_q8_0_pack_weights(void *dst, const void *w, int N, int K);
+#define GPT2K_Q8_COLS 16
+typedef struct gpt2k_q8_0_cols {
+    uint16_t d[GPT2K_Q8_COLS];                       /* fp16 scales of rows 0..15 */
+    uint8_t q[GPT2K_QK8_0 / 4][GPT2K_Q8_COLS][4];    /* [j][r][i]: w[r][4j + i] + 128 */
+} gpt2k_q8_0_cols;
+_Static_assert(sizeof(gpt2k_q8_0_cols) == GPT2K_Q8_COLS * sizeof(gpt2k_block_q8_0),
+               "a packed column group must be as large as the blocks it holds");
+/* rows per panel of a layout (a multiple of it divides GPT2K_PANEL) */
+int gpt2k_q8_0_panel_rows(gpt2k_q8_layout l);
+size_t gpt2k_q8_0_packed_bytes(gpt2k_q8_layout l, int N, int K);
+void gpt2k_q8_0_pack_weights(gpt2k_q8_layout l, void *dst, const void *w, int N, int K);
 /* Only panels [p0, p1). */
-void gpt2k_q8_0_pack_panels(void *dst, const void *w, int N, int K, int p0, int p1);
+void gpt2k_q8_0_pack_panels(gpt2k_q8_layout l, void *dst, const void *w, int N, int K, int p0,
+                            int p1);
 /* Row n of a packed matrix, dequantized (K values). */
-void gpt2k_q8_0_packed_row(float *out, const void *wp, int K, int n);
+void gpt2k_q8_0_packed_row(gpt2k_q8_layout l, float *out, const void *wp, int K, int n);
 
 /* ---- fp16 ---------------------------------------------------------------- */
 

@@ -325,6 +325,7 @@ static const gpt2k_ops ops_avx512 = {
 #ifdef __AVX512VNNI__
 static const gpt2k_ops ops_avx512_vnni = {
     OPS_AVX512_COMMON,
+    .q8_layout = GPT2K_Q8_COLS16,
     .matmul_q8_0 = gpt2k_matmul_q8_0_avx512vnni,
     .matmul_q8_0_packed = gpt2k_matmul_q8_0_packed_avx512vnni,
 };

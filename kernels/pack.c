@@ -58,47 +58,75 @@ void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n)
 
 /* ---- Q8_0 ---------------------------------------------------------------- */
 
-size_t gpt2k_q8_0_packed_bytes(int N, int K)
+int gpt2k_q8_0_panel_rows(gpt2k_q8_layout l)
 {
-    const size_t panels = ((size_t)N + GPT2K_Q8_PANEL - 1) / GPT2K_Q8_PANEL;
-    return panels * (size_t)(K / GPT2K_QK8_0) * sizeof(gpt2k_q8_0_group);
+    return l == GPT2K_Q8_COLS16 ? GPT2K_Q8_COLS : GPT2K_Q8_PANEL;
 }
 
-void gpt2k_q8_0_pack_panels(void *dst, const void *w, int N, int K, int p0, int p1)
+size_t gpt2k_q8_0_packed_bytes(gpt2k_q8_layout l, int N, int K)
+{
+    const size_t pr = (size_t)gpt2k_q8_0_panel_rows(l);
+    const size_t panels = ((size_t)N + pr - 1) / pr;
+    return panels * pr * (size_t)(K / GPT2K_QK8_0) * sizeof(gpt2k_block_q8_0);
+}
+
+/* Block b of source row n (zero values and scale for the padding rows). */
+static gpt2k_block_q8_0 source_block(const gpt2k_block_q8_0 *src, int N, size_t nb, size_t n,
+                                     size_t b)
+{
+    gpt2k_block_q8_0 blk;
+    if (n < (size_t)N)
+        blk = src[n * nb + b];
+    else
+        memset(&blk, 0, sizeof blk);
+    return blk;
+}
+
+void gpt2k_q8_0_pack_panels(gpt2k_q8_layout l, void *dst, const void *w, int N, int K, int p0,
+                            int p1)
 {
     const size_t nb = (size_t)(K / GPT2K_QK8_0);
+    const int pr = gpt2k_q8_0_panel_rows(l);
     const gpt2k_block_q8_0 *src = w;
-    gpt2k_q8_0_group *d = dst;
-    for (int p = p0; p < p1 && (size_t)p * GPT2K_Q8_PANEL < (size_t)N; p++)
-        for (size_t b = 0; b < nb; b++) {
-            gpt2k_q8_0_group *g = &d[(size_t)p * nb + b];
-            for (int r = 0; r < GPT2K_Q8_PANEL; r++) {
-                const size_t n = (size_t)p * GPT2K_Q8_PANEL + (size_t)r;
-                if (n < (size_t)N) {
-                    g->d[r] = src[n * nb + b].d;
-                    memcpy(g->qs[r], src[n * nb + b].qs, GPT2K_QK8_0);
-                } else { /* padding: zero values, scale 0 */
-                    g->d[r] = 0;
-                    memset(g->qs[r], 0, GPT2K_QK8_0);
+    for (int p = p0; p < p1 && (size_t)p * pr < (size_t)N; p++)
+        for (size_t b = 0; b < nb; b++)
+            for (int r = 0; r < pr; r++) {
+                const gpt2k_block_q8_0 blk = source_block(src, N, nb, (size_t)p * pr + r, b);
+                if (l == GPT2K_Q8_COLS16) {
+                    gpt2k_q8_0_cols *g = (gpt2k_q8_0_cols *)dst + (size_t)p * nb + b;
+                    g->d[r] = blk.d;
+                    for (int k = 0; k < GPT2K_QK8_0; k++) /* w + 128, as unsigned */
+                        g->q[k / 4][r][k % 4] = (uint8_t)((uint8_t)blk.qs[k] ^ 0x80u);
+                } else {
+                    gpt2k_q8_0_group *g = (gpt2k_q8_0_group *)dst + (size_t)p * nb + b;
+                    g->d[r] = blk.d;
+                    memcpy(g->qs[r], blk.qs, GPT2K_QK8_0);
                 }
             }
-        }
 }
 
-void gpt2k_q8_0_pack_weights(void *dst, const void *w, int N, int K)
+void gpt2k_q8_0_pack_weights(gpt2k_q8_layout l, void *dst, const void *w, int N, int K)
 {
-    gpt2k_q8_0_pack_panels(dst, w, N, K, 0, (N + GPT2K_Q8_PANEL - 1) / GPT2K_Q8_PANEL);
+    const int pr = gpt2k_q8_0_panel_rows(l);
+    gpt2k_q8_0_pack_panels(l, dst, w, N, K, 0, (N + pr - 1) / pr);
 }
 
-void gpt2k_q8_0_packed_row(float *out, const void *wp, int K, int n)
+void gpt2k_q8_0_packed_row(gpt2k_q8_layout l, float *out, const void *wp, int K, int n)
 {
     const size_t nb = (size_t)(K / GPT2K_QK8_0);
-    const gpt2k_q8_0_group *g = (const gpt2k_q8_0_group *)wp + (size_t)(n / GPT2K_Q8_PANEL) * nb;
-    const int r = n % GPT2K_Q8_PANEL;
+    const int pr = gpt2k_q8_0_panel_rows(l), r = n % pr;
     for (size_t b = 0; b < nb; b++) {
         gpt2k_block_q8_0 blk;
-        blk.d = g[b].d[r];
-        memcpy(blk.qs, g[b].qs[r], GPT2K_QK8_0);
+        if (l == GPT2K_Q8_COLS16) {
+            const gpt2k_q8_0_cols *g = (const gpt2k_q8_0_cols *)wp + (size_t)(n / pr) * nb + b;
+            blk.d = g->d[r];
+            for (int k = 0; k < GPT2K_QK8_0; k++)
+                blk.qs[k] = (int8_t)(uint8_t)(g->q[k / 4][r][k % 4] ^ 0x80u);
+        } else {
+            const gpt2k_q8_0_group *g = (const gpt2k_q8_0_group *)wp + (size_t)(n / pr) * nb + b;
+            blk.d = g->d[r];
+            memcpy(blk.qs, g->qs[r], GPT2K_QK8_0);
+        }
         gpt2k_dequantize_q8_0(out + b * GPT2K_QK8_0, &blk, GPT2K_QK8_0);
     }
 }

@@ -1,4 +1,4 @@
-/* Q8_0 kernels for AVX-512 (F/BW/VL/DQ, + VNNI for one matmul variant): the
+/* Q8_0 kernels for AVX-512 (F/BW/VL/DQ; the VNNI table's matmuls are in q8_0_cols_avx512.c): the
  * logic of q8_0_avx2.c at 512 bits. A zmm holds two 32-value blocks (block b
  * in lanes 0-7 of the int32 / float results, b + 1 in lanes 8-15), so scales
  * come as [s_b x 8, s_b+1 x 8] vectors and an odd last block runs with a
@@ -385,9 +385,6 @@ typedef struct kfns {
 } kfns;
 
 DEF_VARIANT(bw, 0)
-#ifdef __AVX512VNNI__
-DEF_VARIANT(vnni, 1)
-#endif
 
 /* Part `part` of `parts` of the cache lines of [p, p + bytes), into L2: the
  * tiles of one weight panel pull in the next panel (see q8_0_avx2.c). */
@@ -507,20 +504,5 @@ void gpt2k_matmul_q8_0_packed_avx512bw(float *out, int ldo, const void *inq, con
     matmul(&kfns_bw, out, ldo, inq, wp, 1, bias, M, K, n0, n1, accumulate);
 }
 
-#ifdef __AVX512VNNI__
-void gpt2k_matmul_q8_0_avx512vnni(float *out, int ldo, const void *inq, const void *w,
-                                  const float *bias, int M, int K, int n0, int n1,
-                                  int accumulate)
-{
-    matmul(&kfns_vnni, out, ldo, inq, w, 0, bias, M, K, n0, n1, accumulate);
-}
-
-void gpt2k_matmul_q8_0_packed_avx512vnni(float *out, int ldo, const void *inq, const void *wp,
-                                         const float *bias, int M, int K, int n0, int n1,
-                                         int accumulate)
-{
-    matmul(&kfns_vnni, out, ldo, inq, wp, 1, bias, M, K, n0, n1, accumulate);
-}
-#endif
 
 #endif

@@ -27,14 +27,16 @@ void gpt2k_quantize_q8_0_avx512(void *dst, const float *x, int n);
 /* AVX-512BW: maddubs + madd */
 void gpt2k_matmul_q8_0_avx512bw(float *out, int ldo, const void *inq, const void *w,
                                 const float *bias, int M, int K, int n0, int n1, int accumulate);
-/* AVX512_VNNI: vpdpbusd */
-void gpt2k_matmul_q8_0_avx512vnni(float *out, int ldo, const void *inq, const void *w,
-                                  const float *bias, int M, int K, int n0, int n1,
-                                  int accumulate);
-/* the two on packed weights: the bits of their plain-layout versions */
+/* on packed weights (GPT2K_Q8_ROWS4): the bits of the plain-layout version */
 void gpt2k_matmul_q8_0_packed_avx512bw(float *out, int ldo, const void *inq, const void *wp,
                                        const float *bias, int M, int K, int n0, int n1,
                                        int accumulate);
+/* AVX512_VNNI (q8_0_cols_avx512.c): vpdpbusd on column panels
+ * (GPT2K_Q8_COLS16), the scalar reference's bits; plain rows are packed on
+ * the fly */
+void gpt2k_matmul_q8_0_avx512vnni(float *out, int ldo, const void *inq, const void *w,
+                                  const float *bias, int M, int K, int n0, int n1,
+                                  int accumulate);
 void gpt2k_matmul_q8_0_packed_avx512vnni(float *out, int ldo, const void *inq, const void *wp,
                                          const float *bias, int M, int K, int n0, int n1,
                                          int accumulate);

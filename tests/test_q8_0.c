@@ -581,15 +581,20 @@ static void check_matmul_case(const mm_case *c)
     mm_run(gpt2k_ops_ref(), c, xq, wq, bias, prev, got_ref, ctx2, 0);
     expect_close(got_ref, want, tol_ref, (size_t)M * W, (size_t)W, ctx2);
     /* the packed layout (n0 on a panel): the bits of the plain layout */
-    blk *wp = xmalloc(gpt2k_q8_0_packed_bytes(N, K) + 1);
-    gpt2k_q8_0_pack_weights(wp, wq, N, K);
+    blk *wp = NULL;
     float *got_p = xmalloc(((size_t)M * W + 1) * sizeof(float));
     for (int t = 0; t < g_nsimd; t++) {
+        const gpt2k_ops *ops = g_simd[t].ops;
         snprintf(ctx2, sizeof ctx2, "%s [%s vs scalar]", ctx, g_simd[t].name);
-        mm_run(g_simd[t].ops, c, xq, wq, bias, prev, got, ctx2, 0);
-        expect_close(got, got_ref, tol, (size_t)M * W, (size_t)W, ctx2);
-        if (!g_simd[t].ops->matmul_q8_0_packed || c->n0 % GPT2K_Q8_PANEL)
+        mm_run(ops, c, xq, wq, bias, prev, got, ctx2, 0);
+        /* the column-panel kernels sum in the reference's order: its bits */
+        expect_close(got, got_ref, ops->q8_layout == GPT2K_Q8_COLS16 && K <= 4096 ? NULL : tol,
+                     (size_t)M * W, (size_t)W, ctx2);
+        if (!ops->matmul_q8_0_packed || c->n0 % gpt2k_q8_0_panel_rows(ops->q8_layout))
             continue;
+        free(wp);
+        wp = xmalloc(gpt2k_q8_0_packed_bytes(ops->q8_layout, N, K) + 1);
+        gpt2k_q8_0_pack_weights(ops->q8_layout, wp, wq, N, K);
         snprintf(ctx2, sizeof ctx2, "%s [%s packed vs plain, bit for bit]", ctx, g_simd[t].name);
         mm_run(g_simd[t].ops, c, xq, wp, bias, prev, got_p, ctx2, 1);
         expect_close(got_p, got, NULL, (size_t)M * W, (size_t)W, ctx2);
@@ -691,10 +696,10 @@ START_TEST(test_parallel_matmul_q8_0)
                          name, nt, M, K, N, acc);
                 expect_close(o1, o2, NULL, (size_t)M * ldo, (size_t)ldo, ctx);
                 if (ops->matmul_q8_0_packed) { /* the packed driver: the same bits */
-                    blk *wp = xmalloc(gpt2k_q8_0_packed_bytes(N, K) + 1);
+                    blk *wp = xmalloc(gpt2k_q8_0_packed_bytes(ops->q8_layout, N, K) + 1);
                     float *o4 = xmalloc((size_t)M * ldo * sizeof(float));
                     memcpy(o4, o3, (size_t)M * ldo * sizeof(float)); /* o1's starting values */
-                    gpt2k_q8_0_pack_weights(wp, wq, N, K);
+                    gpt2k_q8_0_pack_weights(ops->q8_layout, wp, wq, N, K);
                     gpt2k_matmul_q8_0_packed(pool, ops, o4, ldo, in, ldi, wp, s & 2 ? NULL : bias,
                                              M, K, N, acc, q2);
                     char ctxp[220];
@@ -763,10 +768,10 @@ START_TEST(test_matmul_rows_independent)
             gpt2k_quantize_q8_0_ref(xq + m * rb, x + (size_t)m * K, K);
         for (int n = 0; n < N; n++)
             gpt2k_quantize_q8_0_ref(wq + n * rb, wf + (size_t)n * K, K);
-        char *wp = xmalloc(gpt2k_q8_0_packed_bytes(N, K));
-        gpt2k_q8_0_pack_weights(wp, wq, N, K);
         for (int t = -1; t < g_nsimd; t++) {
             const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t].ops;
+            char *wp = xmalloc(gpt2k_q8_0_packed_bytes(ops->q8_layout, N, K));
+            gpt2k_q8_0_pack_weights(ops->q8_layout, wp, wq, N, K);
             for (int mi = 0; mi < (int)(sizeof Ms / sizeof Ms[0]); mi++) {
                 const int M = Ms[mi];
                 ops->matmul_q8_0(all, N, xq, wq, bias, M, K, 0, N, 0);
@@ -794,51 +799,66 @@ START_TEST(test_matmul_rows_independent)
                 }
                 free(allp);
             }
+            free(wp);
         }
-        free(x), free(wf), free(xq), free(wq), free(bias), free(all), free(one), free(wp);
+        free(x), free(wf), free(xq), free(wq), free(bias), free(all), free(one);
     }
 }
 END_TEST
 
-/* The packed layout against its definition (kernels.h): block (n, b) in
- * group n / 4 * nb + b, its scale at d[n % 4] and its values at qs[n % 4],
- * padding rows all zero; and a packed row dequantizes to the plain row's
- * values. */
+/* The packed layouts against their definitions (kernels.h). ROWS4: block
+ * (n, b) in group n / 4 * nb + b, its scale at d[n % 4] and its values at
+ * qs[n % 4]. COLS16: in group n / 16 * nb + b, its scale at d[n % 16] and
+ * value k at q[k / 4][n % 16][k % 4], stored + 128. Padding rows all zero;
+ * a packed row dequantizes to the plain row's values. */
 START_TEST(test_pack_layout)
 {
     static const int shapes[][2] = {{1, 32}, {4, 64}, {7, 96}, {9, 768}, {50, 3072}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        const int N = shapes[s][0], K = shapes[s][1], nb = K / QK;
-        const int panels = (N + GPT2K_Q8_PANEL - 1) / GPT2K_Q8_PANEL;
-        ck_assert_uint_eq(gpt2k_q8_0_packed_bytes(N, K),
-                          (size_t)panels * GPT2K_Q8_PANEL * nb * sizeof(blk));
-        float *tmp = xmalloc(sizeof(float) * (size_t)K), *a = xmalloc(sizeof(float) * (size_t)K);
-        float *b = xmalloc(sizeof(float) * (size_t)K);
-        blk *wq = xmalloc((size_t)N * nb * sizeof(blk));
-        gpt2k_q8_0_group *wp = xmalloc(gpt2k_q8_0_packed_bytes(N, K));
-        memset(wp, 0xa5, gpt2k_q8_0_packed_bytes(N, K));
-        random_rows(wq, N, K, tmp);
-        /* in two parts, as the engine packs across threads */
-        gpt2k_q8_0_pack_panels(wp, wq, N, K, 0, panels / 2);
-        gpt2k_q8_0_pack_panels(wp, wq, N, K, panels / 2, panels);
-        for (int n = 0; n < panels * GPT2K_Q8_PANEL; n++)
-            for (int bb = 0; bb < nb; bb++) {
-                const gpt2k_q8_0_group *g = &wp[(size_t)(n / GPT2K_Q8_PANEL) * nb + bb];
-                const int r = n % GPT2K_Q8_PANEL;
-                blk zero;
-                memset(&zero, 0, sizeof zero);
-                const blk *want = n < N ? &wq[(size_t)n * nb + bb] : &zero;
-                CHECK(g->d[r] == want->d && memcmp(g->qs[r], want->qs, QK) == 0,
-                      "N=%d K=%d: block (%d, %d) misplaced", N, K, n, bb);
+    for (int l = 0; l < 2; l++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const gpt2k_q8_layout lay = l ? GPT2K_Q8_COLS16 : GPT2K_Q8_ROWS4;
+            const int N = shapes[s][0], K = shapes[s][1], nb = K / QK;
+            const int pr = l ? 16 : 4, panels = (N + pr - 1) / pr;
+            ck_assert_int_eq(gpt2k_q8_0_panel_rows(lay), pr);
+            const size_t bytes = gpt2k_q8_0_packed_bytes(lay, N, K);
+            ck_assert_uint_eq(bytes, (size_t)panels * pr * nb * sizeof(blk));
+            float *tmp = xmalloc(sizeof(float) * (size_t)K), *a = xmalloc(sizeof(float) * (size_t)K);
+            float *b = xmalloc(sizeof(float) * (size_t)K);
+            blk *wq = xmalloc((size_t)N * nb * sizeof(blk));
+            char *wp = xmalloc(bytes);
+            memset(wp, 0xa5, bytes);
+            random_rows(wq, N, K, tmp);
+            /* in two parts, as the engine packs across threads */
+            gpt2k_q8_0_pack_panels(lay, wp, wq, N, K, 0, panels / 2);
+            gpt2k_q8_0_pack_panels(lay, wp, wq, N, K, panels / 2, panels);
+            for (int n = 0; n < panels * pr; n++)
+                for (int bb = 0; bb < nb; bb++) {
+                    const int r = n % pr;
+                    const size_t gi = (size_t)(n / pr) * nb + bb;
+                    blk zero, got;
+                    memset(&zero, 0, sizeof zero);
+                    const blk *want = n < N ? &wq[(size_t)n * nb + bb] : &zero;
+                    if (l) {
+                        const gpt2k_q8_0_cols *g = (const gpt2k_q8_0_cols *)wp + gi;
+                        got.d = g->d[r];
+                        for (int k = 0; k < QK; k++)
+                            got.qs[k] = (int8_t)(g->q[k / 4][r][k % 4] - 128);
+                    } else {
+                        const gpt2k_q8_0_group *g = (const gpt2k_q8_0_group *)wp + gi;
+                        got.d = g->d[r];
+                        memcpy(got.qs, g->qs[r], QK);
+                    }
+                    CHECK(got.d == want->d && memcmp(got.qs, want->qs, QK) == 0,
+                          "layout %d N=%d K=%d: block (%d, %d) misplaced", l, N, K, n, bb);
+                }
+            for (int n = 0; n < N; n++) {
+                gpt2k_q8_0_packed_row(lay, a, wp, K, n);
+                gpt2k_dequantize_q8_0(b, wq + (size_t)n * nb, K);
+                CHECK(memcmp(a, b, sizeof(float) * (size_t)K) == 0,
+                      "layout %d N=%d K=%d: packed row %d", l, N, K, n);
             }
-        for (int n = 0; n < N; n++) {
-            gpt2k_q8_0_packed_row(a, wp, K, n);
-            gpt2k_dequantize_q8_0(b, wq + (size_t)n * nb, K);
-            CHECK(memcmp(a, b, sizeof(float) * (size_t)K) == 0, "N=%d K=%d: packed row %d", N, K,
-                  n);
+            free(tmp), free(a), free(b), free(wq), free(wp);
         }
-        free(tmp), free(a), free(b), free(wq), free(wp);
-    }
 }
 END_TEST
 

@@ -103,6 +103,7 @@ static struct {
     float *f32;                   /* the matrix, N x K */
     wcopies plain[KB_W_COUNT];    /* as stored in a file, by type */
     wcopies packed[KB_W_COUNT];   /* in the packed layout of each type */
+    wcopies q8_cols;              /* Q8_0 in the column layout (GPT2K_Q8_COLS16) */
 } g_w;
 
 static void weights_free(void)
@@ -112,6 +113,7 @@ static void weights_free(void)
         free(g_w.plain[t].w);
         free(g_w.packed[t].w);
     }
+    free(g_w.q8_cols.w);
     memset(&g_w, 0, sizeof g_w);
 }
 
@@ -175,26 +177,27 @@ static const char *weights(int K, int N, kb_wtype t, int copies, size_t *wbytes,
 }
 
 /* Copies of W in the packed layout the engine gives kernels that have a
- * packed entry point (gpt2k_pack_weights, gpt2k_q8_0_pack_weights). */
-static const char *weights_packed(int K, int N, kb_wtype t, int copies, size_t *wbytes,
-                                  int *ncopies)
+ * packed entry point (gpt2k_pack_weights, gpt2k_q8_0_pack_weights in the
+ * table's Q8_0 layout lay). */
+static const char *weights_packed(int K, int N, kb_wtype t, gpt2k_q8_layout lay, int copies,
+                                  size_t *wbytes, int *ncopies)
 {
     size_t plain_b;
     int plain_n;
     const char *plain = weights(K, N, t, 1, &plain_b, &plain_n);
     if (!plain)
         return NULL;
-    wcopies *c = &g_w.packed[t];
+    wcopies *c = t == KB_W_Q8_0 && lay == GPT2K_Q8_COLS16 ? &g_w.q8_cols : &g_w.packed[t];
     if (c->copies >= copies) {
         *wbytes = c->wbytes;
         *ncopies = c->copies;
         return c->w;
     }
     if (t == KB_W_Q8_0) {
-        char *w = copies_alloc(c, gpt2k_q8_0_packed_bytes(N, K), copies);
+        char *w = copies_alloc(c, gpt2k_q8_0_packed_bytes(lay, N, K), copies);
         if (!w)
             return NULL;
-        gpt2k_q8_0_pack_weights(w, plain, N, K);
+        gpt2k_q8_0_pack_weights(lay, w, plain, N, K);
         return spread(c, wbytes, ncopies);
     }
     const gpt2k_wtype wt = t == KB_W_F16 ? GPT2K_W_F16 : GPT2K_W_F32;
@@ -255,7 +258,7 @@ static int run_matmul(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c, 
     /* native matmuls run on the layout the engine gives them */
     m.packed = c->gemm == KB_GEMM_NATIVE &&
                (s->wtype == KB_W_Q8_0 ? ops->matmul_q8_0_packed != NULL : ops->matmul_packed != NULL);
-    m.w = m.packed ? weights_packed(s->K, s->N, s->wtype, copies, &m.wstride, &m.ncopies)
+    m.w = m.packed ? weights_packed(s->K, s->N, s->wtype, ops->q8_layout, copies, &m.wstride, &m.ncopies)
                    : weights(s->K, s->N, s->wtype, copies, &m.wstride, &m.ncopies);
     m.in = alloc64((size_t)s->M * s->K * sizeof(float));
     m.out = alloc64((size_t)s->M * s->N * sizeof(float));
