@@ -97,16 +97,11 @@ AINLINE __m512 scales2_f16(const blk *b, const int two)
 /* Integer dot of two block pairs as 16 int32 partial sums (8 per block).
  * Sign trick as in q8_0_avx2.c: |w| (u8) times x with w's sign (s8); there
  * is no 512-bit psignb, so x is negated under w's sign-bit mask (a zero w
- * leaves x, but |w| = 0 zeroes the product). vnni: vpdpbusd sums 4 products
- * per lane straight into int32; else maddubs (int16 pair sums, no saturation
- * since x != -128) + madd with ones. */
-AINLINE __m512i dot2(const int vnni, __m512i wabs, __mmask64 wneg, __m512i x)
+ * leaves x, but |w| = 0 zeroes the product). maddubs (int16 pair sums, no
+ * saturation since x != -128) + madd with ones. */
+AINLINE __m512i dot2(__m512i wabs, __mmask64 wneg, __m512i x)
 {
     const __m512i sx = _mm512_mask_sub_epi8(x, wneg, _mm512_setzero_si512(), x);
-#ifdef __AVX512VNNI__
-    if (vnni)
-        return _mm512_dpbusd_epi32(_mm512_setzero_si512(), wabs, sx);
-#endif
     return _mm512_madd_epi16(_mm512_maddubs_epi16(wabs, sx), _mm512_set1_epi16(1));
 }
 
@@ -162,19 +157,19 @@ AINLINE void put(float *o, float v, const float *bias, int store)
  * weights streamed sequentially with a prefetch ahead (see q8_0_avx2.c).
  * xs: activation scales, row m at m * nb. */
 #define PF_DIST 2048
-AINLINE void gemv_step(const int vnni, const int MR, __m512 *acc, const blk *x, size_t ldx,
+AINLINE void gemv_step(const int MR, __m512 *acc, const blk *x, size_t ldx,
                        const float *xs, int nb, const blk *w, int b, const int two)
 {
     const __m512i wq = load_qs2(w + b, two), wa = _mm512_abs_epi8(wq);
     const __mmask64 wneg = _mm512_movepi8_mask(wq);
     const __m512 dw = scales2_f16(w + b, two);
     for (int m = 0; m < MR; m++) {
-        __m512 f = _mm512_cvtepi32_ps(dot2(vnni, wa, wneg, load_qs2(x + m * ldx + b, two)));
+        __m512 f = _mm512_cvtepi32_ps(dot2(wa, wneg, load_qs2(x + m * ldx + b, two)));
         acc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, scales2(xs + m * nb + b, two)), acc[m]);
     }
 }
 
-AINLINE void gemv_row(const int vnni, const int MR, float *o, int ldo, const blk *x, size_t ldx,
+AINLINE void gemv_row(const int MR, float *o, int ldo, const blk *x, size_t ldx,
                       const float *xs, const blk *w, int nb, const float *bias, int store)
 {
     __m512 acc[4];
@@ -183,10 +178,10 @@ AINLINE void gemv_row(const int vnni, const int MR, float *o, int ldo, const blk
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
         _mm_prefetch((const char *)(w + b) + PF_DIST, _MM_HINT_T0);
-        gemv_step(vnni, MR, acc, x, ldx, xs, nb, w, b, 1);
+        gemv_step(MR, acc, x, ldx, xs, nb, w, b, 1);
     }
     if (b < nb)
-        gemv_step(vnni, MR, acc, x, ldx, xs, nb, w, b, 0);
+        gemv_step(MR, acc, x, ldx, xs, nb, w, b, 0);
     const __m512 z = _mm512_setzero_ps();
     for (int m = 0; m < MR; m++)
         put(o + (size_t)m * ldo, _mm_cvtss_f32(hsum4(acc[m], z, z, z)), bias, store);
@@ -204,7 +199,7 @@ AINLINE void gemv_row(const int vnni, const int MR, float *o, int ldo, const blk
 typedef gpt2k_q8_0_group grp;
 _Static_assert(GPT2K_Q8_PANEL == 4, "gemv_panel and the packed tiles are written for 4 rows");
 
-AINLINE void gemv_panel_step(const int vnni, const int MR, __m512 acc[2][QP], const blk *x,
+AINLINE void gemv_panel_step(const int MR, __m512 acc[2][QP], const blk *x,
                              size_t ldx, const float *xs, int nb, const grp *g, int b,
                              const int two)
 {
@@ -230,13 +225,13 @@ AINLINE void gemv_panel_step(const int vnni, const int MR, __m512 acc[2][QP], co
         const __m512i sel = _mm512_setr_epi32(r, r, r, r, r, r, r, r, r + 4, r + 4, r + 4, r + 4,
                                               r + 4, r + 4, r + 4, r + 4);
         for (int m = 0; m < MR; m++) {
-            __m512 f = _mm512_cvtepi32_ps(dot2(vnni, wa, wneg, xq[m]));
+            __m512 f = _mm512_cvtepi32_ps(dot2(wa, wneg, xq[m]));
             acc[m][r] = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(sel, d[m]), acc[m][r]);
         }
     }
 }
 
-AINLINE void gemv_panel(const int vnni, const int MR, float *o, int ldo, const blk *x, size_t ldx,
+AINLINE void gemv_panel(const int MR, float *o, int ldo, const blk *x, size_t ldx,
                         const float *xs, const grp *g, int nb, int nv, const float *bias,
                         int store)
 {
@@ -249,10 +244,10 @@ AINLINE void gemv_panel(const int vnni, const int MR, float *o, int ldo, const b
         const char *pf = (const char *)(g + b) + PF_DIST; /* 272 bytes: five lines */
         for (int l = 0; l < 5; l++)
             _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
-        gemv_panel_step(vnni, MR, acc, x, ldx, xs, nb, g, b, 1);
+        gemv_panel_step(MR, acc, x, ldx, xs, nb, g, b, 1);
     }
     if (b < nb)
-        gemv_panel_step(vnni, MR, acc, x, ldx, xs, nb, g, b, 0);
+        gemv_panel_step(MR, acc, x, ldx, xs, nb, g, b, 0);
     for (int m = 0; m < MR; m++) {
         float s[4];
         _mm_storeu_ps(s, hsum4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]));
@@ -266,7 +261,7 @@ AINLINE void gemv_panel(const int vnni, const int MR, float *o, int ldo, const b
  * or packed panels); scales as floats, xs and ws rows nb apart. Per step the
  * NR weight vectors' |w|, sign masks and scales stay in registers for all MR
  * activation rows; outputs of columns nv .. NR - 1 (padding) are not written. */
-AINLINE void tile_step(const int vnni, const int MR, const int NR, __m512 acc[4][4], const blk *x,
+AINLINE void tile_step(const int MR, const int NR, __m512 acc[4][4], const blk *x,
                        size_t ldx, const float *xs, const int8_t *w, size_t ldw, size_t wstep,
                        const float *ws, int nb, int b, const int two)
 {
@@ -283,13 +278,13 @@ AINLINE void tile_step(const int vnni, const int MR, const int NR, __m512 acc[4]
         const __m512i xq = load_qs2(x + m * ldx + b, two);
         const __m512 dx = scales2(xs + m * nb + b, two);
         for (int n = 0; n < NR; n++) {
-            __m512 f = _mm512_cvtepi32_ps(dot2(vnni, wa[n], wneg[n], xq));
+            __m512 f = _mm512_cvtepi32_ps(dot2(wa[n], wneg[n], xq));
             acc[m][n] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw[n], dx), acc[m][n]);
         }
     }
 }
 
-AINLINE void tile(const int vnni, const int MR, const int NR, float *o, int ldo, const blk *x,
+AINLINE void tile(const int MR, const int NR, float *o, int ldo, const blk *x,
                   size_t ldx, const float *xs, const int8_t *w, size_t ldw, size_t wstep,
                   const float *ws, int nb, int nv, const float *bias, int store)
 {
@@ -299,9 +294,9 @@ AINLINE void tile(const int vnni, const int MR, const int NR, float *o, int ldo,
             acc[m][n] = _mm512_setzero_ps();
     int b = 0;
     for (; b + 2 <= nb; b += 2)
-        tile_step(vnni, MR, NR, acc, x, ldx, xs, w, ldw, wstep, ws, nb, b, 1);
+        tile_step(MR, NR, acc, x, ldx, xs, w, ldw, wstep, ws, nb, b, 1);
     if (b < nb)
-        tile_step(vnni, MR, NR, acc, x, ldx, xs, w, ldw, wstep, ws, nb, b, 0);
+        tile_step(MR, NR, acc, x, ldx, xs, w, ldw, wstep, ws, nb, b, 0);
     const __m512 z = _mm512_setzero_ps();
     for (int m = 0; m < MR; m++) {
         float s[4];
@@ -321,51 +316,51 @@ typedef void (*tile_fn)(float *o, int ldo, const blk *x, size_t ldx, const float
                         int nv, const float *bias, int store);
 
 /* One out-of-line instance per (variant, shape). */
-#define DEF_GEMV(V, VNNI, MR)                                                                      \
+#define DEF_GEMV(V, MR)                                                                            \
     static void gemv_##V##_##MR(float *o, int ldo, const blk *x, size_t ldx, const float *xs,      \
                                 const blk *w, int nb, const float *bias, int store)                \
     {                                                                                              \
-        gemv_row(VNNI, MR, o, ldo, x, ldx, xs, w, nb, bias, store);                                \
+        gemv_row(MR, o, ldo, x, ldx, xs, w, nb, bias, store);                                      \
     }
-#define DEF_GEMV_PANEL(V, VNNI, MR)                                                                \
+#define DEF_GEMV_PANEL(V, MR)                                                                      \
     static void gemv_panel_##V##_##MR(float *o, int ldo, const blk *x, size_t ldx,                 \
                                       const float *xs, const grp *g, int nb, int nv,               \
                                       const float *bias, int store)                                \
     {                                                                                              \
-        gemv_panel(VNNI, MR, o, ldo, x, ldx, xs, g, nb, nv, bias, store);                          \
+        gemv_panel(MR, o, ldo, x, ldx, xs, g, nb, nv, bias, store);                                \
     }
-#define DEF_TILE(V, VNNI, MR, NR)                                                                  \
+#define DEF_TILE(V, MR, NR)                                                                        \
     static void tile_##V##_##MR##x##NR(float *o, int ldo, const blk *x, size_t ldx,                \
                                        const float *xs, const int8_t *w, size_t ldw,               \
                                        size_t wstep, const float *ws, int nb, int nv,              \
                                        const float *bias, int store)                               \
     {                                                                                              \
-        tile(VNNI, MR, NR, o, ldo, x, ldx, xs, w, ldw, wstep, ws, nb, nv, bias, store);            \
+        tile(MR, NR, o, ldo, x, ldx, xs, w, ldw, wstep, ws, nb, nv, bias, store);                  \
     }
 /* Plain rows: 4 x 3 tiles (panels of 3 rows); packed: the layout's panels of
  * 4 rows, 3 x 4 tiles (12 accumulators either way). */
-#define DEF_VARIANT(V, VNNI)                                                                       \
-    DEF_GEMV(V, VNNI, 1)                                                                           \
-    DEF_GEMV(V, VNNI, 2)                                                                           \
-    DEF_GEMV(V, VNNI, 3)                                                                           \
-    DEF_GEMV(V, VNNI, 4)                                                                           \
-    DEF_GEMV_PANEL(V, VNNI, 1)                                                                     \
-    DEF_GEMV_PANEL(V, VNNI, 2)                                                                     \
-    DEF_TILE(V, VNNI, 1, 1)                                                                        \
-    DEF_TILE(V, VNNI, 1, 2)                                                                        \
-    DEF_TILE(V, VNNI, 1, 3)                                                                        \
-    DEF_TILE(V, VNNI, 1, 4)                                                                        \
-    DEF_TILE(V, VNNI, 2, 1)                                                                        \
-    DEF_TILE(V, VNNI, 2, 2)                                                                        \
-    DEF_TILE(V, VNNI, 2, 3)                                                                        \
-    DEF_TILE(V, VNNI, 2, 4)                                                                        \
-    DEF_TILE(V, VNNI, 3, 1)                                                                        \
-    DEF_TILE(V, VNNI, 3, 2)                                                                        \
-    DEF_TILE(V, VNNI, 3, 3)                                                                        \
-    DEF_TILE(V, VNNI, 3, 4)                                                                        \
-    DEF_TILE(V, VNNI, 4, 1)                                                                        \
-    DEF_TILE(V, VNNI, 4, 2)                                                                        \
-    DEF_TILE(V, VNNI, 4, 3)                                                                        \
+#define DEF_VARIANT(V)                                                                             \
+    DEF_GEMV(V, 1)                                                                                 \
+    DEF_GEMV(V, 2)                                                                                 \
+    DEF_GEMV(V, 3)                                                                                 \
+    DEF_GEMV(V, 4)                                                                                 \
+    DEF_GEMV_PANEL(V, 1)                                                                           \
+    DEF_GEMV_PANEL(V, 2)                                                                           \
+    DEF_TILE(V, 1, 1)                                                                              \
+    DEF_TILE(V, 1, 2)                                                                              \
+    DEF_TILE(V, 1, 3)                                                                              \
+    DEF_TILE(V, 1, 4)                                                                              \
+    DEF_TILE(V, 2, 1)                                                                              \
+    DEF_TILE(V, 2, 2)                                                                              \
+    DEF_TILE(V, 2, 3)                                                                              \
+    DEF_TILE(V, 2, 4)                                                                              \
+    DEF_TILE(V, 3, 1)                                                                              \
+    DEF_TILE(V, 3, 2)                                                                              \
+    DEF_TILE(V, 3, 3)                                                                              \
+    DEF_TILE(V, 3, 4)                                                                              \
+    DEF_TILE(V, 4, 1)                                                                              \
+    DEF_TILE(V, 4, 2)                                                                              \
+    DEF_TILE(V, 4, 3)                                                                              \
     static const kfns kfns_##V = {                                                                 \
         {gemv_##V##_1, gemv_##V##_2, gemv_##V##_3, gemv_##V##_4},                                  \
         {gemv_panel_##V##_1, gemv_panel_##V##_2},                                                  \
@@ -384,7 +379,7 @@ typedef struct kfns {
     tile_fn tiles[4][4];
 } kfns;
 
-DEF_VARIANT(bw, 0)
+DEF_VARIANT(bw)
 
 /* Part `part` of `parts` of the cache lines of [p, p + bytes), into L2: the
  * tiles of one weight panel pull in the next panel (see q8_0_avx2.c). */
