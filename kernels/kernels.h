@@ -199,6 +199,9 @@ typedef struct gpt2k_q8_0_cols {
 } gpt2k_q8_0_cols;
 _Static_assert(sizeof(gpt2k_q8_0_cols) == GPT2K_Q8_COLS * sizeof(gpt2k_block_q8_0),
                "a packed column group must be as large as the blocks it holds");
+/* Row r of a column group from block b of that row (its scale, its values
+ * + 128); the one place the COLS16 encoding is written. */
+void gpt2k_q8_0_cols_set(gpt2k_q8_0_cols *g, int r, const gpt2k_block_q8_0 *b);
 /* rows per panel of a layout (a multiple of it divides GPT2K_PANEL) */
 int gpt2k_q8_0_panel_rows(gpt2k_q8_layout l);
 size_t gpt2k_q8_0_packed_bytes(gpt2k_q8_layout l, int N, int K);

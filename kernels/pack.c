@@ -70,6 +70,13 @@ size_t gpt2k_q8_0_packed_bytes(gpt2k_q8_layout l, int N, int K)
     return panels * pr * (size_t)(K / GPT2K_QK8_0) * sizeof(gpt2k_block_q8_0);
 }
 
+void gpt2k_q8_0_cols_set(gpt2k_q8_0_cols *g, int r, const gpt2k_block_q8_0 *b)
+{
+    g->d[r] = b->d;
+    for (int k = 0; k < GPT2K_QK8_0; k++) /* w + 128, as unsigned */
+        g->q[k / 4][r][k % 4] = (uint8_t)((uint8_t)b->qs[k] ^ 0x80u);
+}
+
 /* Block b of source row n (zero values and scale for the padding rows). */
 static gpt2k_block_q8_0 source_block(const gpt2k_block_q8_0 *src, int N, size_t nb, size_t n,
                                      size_t b)
@@ -93,10 +100,7 @@ void gpt2k_q8_0_pack_panels(gpt2k_q8_layout l, void *dst, const void *w, int N, 
             for (int r = 0; r < pr; r++) {
                 const gpt2k_block_q8_0 blk = source_block(src, N, nb, (size_t)p * pr + r, b);
                 if (l == GPT2K_Q8_COLS16) {
-                    gpt2k_q8_0_cols *g = (gpt2k_q8_0_cols *)dst + (size_t)p * nb + b;
-                    g->d[r] = blk.d;
-                    for (int k = 0; k < GPT2K_QK8_0; k++) /* w + 128, as unsigned */
-                        g->q[k / 4][r][k % 4] = (uint8_t)((uint8_t)blk.qs[k] ^ 0x80u);
+                    gpt2k_q8_0_cols_set((gpt2k_q8_0_cols *)dst + (size_t)p * nb + b, r, &blk);
                 } else {
                     gpt2k_q8_0_group *g = (gpt2k_q8_0_group *)dst + (size_t)p * nb + b;
                     g->d[r] = blk.d;

@@ -278,9 +278,7 @@ void gpt2k_matmul_q8_0_avx512vnni(float *out, int ldo, const void *inq, const vo
                         src = wq[(size_t)(n + r) * nb + b0 + b];
                     else
                         memset(&src, 0, sizeof src);
-                    pan[b].d[r] = src.d;
-                    for (int k = 0; k < QK; k++)
-                        pan[b].q[k / 4][r][k % 4] = (uint8_t)((uint8_t)src.qs[k] ^ 0x80u);
+                    gpt2k_q8_0_cols_set(&pan[b], r, &src);
                 }
             /* the packed panel as column 0 of a 16-column matrix */
             chunk(out + n, ldo, x + b0, (size_t)nb, pan, (size_t)nbc, bc ? bc + n : NULL, M, nbc,
