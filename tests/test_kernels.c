@@ -1219,7 +1219,7 @@ START_TEST(test_parallel_matmul)
 {
     static const int shapes[][3] = {{1, 768, 100}, {7, 33, 37}, {20, 100, 37}, {3, 17, 5},
                                     {64, 130, 50}, {2, 9, 16},  {1, 1, 1},    {1, 64, 200},
-                                    {30, 64, 129}};
+                                    {30, 64, 129}, {4, 32, 1000}}; /* decode tail chunks */
     for (int nt = 1; nt <= 3; nt++) {
         gpt2k_pool *pool = gpt2k_pool_create(nt);
         ck_assert_ptr_nonnull(pool);

@@ -655,7 +655,7 @@ START_TEST(test_parallel_matmul_q8_0)
 {
     static const int shapes[][3] = {{1, 768, 200}, {3, 64, 37},  {4, 96, 50},  {5, 768, 33},
                                     {33, 3072, 40}, {130, 96, 17}, {2, 32, 1},   {7, 3072, 65},
-                                    {1, 3072, 48}, {16, 0, 9}};
+                                    {1, 3072, 48}, {16, 0, 9},    {2, 64, 1000}};
     for (int nt = 1; nt <= 3; nt++) {
         gpt2k_pool *pool = gpt2k_pool_create(nt);
         ck_assert_ptr_nonnull(pool);
