@@ -73,8 +73,12 @@ size_t gpt2k_q8_0_packed_bytes(gpt2k_q8_layout l, int N, int K)
 void gpt2k_q8_0_cols_set(gpt2k_q8_0_cols *g, int r, const gpt2k_block_q8_0 *b)
 {
     g->d[r] = b->d;
-    for (int k = 0; k < GPT2K_QK8_0; k++) /* w + 128, as unsigned */
-        g->q[k / 4][r][k % 4] = (uint8_t)((uint8_t)b->qs[k] ^ 0x80u);
+    for (int j = 0; j < GPT2K_QK8_0 / 4; j++) { /* 4 values at a time, + 128 as unsigned */
+        uint32_t v;
+        memcpy(&v, b->qs + 4 * j, sizeof v);
+        v ^= 0x80808080u;
+        memcpy(g->q[j][r], &v, sizeof v);
+    }
 }
 
 /* Block b of source row n (zero values and scale for the padding rows). */
