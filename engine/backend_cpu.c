@@ -25,13 +25,13 @@ typedef struct cpu_state {
     int packed;   /* weights from the model's packed copies where this ISA has the
                    * kernel (ops->matmul_packed, ops->matmul_q8_0_packed) */
     int q8_packed; /* and Q8_0 ones, in the layout this table reads */
-    /* KV pool, elements of kv_type: per layer, K then V, each per head one
-     * run of kv_blocks blocks (see kv_slot) */
+    /* KV pool: kv_blocks blocks; block b, layer l holds K as [NH][HD][bs]
+     * then V as [NH][bs][HD], elements of kv_type */
     void *kv;
     size_t kv_mapped; /* bytes of its mapping */
     gpt2_kv_type kv_type;
     size_t kv_elems;
-    size_t block_elems; /* one block of one head: bs * HD */
+    size_t block_elems; /* one block, all layers */
     int kv_blocks, bs;
     /* activations, [max_batch][...] */
     float *arena;
@@ -53,27 +53,20 @@ typedef struct cpu_state {
     size_t book_bytes;
 } cpu_state;
 
-/* The pool is [layer][K, V][head][block][bs * HD]: block b of one head holds
- * its keys as [HD][bs] and its values as [bs][HD]. One head's positions are
- * contiguous inside a block, so decode attention streams them (a
- * position-major block, [bs][C], makes a head read HD floats every C), and
- * a sequence's consecutive blocks are adjacent for each head, so its whole
- * history is one run per head (2 KiB runs a block of all layers apart, the
- * earlier layout, came from memory at a fraction of its bandwidth). The keys
- * are transposed (gpt2k_kv_view.keys_t) so that a score is one lane's FMA
- * chain, the same whether its query is alone (decode) or in a tile of the
- * prompt's queries (prefill). */
+/* Inside a KV block, each layer holds K as [NH][HD][bs], then V as
+ * [NH][bs][HD]: one head's positions are contiguous, so decode attention
+ * streams them (a position-major block, [bs][C], makes a head read HD floats
+ * every C), and its keys are transposed (gpt2k_kv_view.keys_t) so that a
+ * score is one lane's FMA chain, the same whether its query is alone
+ * (decode) or in a tile of the prompt's queries (prefill). */
 
-/* Elements from one head's run to the next (kv_blocks blocks). */
-static size_t kv_head_stride(const cpu_state *s) { return (size_t)s->kv_blocks * s->block_elems; }
-
-/* The element offset in the pool of layer l's key block, head 0, of position
- * pos of a sequence (block table blocks): head h's keys are h head strides
- * further, the layer's values NH head strides further. */
+/* The element offset in the pool of layer l's key block of position pos of a
+ * sequence (block table blocks): head h's keys start h * bs * HD elements
+ * further, its values bs * C further. */
 static size_t kv_slot(const cpu_state *s, const int *blocks, int l, int pos)
 {
-    const size_t NH = (size_t)s->m->cfg.n_head;
-    return (size_t)l * 2 * NH * kv_head_stride(s) + (size_t)blocks[pos / s->bs] * s->block_elems;
+    const size_t C = (size_t)s->m->cfg.n_embd;
+    return (size_t)blocks[pos / s->bs] * s->block_elems + (size_t)l * 2 * s->bs * C;
 }
 
 /* n channels of a key or value into the pool at element offset off, element
@@ -199,15 +192,14 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
                        m->q8_layout == s->ops->q8_layout;
     }
     const size_t B = (size_t)o->max_batch, C = (size_t)c->n_embd, FF = (size_t)c->n_ff;
-    s->block_elems = (size_t)s->bs * (C / (size_t)c->n_head);
-    s->kv_elems = (size_t)s->kv_blocks * s->block_elems * 2 * (size_t)c->n_head * c->n_layer;
+    s->block_elems = (size_t)c->n_layer * 2 * (size_t)s->bs * C;
+    s->kv_elems = (size_t)s->kv_blocks * s->block_elems;
     size_t scratch = (size_t)o->n_threads * GPT2K_ATT_ROWS * c->n_ctx;
     s->arena_floats = B * (C + C + 3 * C + C + FF) + scratch;
-    /* The KV pool in huge pages: a step's attention reads one run per layer,
-     * K or V and head (288 at 124M), on 4 KiB pages a TLB miss each time it
-     * crosses one. Untouched: memory follows the positions written (every one
-     * is written before attention reads it), in 2 MiB steps where the kernel
-     * gives huge pages. */
+    /* The KV pool in huge pages: decode attention reads each head's keys in
+     * runs of one block (2 KiB in fp16 at 124M) a block's size apart, on 4 KiB
+     * pages nearly every run a TLB miss. Untouched: memory follows the
+     * positions written (every one is written before attention reads it). */
     s->kv = gpt2_map_huge(s->kv_elems * (size_t)gpt2_kv_elem_bytes(s->kv_type), &s->kv_mapped);
     s->arena = alloc_touched(s->arena_floats * sizeof(float));
     s->row_seq = calloc(B, sizeof(int));
@@ -309,23 +301,22 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
         matmul(s, s->qkv, 3 * C, s->xn, C, &L->qkv, L->qkv_b, R, 0);
         /* this step's keys and values into each sequence's blocks, then every
          * row attends to its own sequence's positions 0 .. pos */
-        const size_t hs = kv_head_stride(s);
         for (int r = 0; r < R; r++) {
             const float *row = s->qkv + (size_t)r * 3 * C;
             const size_t k = kv_slot(s, b->seqs[s->row_seq[r]].blocks, l, s->row_pos[r]);
             const size_t t = (size_t)(s->row_pos[r] % s->bs);
             for (int h = 0; h < NH; h++) {
-                const size_t kh = k + (size_t)h * hs;
+                const size_t kh = k + (size_t)h * s->bs * HD;
                 kv_store(s, kh + t, (size_t)s->bs, row + C + h * HD, HD);
-                kv_store(s, kh + (size_t)NH * hs + t * HD, 1, row + 2 * C + h * HD, HD);
+                kv_store(s, kh + (size_t)s->bs * C + t * HD, 1, row + 2 * C + h * HD, HD);
             }
         }
         const int eb = gpt2_kv_elem_bytes(s->kv_type);
-        const char *kl = (const char *)s->kv + (size_t)l * 2 * NH * hs * eb;
+        const char *kl = (const char *)s->kv + (size_t)l * 2 * s->bs * C * eb;
         for (int i = 0; i < b->n_seqs; i++)
             s->views[i] = (gpt2k_kv_view){
-                kl, kl + (size_t)NH * hs * eb, b->seqs[i].blocks, s->block_elems, s->bs, HD, HD,
-                hs, s->kv_type == GPT2_KV_F16 ? GPT2K_W_F16 : GPT2K_W_F32, 1};
+                kl, kl + (size_t)s->bs * C * eb, b->seqs[i].blocks, s->block_elems, s->bs, HD, HD,
+                (size_t)s->bs * HD, s->kv_type == GPT2_KV_F16 ? GPT2K_W_F16 : GPT2K_W_F32, 1};
         gpt2k_attention(s->pool, s->ops, s->att, C, s->qkv, 3 * C, s->views, s->row_seq,
                         s->row_pos, R, NH, HD, s->scratch, GPT2K_ATT_ROWS * c->n_ctx,
                         s->attn_cost);
