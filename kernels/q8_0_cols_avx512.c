@@ -205,31 +205,33 @@ static const tile_fn tiles[4][4] = {
     {tile_4x1, tile_4x2, tile_4x3, NULL},
 };
 
-/* Columns [n0, n1) over the blocks [b0, b0 + nbc) of every row: panels of
- * the chunk at wp (panel n / 16 at (n / 16) * wstride groups; wstride = the
- * matrix's blocks per row for a packed matrix). n0 is a panel's first
- * column. */
-static void chunk(float *out, int ldo, const blk *x, size_t ldx, const cgrp *wp, size_t wstride,
-                  const float *bias, int M, int nbc, int n0, int n1, int store, float *xs,
-                  int32_t *corr)
+/* Tile rows for M rows, and rows per row block: the activation tables of a
+ * block (rows x nbc entries) fit XCAP, in whole tiles. */
+static int tile_rows(int M) { return M >= 4 ? 4 : M; }
+static int block_rows(int M, int nbc)
 {
-    const int mt = M >= 4 ? 4 : M, npg = mt == 4 ? 3 : 4; /* tile rows, panels per group */
-    int mc = XCAP / (nbc > 0 ? nbc : 1);
-    mc = mc < M ? mc - mc % mt : M;
-    for (int m0 = 0; m0 < M; m0 += mc) {
-        const int mb = M - m0 < mc ? M - m0 : mc;
-        row_tables(xs, corr, x + (size_t)m0 * ldx, ldx, mb, nbc);
-        for (int n = n0; n < n1; n += npg * NC) {
-            const int nc = n1 - n < npg * NC ? n1 - n : npg * NC;
-            const int np = (nc + NC - 1) / NC;
-            const cgrp *w = wp + (size_t)(n / NC) * wstride;
-            for (int m = 0; m < mb; m += mt) {
-                const int mr = mb - m < mt ? mb - m : mt;
-                tiles[mr - 1][np - 1](out + (size_t)(m0 + m) * ldo + n, (size_t)ldo,
-                                      x + (size_t)(m0 + m) * ldx, ldx, xs + (size_t)m * nbc,
-                                      corr + (size_t)m * nbc, w, wstride, nbc, nc,
-                                      bias ? bias + n : NULL, store);
-            }
+    const int mt = tile_rows(M), mc = XCAP / (nbc > 0 ? nbc : 1);
+    return mc < M ? mc - mc % mt : M;
+}
+
+/* Columns [n0, n1) of the mb rows at x (row tables xs, corr already made),
+ * over the nbc blocks of a K chunk: panels of the chunk at wp (panel n / 16
+ * at (n / 16) * wstride groups; wstride = the matrix's blocks per row for a
+ * packed matrix), mt-row tiles. n0 is a panel's first column. */
+static void panels(const int mt, float *out, int ldo, const blk *x, size_t ldx, const cgrp *wp,
+                   size_t wstride, const float *bias, int mb, int nbc, int n0, int n1, int store,
+                   const float *xs, const int32_t *corr)
+{
+    const int npg = mt == 4 ? 3 : 4; /* panels per tile */
+    for (int n = n0; n < n1; n += npg * NC) {
+        const int nc = n1 - n < npg * NC ? n1 - n : npg * NC;
+        const int np = (nc + NC - 1) / NC;
+        const cgrp *w = wp + (size_t)(n / NC) * wstride;
+        for (int m = 0; m < mb; m += mt) {
+            const int mr = mb - m < mt ? mb - m : mt;
+            tiles[mr - 1][np - 1](out + (size_t)m * ldo + n, (size_t)ldo, x + (size_t)m * ldx,
+                                  ldx, xs + (size_t)m * nbc, corr + (size_t)m * nbc, w, wstride,
+                                  nbc, nc, bias ? bias + n : NULL, store);
         }
     }
 }
@@ -240,49 +242,59 @@ void gpt2k_matmul_q8_0_packed_avx512vnni(float *out, int ldo, const void *inq, c
 {
     if (M <= 0 || n0 >= n1)
         return;
-    const int nb = K / QK;
+    const int nb = K / QK, mt = tile_rows(M);
     const blk *x = inq;
     const cgrp *w = wp;
     float xs[XCAP];
     int32_t corr[XCAP];
     /* K = 0 still writes the bias: one empty chunk */
     for (int b0 = 0; b0 < nb || b0 == 0; b0 += KB) {
-        const int nbc = nb - b0 < KB ? nb - b0 : KB;
-        chunk(out, ldo, x + b0, (size_t)nb, w + b0, (size_t)nb, b0 == 0 ? bias : NULL, M, nbc,
-              n0, n1, b0 == 0 && !accumulate, xs, corr);
+        const int nbc = nb - b0 < KB ? nb - b0 : KB, mc = block_rows(M, nbc);
+        for (int m0 = 0; m0 < M; m0 += mc) {
+            const int mb = M - m0 < mc ? M - m0 : mc;
+            const blk *xm = x + (size_t)m0 * nb + b0;
+            row_tables(xs, corr, xm, (size_t)nb, mb, nbc);
+            panels(mt, out + (size_t)m0 * ldo, ldo, xm, (size_t)nb, w + b0, (size_t)nb,
+                   b0 == 0 ? bias : NULL, mb, nbc, n0, n1, b0 == 0 && !accumulate, xs, corr);
+        }
     }
 }
 
 /* Plain rows: each panel of 16 rows is packed on the fly, one K chunk at a
  * time, and runs through the same tiles (a column's result does not depend
- * on the tile it is in). */
+ * on the tile it is in); the row tables are made once per row block. */
 void gpt2k_matmul_q8_0_avx512vnni(float *out, int ldo, const void *inq, const void *w,
                                   const float *bias, int M, int K, int n0, int n1, int accumulate)
 {
     if (M <= 0 || n0 >= n1)
         return;
-    const int nb = K / QK;
+    const int nb = K / QK, mt = tile_rows(M);
     const blk *x = inq, *wq = w;
     float xs[XCAP];
     int32_t corr[XCAP];
     cgrp pan[KB];
     for (int b0 = 0; b0 < nb || b0 == 0; b0 += KB) {
-        const int nbc = nb - b0 < KB ? nb - b0 : KB;
+        const int nbc = nb - b0 < KB ? nb - b0 : KB, mc = block_rows(M, nbc);
         const float *bc = b0 == 0 ? bias : NULL;
-        for (int n = n0; n < n1; n += NC) {
-            const int nc = n1 - n < NC ? n1 - n : NC;
-            for (int b = 0; b < nbc; b++)
-                for (int r = 0; r < NC; r++) {
-                    blk src;
-                    if (r < nc)
-                        src = wq[(size_t)(n + r) * nb + b0 + b];
-                    else
-                        memset(&src, 0, sizeof src);
-                    gpt2k_q8_0_cols_set(&pan[b], r, &src);
-                }
-            /* the packed panel as column 0 of a 16-column matrix */
-            chunk(out + n, ldo, x + b0, (size_t)nb, pan, (size_t)nbc, bc ? bc + n : NULL, M, nbc,
-                  0, nc, b0 == 0 && !accumulate, xs, corr);
+        for (int m0 = 0; m0 < M; m0 += mc) {
+            const int mb = M - m0 < mc ? M - m0 : mc;
+            const blk *xm = x + (size_t)m0 * nb + b0;
+            row_tables(xs, corr, xm, (size_t)nb, mb, nbc);
+            for (int n = n0; n < n1; n += NC) {
+                const int nc = n1 - n < NC ? n1 - n : NC;
+                for (int b = 0; b < nbc; b++)
+                    for (int r = 0; r < NC; r++) {
+                        blk src;
+                        if (r < nc)
+                            src = wq[(size_t)(n + r) * nb + b0 + b];
+                        else
+                            memset(&src, 0, sizeof src);
+                        gpt2k_q8_0_cols_set(&pan[b], r, &src);
+                    }
+                /* the packed panel as column 0 of a 16-column matrix */
+                panels(mt, out + (size_t)m0 * ldo + n, ldo, xm, (size_t)nb, pan, (size_t)nbc,
+                       bc ? bc + n : NULL, mb, nbc, 0, nc, b0 == 0 && !accumulate, xs, corr);
+            }
         }
     }
 }
