@@ -82,10 +82,11 @@ void gpt2_embd_row(const gpt2_wmat *w, int r, float *out, int use_packed);
  * Q8_0 one (and the tied token embedding), for the CPU kernels that read them
  * so (gpt2k_ops.matmul_packed, matmul_q8_0_packed), once per model whoever
  * asks first (its q8 and q8_layout decide: a later context whose table reads
- * another Q8_0 layout keeps the plain rows, see m->q8_layout); thread-safe. The file pages they came
- * from are dropped from the resident set (re-read from the file if anything
- * reads the plain layout again), so memory stays about one copy. The work is
- * split over pool's threads; the time is added to the model's load time. */
+ * another Q8_0 layout keeps the plain rows, see m->q8_layout); thread-safe.
+ * The file pages they came from are dropped from the resident set (re-read
+ * from the file if anything reads the plain layout again), so memory stays
+ * about one copy. The work is split over pool's threads; the time is added
+ * to the model's load time. */
 int gpt2_model_pack(const gpt2_model *m, gpt2k_pool *pool, int q8, gpt2k_q8_layout q8_layout,
                     gpt2_error *err);
 

@@ -42,26 +42,23 @@ static void column_range(int N, int ith, int nth, int *n0, int *n1)
 #define GUIDED_ROWS 4
 #define GUIDED_PCT 80
 
-typedef struct {
-    int first; /* the static range not taken yet */
-} range_state;
-
 /* Thread ith's next range of columns [n0, n1) (multiples of MATMUL_NBLOCK);
- * 0 when it has none left. next: the op's shared counter, from 0. */
+ * 0 when it has none left. next: the op's shared counter, from 0; first: 1
+ * until the thread's static range is taken. */
 static int next_range(atomic_int *next, int M, int N, int ith, int nth, int *n0, int *n1,
-                      range_state *st)
+                      int *first)
 {
-    const int nb = (N + MATMUL_NBLOCK - 1) / MATMUL_NBLOCK;
     if (M > GUIDED_ROWS || nth == 1) {
-        if (!st->first)
+        if (!*first)
             return 0;
-        st->first = 0;
+        *first = 0;
         column_range(N, ith, nth, n0, n1);
         return *n0 < *n1;
     }
+    const int nb = (N + MATMUL_NBLOCK - 1) / MATMUL_NBLOCK;
     const int per = (int)((int64_t)nb * GUIDED_PCT / 100 / nth), tail0 = per * nth;
-    if (st->first) {
-        st->first = 0;
+    if (*first) {
+        *first = 0;
         if (per > 0) {
             *n0 = ith * per * MATMUL_NBLOCK;
             *n1 = (ith + 1) * per * MATMUL_NBLOCK;
@@ -96,9 +93,8 @@ typedef struct {
 static void matmul_task(void *arg, int ith, int nth)
 {
     matmul_args *a = arg;
-    int n0, n1;
-    range_state st = {1};
-    while (next_range(&a->next, a->M, a->N, ith, nth, &n0, &n1, &st)) {
+    int n0, n1, first = 1;
+    while (next_range(&a->next, a->M, a->N, ith, nth, &n0, &n1, &first)) {
         if (a->packed)
             a->ops->matmul_packed(a->out, a->ldo, a->in, a->ldi, a->w, a->wtype, a->bias, a->M,
                                   a->K, n0, n1, a->accumulate);
@@ -160,9 +156,8 @@ static void quantize_rows_task(void *arg, int ith, int nth)
 static void matmul_q8_task(void *arg, int ith, int nth)
 {
     matmul_q8_args *a = arg;
-    int n0, n1;
-    range_state st = {1};
-    while (next_range(&a->next, a->M, a->N, ith, nth, &n0, &n1, &st)) {
+    int n0, n1, first = 1;
+    while (next_range(&a->next, a->M, a->N, ith, nth, &n0, &n1, &first)) {
         /* ranges are multiples of GPT2K_PANEL, a multiple of either Q8_0
          * layout's panel: every range starts on a packed panel */
         if (a->packed)

@@ -822,8 +822,8 @@ START_TEST(test_pack_layout)
             ck_assert_int_eq(gpt2k_q8_0_panel_rows(lay), pr);
             const size_t bytes = gpt2k_q8_0_packed_bytes(lay, N, K);
             ck_assert_uint_eq(bytes, (size_t)panels * pr * nb * sizeof(blk));
-            float *tmp = xmalloc(sizeof(float) * (size_t)K), *a = xmalloc(sizeof(float) * (size_t)K);
-            float *b = xmalloc(sizeof(float) * (size_t)K);
+            float *tmp = xmalloc(sizeof(float) * (size_t)K);
+            float *a = xmalloc(sizeof(float) * (size_t)K), *b = xmalloc(sizeof(float) * (size_t)K);
             blk *wq = xmalloc((size_t)N * nb * sizeof(blk));
             char *wp = xmalloc(bytes);
             memset(wp, 0xa5, bytes);

@@ -258,7 +258,8 @@ static int run_matmul(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c, 
     /* native matmuls run on the layout the engine gives them */
     m.packed = c->gemm == KB_GEMM_NATIVE &&
                (s->wtype == KB_W_Q8_0 ? ops->matmul_q8_0_packed != NULL : ops->matmul_packed != NULL);
-    m.w = m.packed ? weights_packed(s->K, s->N, s->wtype, ops->q8_layout, copies, &m.wstride, &m.ncopies)
+    m.w = m.packed ? weights_packed(s->K, s->N, s->wtype, ops->q8_layout, copies, &m.wstride,
+                                    &m.ncopies)
                    : weights(s->K, s->N, s->wtype, copies, &m.wstride, &m.ncopies);
     m.in = alloc64((size_t)s->M * s->K * sizeof(float));
     m.out = alloc64((size_t)s->M * s->N * sizeof(float));
