@@ -93,6 +93,11 @@ typedef struct gpt2k_ops {
     void (*gelu)(float *x, int n);
     /* out[i] = a[i] + b[i]; out may alias a or b. */
     void (*add)(float *out, const float *a, const float *b, int n);
+    /* The greedy pick over a logit row: the lowest index of the largest value
+     * (ties: the first; -0 and +0 equal). NaNs never win, except x[0], which
+     * is returned when it is NaN: the result of the scan best = 0; for i: if
+     * x[i] > x[best], best = i. n >= 1. */
+    int (*argmax)(const float *x, int n);
 
     /* One attention head for one query over positions 0 .. n_kv-1 of a cache
      * (see gpt2k_kv_view), the head's channels starting at column col:

@@ -143,6 +143,40 @@ static void gelu_avx2(float *x, int n)
     }
 }
 
+/* ---- argmax ------------------------------------------------------------------- */
+
+/* As argmax_avx512 (ops_avx512.c): the largest value with NaNs kept out by
+ * vmaxps's operand order, then its first index. */
+static int argmax_avx2(const float *x, int n)
+{
+    if (!(x[0] == x[0]))
+        return 0;
+    __m256 m0 = _mm256_set1_ps(x[0]), m1 = m0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+        m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
+    }
+    m0 = _mm256_max_ps(m1, m0);
+    float mx = x[0];
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    float lane[8];
+    _mm256_storeu_ps(lane, m0);
+    for (int j = 0; j < 8; j++)
+        mx = lane[j] > mx ? lane[j] : mx;
+    const __m256 v = _mm256_set1_ps(mx);
+    for (i = 0; i + 8 <= n; i += 8) {
+        const int eq = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), v, _CMP_EQ_OQ));
+        if (eq)
+            return i + __builtin_ctz((unsigned)eq);
+    }
+    for (; i < n; i++)
+        if (x[i] == mx)
+            return i;
+    return 0; /* not reached: the max is one of the values */
+}
+
 /* ---- add ----------------------------------------------------------------------- */
 
 static void add_avx2(float *out, const float *a, const float *b, int n)
@@ -539,6 +573,7 @@ static const gpt2k_ops ops_avx2 = {
     .layernorm = layernorm_avx2,
     .gelu = gelu_avx2,
     .add = add_avx2,
+    .argmax = argmax_avx2,
     .attention_head = attention_head_avx2,
     .attention_rows = gpt2k_attention_rows_avx2,
     .to_f16 = gpt2k_to_f16_avx2,

@@ -142,6 +142,37 @@ static void gelu_avx512(float *x, int n)
     }
 }
 
+/* ---- argmax ------------------------------------------------------------------- */
+
+/* Two passes over the row (an LM head's 50257 logits sit in L2 after the
+ * matmul): the largest value, then its first index. vmaxps returns its
+ * second operand when the first is NaN, so with the running max second,
+ * NaNs never enter it; x[0] starts it, and a NaN there is the scan's answer. */
+static int argmax_avx512(const float *x, int n)
+{
+    if (!(x[0] == x[0]))
+        return 0;
+    __m512 m0 = _mm512_set1_ps(x[0]), m1 = m0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        m0 = _mm512_max_ps(_mm512_loadu_ps(x + i), m0);
+        m1 = _mm512_max_ps(_mm512_loadu_ps(x + i + 16), m1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        m0 = _mm512_max_ps(_mm512_mask_loadu_ps(m0, k, x + i), m0);
+    }
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(m0, m1)));
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        const __mmask16 eq = _mm512_mask_cmp_ps_mask(k, _mm512_maskz_loadu_ps(k, x + i), mx,
+                                                     _CMP_EQ_OQ);
+        if (eq)
+            return i + __builtin_ctz(eq);
+    }
+    return 0; /* not reached: the max is one of the values */
+}
+
 /* ---- add ----------------------------------------------------------------------- */
 
 static void add_avx512(float *out, const float *a, const float *b, int n)
@@ -312,6 +343,7 @@ static void attention_rows_avx512(float *out, int ldo, const float *q, int ldq,
     .isa = GPT2K_ISA_AVX512, .matmul_f32 = gpt2k_matmul_f32_avx512,                                \
     .matmul_f16 = gpt2k_matmul_f16_avx512, .matmul_packed = gpt2k_matmul_packed_avx512,            \
     .layernorm = layernorm_avx512, .gelu = gelu_avx512, .add = add_avx512,                         \
+    .argmax = argmax_avx512,                                                                       \
     .attention_head = attention_head_avx512, .attention_rows = attention_rows_avx512,              \
     .to_f16 = gpt2k_to_f16_avx2,                                                                   \
     .quantize_q8_0 = gpt2k_quantize_q8_0_avx512

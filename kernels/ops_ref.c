@@ -78,6 +78,15 @@ static void add_ref(float *out, const float *a, const float *b, int n)
         out[i] = a[i] + b[i];
 }
 
+static int argmax_ref(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
 /* Element i of a cache array of type elem, as fp32. */
 static float kv_elem(const void *base, size_t i, gpt2k_wtype elem)
 {
@@ -147,6 +156,7 @@ static const gpt2k_ops ops_ref = {
     .layernorm = layernorm_ref,
     .gelu = gelu_ref,
     .add = add_ref,
+    .argmax = argmax_ref,
     .attention_head = attention_head_ref,
     .attention_rows = attention_rows_ref,
     .to_f16 = to_f16_ref,

@@ -587,6 +587,73 @@ START_TEST(test_add)
 }
 END_TEST
 
+/* ---- argmax ---------------------------------------------------------------------------- */
+
+/* The oracle, written from the contract rather than as the scan: NaN at 0
+ * gives 0; otherwise the first index holding the largest non-NaN value. */
+static int argmax_oracle(const float *x, int n)
+{
+    if (isnan(x[0]))
+        return 0;
+    float mx = x[0];
+    for (int i = 1; i < n; i++)
+        if (!isnan(x[i]) && x[i] > mx)
+            mx = x[i];
+    for (int i = 0; i < n; i++)
+        if (x[i] == mx)
+            return i;
+    return -1;
+}
+
+START_TEST(test_argmax)
+{
+    static const int ns[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 100, 1023, 50257};
+    float *x = falloc(50257);
+    for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++) {
+        const int n = ns[in];
+        for (int pat = 0; pat < 10; pat++) {
+            for (int i = 0; i < n; i++)
+                x[i] = urand(-30, 30);
+            const int p = (int)(rand_u64() % (uint64_t)n), q = (int)(rand_u64() % (uint64_t)n);
+            switch (pat) {
+            case 1: x[n - 1] = 99; break;                       /* last (a vector tail) */
+            case 2: x[0] = 99; break;                           /* first */
+            case 3: x[p] = x[q] = 99; break;                    /* a tie: the first wins */
+            case 4: x[p] = NAN, x[q] = 99; break;               /* NaN elsewhere */
+            case 5: x[0] = NAN; break;                          /* NaN first: 0 */
+            case 6:                                             /* +-0 above negatives */
+                for (int i = 0; i < n; i++)
+                    x[i] = -1.0f - (float)(i % 5);
+                x[p] = -0.0f, x[q] = 0.0f;
+                break;
+            case 7:                                             /* all equal */
+                for (int i = 0; i < n; i++)
+                    x[i] = 2.5f;
+                break;
+            case 8:                                             /* -inf and NaN but one */
+                for (int i = 0; i < n; i++)
+                    x[i] = i % 3 ? -INFINITY : NAN;
+                x[0] = -INFINITY, x[p] = -1e30f;
+                break;
+            case 9: /* NaN after the max to the end: the last loads of every lane */
+                x[p] = 99;
+                for (int i = p + 1; i < n; i++)
+                    x[i] = NAN;
+                break;
+            }
+            const int want = argmax_oracle(x, n);
+            for (int t = -1; t < g_nsimd; t++) {
+                const gpt2k_ops *ops = t < 0 ? gpt2k_ops_ref() : g_simd[t];
+                const int got = ops->argmax(x, n);
+                ck_assert_msg(got == want, "argmax %s n=%d pattern %d: got %d (%g), want %d (%g)",
+                              gpt2k_isa_name(ops->isa), n, pat, got, x[got], want, x[want]);
+            }
+        }
+    }
+    free(x);
+}
+END_TEST
+
 /* ---- batch invariance ------------------------------------------------------------- */
 
 /* A row's result must not depend on the other rows of the call: the serving
@@ -1091,7 +1158,7 @@ START_TEST(test_cpu_features)
         const gpt2k_ops *o = gpt2k_ops_for((gpt2k_isa)i);
         if (o) {
             ck_assert_int_eq(o->isa, i);
-            ck_assert(o->matmul_f32 && o->matmul_f16 && o->layernorm && o->gelu && o->add &&
+            ck_assert(o->matmul_f32 && o->matmul_f16 && o->layernorm && o->gelu && o->add && o->argmax &&
                       o->attention_head);
             ck_assert((int)gpt2k_best_isa() >= i);
         }
@@ -1542,6 +1609,7 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(tc, test_gelu, 0, NNV_LIST);
     tcase_add_test(tc, test_gelu_dense);
     tcase_add_loop_test(tc, test_add, 0, NNV_LIST);
+    tcase_add_test(tc, test_argmax);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("attention");
