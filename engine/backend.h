@@ -128,6 +128,10 @@ typedef struct gpt2_backend_ops {
      * GPU's device copies: fp16, bf16, fp32 or Q8_0 by option), each matrix
      * once and one row of the position embeddings. */
     size_t (*weight_bytes)(const void *st);
+    /* gpt2_ctx_profile's collection: on = 1 starts it from zero, 0 stops it;
+     * then the sums so far into *out when out is not NULL. NULL where the
+     * backend cannot time its ops. */
+    void (*profile)(void *st, int on, gpt2_op_profile *out);
 } gpt2_backend_ops;
 
 /* Whether contexts and engines on be let it sample (gpt2_batch.sampling):

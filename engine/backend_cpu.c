@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "backend.h"
 #include "errors.h"
@@ -51,6 +52,11 @@ typedef struct cpu_state {
     float *probs;            /* [n_vocab]: gpt2_sample_row's scratch */
     uint16_t *kv_tmp;        /* [HD]: a key in fp16 before it is scattered */
     size_t book_bytes;
+    /* gpt2_ctx_profile: on, the sums, the pass being timed and its last mark */
+    int prof_on;
+    gpt2_op_profile prof;
+    gpt2_op_times *prof_pass;
+    double prof_t;
 } cpu_state;
 
 /* Inside a KV block, each layer holds K as [NH][HD][bs], then V as
@@ -87,6 +93,46 @@ static void kv_store(cpu_state *s, size_t off, size_t step, const float *x, int 
         for (int j = 0; j < n; j++)
             dst[(size_t)j * step] = x[j];
     }
+}
+
+/* ---- gpt2_ctx_profile ---------------------------------------------------- */
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* The time since the last mark goes to op k (a no-op when not profiling):
+ * each op is bracketed by a mark of GPT2_OP_OTHER before and its own after. */
+static inline void op_mark(cpu_state *s, gpt2_op_kind k)
+{
+    if (!s->prof_on)
+        return;
+    const double t = now_ms();
+    s->prof_pass->ms[k] += t - s->prof_t;
+    s->prof_t = t;
+}
+
+static void pass_begin(cpu_state *s, const gpt2_batch *b)
+{
+    if (!s->prof_on)
+        return;
+    s->prof_pass = b->n_rows == b->n_seqs ? &s->prof.decode : &s->prof.prompt;
+    s->prof_pass->passes++;
+    s->prof_pass->rows += b->n_rows;
+    s->prof_t = now_ms();
+}
+
+static void cpu_profile(void *p, int on, gpt2_op_profile *out)
+{
+    cpu_state *s = p;
+    if (on)
+        memset(&s->prof, 0, sizeof s->prof);
+    s->prof_on = on;
+    if (out)
+        *out = s->prof;
 }
 
 static void cpu_destroy(void *p)
@@ -279,6 +325,7 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
     if (rc)
         return rc;
     const int R = b->n_rows;
+    pass_begin(s, b);
     for (int i = 0, r = 0; i < b->n_seqs; i++)
         for (int j = 0; j < b->seqs[i].n_rows; j++, r++) {
             s->row_seq[r] = i;
@@ -292,13 +339,17 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
         gpt2_embd_row(&m->pos_embd, s->row_pos[r], s->xn, 0);
         s->ops->add(x, x, s->xn, C);
     }
+    op_mark(s, GPT2_OP_EMBED);
 
     for (int l = 0; l < c->n_layer; l++) {
         const gpt2_layer *L = &m->layers[l];
         /* attention sub-block */
+        op_mark(s, GPT2_OP_OTHER);
         gpt2k_layernorm_rows(s->pool, s->ops, s->xn, C, s->x, C, L->ln1_g, L->ln1_b, R, C,
                              c->ln_eps);
+        op_mark(s, GPT2_OP_LAYERNORM);
         matmul(s, s->qkv, 3 * C, s->xn, C, &L->qkv, L->qkv_b, R, 0);
+        op_mark(s, GPT2_OP_MATMUL);
         /* this step's keys and values into each sequence's blocks, then every
          * row attends to its own sequence's positions 0 .. pos */
         for (int r = 0; r < R; r++) {
@@ -311,22 +362,30 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
                 kv_store(s, kh + (size_t)s->bs * C + t * HD, 1, row + 2 * C + h * HD, HD);
             }
         }
+        op_mark(s, GPT2_OP_KV_STORE);
         const int eb = gpt2_kv_elem_bytes(s->kv_type);
         const char *kl = (const char *)s->kv + (size_t)l * 2 * s->bs * C * eb;
         for (int i = 0; i < b->n_seqs; i++)
             s->views[i] = (gpt2k_kv_view){
                 kl, kl + (size_t)s->bs * C * eb, b->seqs[i].blocks, s->block_elems, s->bs, HD, HD,
                 (size_t)s->bs * HD, s->kv_type == GPT2_KV_F16 ? GPT2K_W_F16 : GPT2K_W_F32, 1};
+        op_mark(s, GPT2_OP_OTHER);
         gpt2k_attention(s->pool, s->ops, s->att, C, s->qkv, 3 * C, s->views, s->row_seq,
                         s->row_pos, R, NH, HD, s->scratch, GPT2K_ATT_ROWS * c->n_ctx,
                         s->attn_cost);
+        op_mark(s, GPT2_OP_ATTENTION);
         matmul(s, s->x, C, s->att, C, &L->proj, L->proj_b, R, 1); /* x += proj(att) */
+        op_mark(s, GPT2_OP_MATMUL);
         /* MLP sub-block */
         gpt2k_layernorm_rows(s->pool, s->ops, s->xn, C, s->x, C, L->ln2_g, L->ln2_b, R, C,
                              c->ln_eps);
+        op_mark(s, GPT2_OP_LAYERNORM);
         matmul(s, s->ff, FF, s->xn, C, &L->up, L->up_b, R, 0);
+        op_mark(s, GPT2_OP_MATMUL);
         gpt2k_gelu_rows(s->pool, s->ops, s->ff, FF, R, FF);
+        op_mark(s, GPT2_OP_GELU);
         matmul(s, s->x, C, s->ff, FF, &L->down, L->down_b, R, 1); /* x += down(gelu(up)) */
+        op_mark(s, GPT2_OP_MATMUL);
     }
 
     /* final LayerNorm and the LM head, only for the rows that want logits:
@@ -336,18 +395,22 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
         for (int j = b->seqs[i].first_logit; j < b->seqs[i].n_rows; j++)
             memcpy(s->att + (size_t)n_out++ * C, s->x + (size_t)(r0 + j) * C, sizeof(float) * C);
     if (n_out > 0) {
+        op_mark(s, GPT2_OP_OTHER);
         gpt2k_layernorm_rows(s->pool, s->ops, s->xn, C, s->att, C, m->lnf_g, m->lnf_b, n_out, C,
                              c->ln_eps);
+        op_mark(s, GPT2_OP_LAYERNORM);
         matmul(s, logits, c->n_vocab, s->xn, C, &m->lm_head, NULL, n_out, 0);
+        op_mark(s, GPT2_OP_LM_HEAD);
     }
     if (b->argmax)
         for (int i = 0; i < n_out; i++)
-            b->argmax[i] = gpt2_argmax(logits + (size_t)i * c->n_vocab, c->n_vocab);
+            b->argmax[i] = s->ops->argmax(logits + (size_t)i * c->n_vocab, c->n_vocab);
     /* rows the caller asks the backend to sample (gpt2_backend_samples) */
     for (int i = 0; b->sampling && i < n_out; i++)
         if (b->sampling[i].on)
             b->sampled[i] = gpt2_sample_row(logits + (size_t)i * c->n_vocab, c->n_vocab,
                                             &b->sampling[i], s->probs, NULL);
+    op_mark(s, GPT2_OP_PICK);
     return 0;
 }
 
@@ -404,4 +467,5 @@ const gpt2_backend_ops gpt2_backend_cpu = {
     .kv_bytes = cpu_kv_bytes,
     .arena_bytes = cpu_arena_bytes,
     .weight_bytes = cpu_weight_bytes,
+    .profile = cpu_profile,
 };

@@ -175,6 +175,15 @@ int gpt2_ctx_device_info(const gpt2_ctx *c, char *json, size_t cap)
 
 size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c) { return c->be->kv_bytes(c->st); }
 size_t gpt2_ctx_weight_bytes(const gpt2_ctx *c) { return c->be->weight_bytes(c->st); }
+
+int gpt2_ctx_profile(gpt2_ctx *c, int on, gpt2_op_profile *out, gpt2_error *err)
+{
+    if (!c->be->profile)
+        return gpt2_seterr(err, GPT2_ERR_UNSUPPORTED,
+                           "op profile: the %s backend cannot time its ops (cpu can)", c->be->name);
+    c->be->profile(c->st, on, out);
+    return 0;
+}
 size_t gpt2_ctx_kv_bytes_per_token(const gpt2_ctx *c)
 {
     const int bs = GPT2_KV_BLOCK_TOKENS;

@@ -183,6 +183,41 @@ int gpt2_ctx_pos(const gpt2_ctx *c); /* tokens currently in the KV cache */
  * bandwidth) for reports. -1 (json = "null") for the CPU backend. */
 int gpt2_ctx_device_info(const gpt2_ctx *c, char *json, size_t cap);
 
+/* Where a context's forward passes spend their time, op by op: wall time on
+ * the calling thread, so a parallel op counts until its slowest thread is
+ * done, synchronisation included. Decode passes (one row per sequence) and
+ * the others (prompts) are summed apart. Off by default: while on, each op
+ * reads the clock twice (about 200 reads in a 124M decode step). */
+typedef enum gpt2_op_kind {
+    GPT2_OP_EMBED,     /* token + position embeddings */
+    GPT2_OP_LAYERNORM, /* the blocks' two and the final one */
+    GPT2_OP_MATMUL,    /* qkv, attention output, MLP up and down (with their
+                        * bias and residual; Q8_0: the activations' quantizing) */
+    GPT2_OP_KV_STORE,  /* the pass's keys and values into the cache */
+    GPT2_OP_ATTENTION,
+    GPT2_OP_GELU,
+    GPT2_OP_LM_HEAD,   /* the LM head matmul, for the rows that want logits */
+    GPT2_OP_PICK,      /* the backend's argmax or sampled token */
+    GPT2_OP_OTHER,     /* between the ops: bookkeeping, gathering the head's rows */
+    GPT2_OP_COUNT
+} gpt2_op_kind;
+const char *gpt2_op_name(gpt2_op_kind k); /* "embed", "layernorm", ...; NULL if out of range */
+
+typedef struct gpt2_op_times {
+    double ms[GPT2_OP_COUNT]; /* their sum is the passes' whole time */
+    long passes, rows;
+} gpt2_op_times;
+
+typedef struct gpt2_op_profile {
+    gpt2_op_times decode; /* passes whose sequences have one row each */
+    gpt2_op_times prompt; /* the others */
+} gpt2_op_profile;
+
+/* Starts collecting from zero (on = 1) or stops (on = 0), then copies the sums
+ * so far to *out when out is not NULL. GPT2_ERR_UNSUPPORTED (err set) on a
+ * backend without it (the CUDA one: its ops run asynchronously). */
+int gpt2_ctx_profile(gpt2_ctx *c, int on, gpt2_op_profile *out, gpt2_error *err);
+
 /* Forgets the KV cache (position 0). */
 void gpt2_ctx_reset(gpt2_ctx *c);
 

@@ -40,3 +40,10 @@ const char *gpt2_cpu_isas(void)
 }
 
 const char *gpt2_cpu_best_isa(void) { return gpt2k_isa_name(gpt2k_best_isa()); }
+
+const char *gpt2_op_name(gpt2_op_kind k)
+{
+    static const char *const names[GPT2_OP_COUNT] = {
+        "embed", "layernorm", "matmul", "kv_store", "attention", "gelu", "lm_head", "pick", "other"};
+    return (int)k >= 0 && k < GPT2_OP_COUNT ? names[k] : NULL;
+}

@@ -28,6 +28,7 @@
  * runs with the fp32 cache at the tight bound. */
 #include <check.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "gguf.h"
 #include "gpt2.h"
@@ -611,6 +612,74 @@ START_TEST(test_determinism)
 }
 END_TEST
 
+/* gpt2_ctx_profile: passes and rows counted by kind, every op timed, the op
+ * times summing to no more than the calls' wall time, nothing gathered
+ * while off, and a start from zero. */
+static double wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static double op_sum(const gpt2_op_times *t)
+{
+    double s = 0;
+    for (int k = 0; k < GPT2_OP_COUNT; k++) {
+        ck_assert_msg(t->ms[k] >= 0, "op %s: %g ms", gpt2_op_name((gpt2_op_kind)k), t->ms[k]);
+        s += t->ms[k];
+    }
+    return s;
+}
+
+START_TEST(test_op_profile)
+{
+    const tcfg *c = &CFGS[0];
+    int ids[1024];
+    make_ids(c, ids);
+    gpt2_model *m = load(gguf_path_for(c, "f32"));
+    gpt2_ctx *ctx = make_ctx(m, NULL, 2, 8); /* a 20-token prompt: 3 passes */
+    gpt2_error err = {0};
+    const float *lg;
+    gpt2_op_profile p, q;
+    ck_assert_int_eq(gpt2_ctx_profile(ctx, 0, &p, &err), 0);
+    ck_assert_int_eq(p.decode.passes + p.prompt.passes, 0); /* off from the start */
+    ck_assert_int_eq(gpt2_ctx_profile(ctx, 1, NULL, &err), 0);
+    double t0 = wall_ms();
+    ck_assert_int_eq(gpt2_eval(ctx, ids, 20, &lg, &err), 0);
+    double t1 = wall_ms();
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(gpt2_eval(ctx, ids + 20 + i, 1, &lg, &err), 0);
+    double t2 = wall_ms();
+    ck_assert_int_eq(gpt2_ctx_profile(ctx, 0, &p, &err), 0);
+    ck_assert_int_eq(p.prompt.passes, 3);
+    ck_assert_int_eq(p.prompt.rows, 20);
+    ck_assert_int_eq(p.decode.passes, 5);
+    ck_assert_int_eq(p.decode.rows, 5);
+    const gpt2_op_kind timed[] = {GPT2_OP_EMBED, GPT2_OP_LAYERNORM, GPT2_OP_MATMUL,
+                                  GPT2_OP_KV_STORE, GPT2_OP_ATTENTION, GPT2_OP_GELU,
+                                  GPT2_OP_LM_HEAD};
+    for (size_t k = 0; k < sizeof timed / sizeof timed[0]; k++) {
+        ck_assert_msg(p.prompt.ms[timed[k]] > 0, "prompt: no time for %s", gpt2_op_name(timed[k]));
+        ck_assert_msg(p.decode.ms[timed[k]] > 0, "decode: no time for %s", gpt2_op_name(timed[k]));
+    }
+    const double sp = op_sum(&p.prompt), sd = op_sum(&p.decode);
+    ck_assert_msg(sp > 0 && sp <= t1 - t0, "prompt ops %g ms, the call %g ms", sp, t1 - t0);
+    ck_assert_msg(sd > 0 && sd <= t2 - t1, "decode ops %g ms, the calls %g ms", sd, t2 - t1);
+    /* off: nothing more is gathered; on again: from zero */
+    ck_assert_int_eq(gpt2_eval(ctx, ids + 25, 1, &lg, &err), 0);
+    ck_assert_int_eq(gpt2_ctx_profile(ctx, 0, &q, &err), 0);
+    ck_assert(memcmp(&p, &q, sizeof p) == 0);
+    ck_assert_int_eq(gpt2_ctx_profile(ctx, 1, &q, &err), 0);
+    ck_assert_int_eq(q.decode.passes + q.prompt.passes, 0);
+    ck_assert(op_sum(&q.decode) == 0 && op_sum(&q.prompt) == 0);
+    ck_assert_str_eq(gpt2_op_name(GPT2_OP_KV_STORE), "kv_store");
+    ck_assert(gpt2_op_name(GPT2_OP_COUNT) == NULL);
+    gpt2_ctx_free(ctx);
+    gpt2_model_free(m);
+}
+END_TEST
+
 /* A request longer than the window is refused, clearly, and changes nothing. */
 START_TEST(test_context_overflow)
 {
@@ -775,6 +844,7 @@ static Suite *model_suite(void)
     tcase_add_test(tc, test_greedy_matches_reference);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_context_overflow);
+    tcase_add_test(tc, test_op_profile);
     tcase_add_test(tc, test_load_errors);
     tcase_add_test(tc, test_bad_options);
     suite_add_tcase(s, tc);

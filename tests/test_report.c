@@ -339,6 +339,25 @@ static cJSON *make_report(const tree_opts *o)
             num(row, "prefill_flop_per_token", flop);
             num(row, "compute_limit_tok_s", 190.4e9 / flop);
             num(row, "prefill_pct_of_compute_limit", 100.0 * (p * 1000.0 / ttft) / (190.4e9 / flop));
+            if (o->quick || g_nulls) { /* as a backend without an op profile writes it */
+                cJSON_AddNullToObject(row, "op_profile");
+            } else {
+                static const char *const ops[] = {"embed", "layernorm", "matmul", "kv_store",
+                                                  "attention", "gelu", "lm_head", "pick", "other"};
+                static const double share[] = {0.002, 0.01, 0.6, 0.01, 0.1, 0.01, 0.26, 0.004, 0.004};
+                cJSON *pr = cJSON_AddObjectToObject(row, "op_profile");
+                cJSON *d = cJSON_AddObjectToObject(pr, "decode_ms_per_step");
+                cJSON *q = cJSON_AddObjectToObject(pr, "prompt_ms");
+                for (int k = 0; k < 9; k++) {
+                    num(d, ops[k], itl * share[k]);
+                    num(q, ops[k], ttft * share[8 - k]);
+                }
+                num(pr, "decode_step_ms", itl);
+                num(pr, "prompt_pass_ms", ttft);
+                num(pr, "decode_steps", 63);
+                num(pr, "decode_weights_gb_s", 497759232.0 / (itl * 0.86 * 1e6));
+                num(pr, "decode_weights_pct_of_read_bw", 100 * 497759232.0 / (itl * 0.86 * 1e6) / 28.5);
+            }
             cJSON_AddItemToArray(rows, row);
         }
 
@@ -632,6 +651,13 @@ START_TEST(test_full_report)
     ck_assert_ptr_nonnull(strstr(v.md, "AMD EPYC 7B13"));
     ck_assert_ptr_null(strstr(v.md, "FAILED"));
     ck_assert_int_eq(count_substr(v.md, "\n| "), 10); /* header + 9 figures */
+    /* the op profile: both tables, and the summary's line on the first prompt length */
+    ck_assert_ptr_nonnull(strstr(v.html, "Decode step by op (ms per step)"));
+    ck_assert_ptr_nonnull(strstr(v.html, "Prompt pass by op (ms per pass)"));
+    ck_assert_ptr_nonnull(strstr(v.md, "Its decode step (32-token prompt): 56.67 ms, of which the "
+                                       "matmuls and the LM head 86 %, reading the weights at 10.2 "
+                                       "GB/s (36 % of the read bandwidth); the rest: layernorm 1.0 %, "
+                                       "kv_store 1.0 %, attention 10.0 %, gelu 1.0 %.\n"));
     rendered_free(&v);
     /* no temporary file is left behind */
     ck_assert_int_ne(access(tu_fmt("%s/report.html.tmp.%ld", v.dir, (long)getpid()), F_OK), 0);

@@ -40,6 +40,10 @@ static void usage(void)
         "  --warmup N         run the whole generation N times unmeasured first (default\n"
         "                     0), so the figures are of a warm run, as llama-bench's\n"
         "  --stats-json FILE  write this run's figures as JSON\n"
+        "  --profile          time the measured run op by op (cpu backend): where a\n"
+        "                     prompt pass and a decode step spend their time, and the\n"
+        "                     rate the decode matmuls read their weights at (two clock\n"
+        "                     reads per op, ~200 per 124M step)\n"
         "  --no-crc           skip the per-tensor CRC-32 check at load\n"
         "  --quiet            do not print the generated text\n"
         "  -h, --help         this help\n");
@@ -80,8 +84,57 @@ static int write_logits(const float *rows, int first_pos, int n_rows, int n_voca
     return fwrite(rows, sizeof(float), n, lo->f) != n;
 }
 
+/* The profile's per-pass figures: ms per pass of each op, by kind of pass. */
+static double op_total(const gpt2_op_times *t)
+{
+    double s = 0;
+    for (int k = 0; k < GPT2_OP_COUNT; k++)
+        s += t->ms[k];
+    return s;
+}
+
+/* Bytes of weights a decode step's matmuls read, over their time: the rate
+ * to put next to the machine's read bandwidth. 0 without decode steps. */
+static double decode_weights_gb_s(const gpt2_ctx *c, const gpt2_op_times *d)
+{
+    const double ms = d->ms[GPT2_OP_MATMUL] + d->ms[GPT2_OP_LM_HEAD];
+    return d->passes > 0 && ms > 0 ? (double)gpt2_ctx_weight_bytes(c) * d->passes / (ms * 1e6) : 0;
+}
+
+static void print_profile(const gpt2_ctx *c, const gpt2_op_profile *p)
+{
+    const gpt2_op_times *t[2] = {&p->prompt, &p->decode};
+    double tot[2] = {op_total(t[0]), op_total(t[1])};
+    fprintf(stderr, "%s: op profile (wall time on the calling thread; parallel ops until their "
+                    "last thread is done)\n",
+            PROG);
+    fprintf(stderr, "  %-10s %14s %7s %16s %7s\n", "op", "prompt ms", "%", "decode ms/step", "%");
+    for (int k = 0; k <= GPT2_OP_COUNT; k++) {
+        const char *name = k < GPT2_OP_COUNT ? gpt2_op_name((gpt2_op_kind)k) : "total";
+        double v[2];
+        for (int j = 0; j < 2; j++)
+            v[j] = k < GPT2_OP_COUNT ? t[j]->ms[k] : tot[j];
+        fprintf(stderr, "  %-10s %14.3f %6.1f%% %16.4f %6.1f%%\n", name, v[0],
+                tot[0] > 0 ? 100 * v[0] / tot[0] : 0,
+                t[1]->passes > 0 ? v[1] / t[1]->passes : 0, tot[1] > 0 ? 100 * v[1] / tot[1] : 0);
+    }
+    const double gbs = decode_weights_gb_s(c, t[1]);
+    if (gbs > 0)
+        fprintf(stderr, "  decode steps: %ld; matmul + lm_head read %.1f MB of weights per step "
+                        "at %.1f GB/s\n",
+                t[1]->passes, gpt2_ctx_weight_bytes(c) / 1e6, gbs);
+}
+
+static void json_op_times(FILE *f, const char *name, const gpt2_op_times *t, int last)
+{
+    fprintf(f, "    \"%s\": {\"passes\": %ld, \"rows\": %ld, \"ms\": {", name, t->passes, t->rows);
+    for (int k = 0; k < GPT2_OP_COUNT; k++)
+        fprintf(f, "%s\"%s\": %.6f", k ? ", " : "", gpt2_op_name((gpt2_op_kind)k), t->ms[k]);
+    fprintf(f, "}, \"total_ms\": %.6f}%s\n", op_total(t), last ? "" : ",");
+}
+
 static void write_stats(const char *path, const gpt2_model *m, const gpt2_ctx *c,
-                        const gpt2_gen_stats *st)
+                        const gpt2_gen_stats *st, const gpt2_op_profile *prof)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -92,12 +145,20 @@ static void write_stats(const char *path, const gpt2_model *m, const gpt2_ctx *c
                "  \"threads\": %d,\n  \"prompt_tokens\": %d,\n  \"generated_tokens\": %d,\n"
                "  \"load_ms\": %.3f,\n  \"ttft_ms\": %.3f,\n  \"prefill_ms\": %.3f,\n"
                "  \"prefill_tok_s\": %.3f,\n  \"decode_ms\": %.3f,\n  \"decode_tok_s\": %.3f,\n"
-               "  \"stopped_at_eos\": %s\n}\n",
+               "  \"stopped_at_eos\": %s",
             gpt2_model_dtype(m), gpt2_ctx_backend(c), gpt2_ctx_gemm(c), gpt2_ctx_kv_type(c),
             gpt2_ctx_isa(c), gpt2_ctx_threads(c),
             st->n_prompt, st->n_generated, gpt2_model_load_ms(m), st->ttft_ms, st->prefill_ms,
             st->prefill_tok_s, st->decode_ms, st->decode_tok_s,
             st->stopped_at_eos ? "true" : "false");
+    if (prof) {
+        /* per op, summed over the passes: divide by passes for one pass */
+        fprintf(f, ",\n  \"op_profile\": {\n");
+        json_op_times(f, "prompt", &prof->prompt, 0);
+        json_op_times(f, "decode", &prof->decode, 0);
+        fprintf(f, "    \"decode_weights_gb_s\": %.3f\n  }", decode_weights_gb_s(c, &prof->decode));
+    }
+    fprintf(f, "\n}\n");
     if (fclose(f) != 0)
         cli_die(PROG, "--stats-json %s: write failed", path);
 }
@@ -109,7 +170,7 @@ int main(int argc, char **argv)
     const char *model_path = CLI_DEFAULT_MODEL, *prompt = NULL, *logits_path = NULL;
     const char *stats_path = NULL, *isa = NULL, *backend = NULL, *gemm = NULL, *kv_type = NULL;
     int device = 0;
-    int n_new = 64, threads = 0, ids_mode = 0, quiet = 0, sampled = 0, warmup = 0;
+    int n_new = 64, threads = 0, ids_mode = 0, quiet = 0, sampled = 0, warmup = 0, profile = 0;
     gpt2_load_opts lo = {0};
     gpt2_gen_opts go = {0};
     gpt2_sampling_default(&go.sampling);
@@ -162,6 +223,8 @@ int main(int argc, char **argv)
             stats_path = cli_value(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--no-crc")) {
             lo.skip_crc = 1;
+        } else if (!strcmp(a, "--profile")) {
+            profile = 1;
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
         } else {
@@ -172,6 +235,8 @@ int main(int argc, char **argv)
         cli_usage_error(PROG, "--greedy cannot be combined with --temp/--top-k/--top-p");
     if (warmup && logits_path)
         cli_usage_error(PROG, "--warmup times generation; --logits evaluates the prompt once");
+    if (profile && logits_path)
+        cli_usage_error(PROG, "--profile times generation; --logits evaluates the prompt once");
     if (!sampled)
         go.sampling.greedy = 1;
     go.n_new = n_new;
@@ -258,7 +323,12 @@ int main(int argc, char **argv)
             rc = gpt2_generate(c, ids, n_prompt, &go, on_token, &silent, &st, &err);
         if (rc)
             cli_die(PROG, "warm-up run: %s", err.msg);
+        gpt2_op_profile prof;
+        if (profile && gpt2_ctx_profile(c, 1, NULL, &err) != 0)
+            cli_die(PROG, "--profile: %s", err.msg);
         rc = gpt2_generate(c, ids, n_prompt, &go, on_token, &os, &st, &err);
+        if (profile)
+            gpt2_ctx_profile(c, 0, &prof, NULL);
         if (!quiet)
             printf("\n");
         fflush(stdout);
@@ -268,8 +338,10 @@ int main(int argc, char **argv)
                         "decode %.2f tok/s%s\n",
                 PROG, st.n_prompt, st.n_generated, st.ttft_ms, st.prefill_tok_s, st.decode_tok_s,
                 st.stopped_at_eos ? " | stopped at <|endoftext|>" : "");
+        if (profile)
+            print_profile(c, &prof);
         if (stats_path)
-            write_stats(stats_path, m, c, &st);
+            write_stats(stats_path, m, c, &st, profile ? &prof : NULL);
     }
     free(ids);
     free(owned);

@@ -49,6 +49,48 @@ static int kbench_peak(const cJSON *report, const char *isa, int q8, int threads
     return best > 0;
 }
 
+/* One more run of prompt L with the context's op profile on (not counted in
+ * the statistics): ms per decode step and per prompt pass of each op, and
+ * the rate the decode matmuls read the weights at, against the probe's
+ * bandwidth bw (<= 0: none). NULL where the backend has no profile. */
+static cJSON *profiled_run(bench *b, const int *prompt, int L, int N, double bw, bench_run *r)
+{
+    gpt2_error err = {0};
+    if (gpt2_ctx_profile(b->ctx, 1, NULL, &err) != 0)
+        return NULL;
+    gpt2_op_profile prof;
+    const int rc = bench_generate(b->ctx, prompt, L, N, NULL, r, &err);
+    gpt2_ctx_profile(b->ctx, 0, &prof, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "gpt2c-bench: latency: profiled run, prompt %d: %s\n", L, err.msg);
+        return NULL;
+    }
+    cJSON *o = cJSON_CreateObject();
+    const gpt2_op_times *t[2] = {&prof.decode, &prof.prompt};
+    static const char *const names[2][2] = {{"decode_ms_per_step", "decode_step_ms"},
+                                            {"prompt_ms", "prompt_pass_ms"}};
+    for (int j = 0; j < 2; j++) {
+        const double per = t[j]->passes > 0 ? (double)t[j]->passes : 1;
+        cJSON *ops = cJSON_AddObjectToObject(o, names[j][0]);
+        double sum = 0;
+        for (int k = 0; k < GPT2_OP_COUNT; k++) {
+            cJSON_AddNumberToObject(ops, gpt2_op_name((gpt2_op_kind)k), t[j]->ms[k] / per);
+            sum += t[j]->ms[k] / per;
+        }
+        cJSON_AddNumberToObject(o, names[j][1], sum);
+    }
+    cJSON_AddNumberToObject(o, "decode_steps", (double)prof.decode.passes);
+    const double mm = prof.decode.ms[GPT2_OP_MATMUL] + prof.decode.ms[GPT2_OP_LM_HEAD];
+    const double gbs =
+        prof.decode.passes > 0 && mm > 0
+            ? (double)gpt2_ctx_weight_bytes(b->ctx) * (double)prof.decode.passes / (mm * 1e6)
+            : -1;
+    cJSON_AddItemToObject(o, "decode_weights_gb_s", gbs > 0 ? cJSON_CreateNumber(gbs) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "decode_weights_pct_of_read_bw",
+                          gbs > 0 && bw > 0 ? cJSON_CreateNumber(100 * gbs / bw) : cJSON_CreateNull());
+    return o;
+}
+
 int phase_latency(bench *b)
 {
     const bench_plan *pl = &b->plan;
@@ -60,7 +102,8 @@ int phase_latency(bench *b)
     cJSON_AddNumberToObject(o, "repeats", R);
     cJSON *rows = cJSON_AddArrayToObject(o, "rows");
 
-    int total = pl->n_latency_lengths * (R + W), done = 0;
+    /* + 1 run per length with the op profile on */
+    int total = pl->n_latency_lengths * (R + W + 1), done = 0;
     bench_progress *p = progress_begin("latency", "TTFT and inter-token latency by prompt length", total);
     int max_len = pl->latency_lengths[pl->n_latency_lengths - 1];
     int *prompt = malloc(sizeof(int) * (size_t)max_len);
@@ -132,6 +175,10 @@ int phase_latency(bench *b)
         }
         if (runs == 0)
             break;
+        cJSON *prof = bench_interrupted || rc ? NULL : profiled_run(b, prompt, L, N, bw, &r);
+        char what[64];
+        snprintf(what, sizeof what, "prompt %d, op profile", L);
+        progress_update(p, ++done, what);
         cJSON *row = cJSON_CreateObject();
         cJSON_AddNumberToObject(row, "prompt_tokens", L);
         cJSON_AddNumberToObject(row, "runs", runs);
@@ -162,6 +209,7 @@ int phase_latency(bench *b)
         cJSON_AddItemToObject(row, "prefill_pct_of_compute_limit",
                               have_peak && have_pre ? cJSON_CreateNumber(100.0 * pre50 / climit)
                                                     : cJSON_CreateNull());
+        cJSON_AddItemToObject(row, "op_profile", prof ? prof : cJSON_CreateNull());
         cJSON_AddItemToArray(rows, row);
     }
     bench_stats st;

@@ -1668,6 +1668,97 @@ static void limit_table(bench_sb *s, const cJSON *rows, const char *title, const
     bench_sb_put(s, "</tbody></table>\n");
 }
 
+/* The profiled run of each prompt length, one column per prompt length: ms
+ * of each op (as the first profiled row names them) per decode step
+ * (ops_key "decode_ms_per_step") or per prompt pass, then the rows of the
+ * extra keys (total first). */
+static void op_profile_table(bench_sb *s, const cJSON *rows, const char *title,
+                             const char *ops_key, const char *const (*extra)[2], int n_extra)
+{
+    const cJSON *row, *names = NULL;
+    cJSON_ArrayForEach(row, rows)
+    {
+        names = bench_get(bench_get(row, "op_profile"), ops_key);
+        if (cJSON_IsObject(names))
+            break;
+        names = NULL;
+    }
+    bench_sb_printf(s, "<h3>%s</h3>\n", title);
+    if (!names) {
+        bench_sb_put(s, "<p class=\"notrun\">no op profile: the backend cannot time its ops "
+                        "(CUDA), or phase 2 stopped early.</p>\n");
+        return;
+    }
+    bench_sb_put(s, "<table><thead><tr><th>op</th>");
+    cJSON_ArrayForEach(row, rows)
+    {
+        double pt;
+        char b[BENCH_NUM_BUF];
+        bench_sb_printf(s, "<th class=\"num\">prompt %s</th>",
+                        bench_get_num(row, "prompt_tokens", &pt) ? bench_fmt_num(pt, b, sizeof b) : DASH);
+    }
+    bench_sb_put(s, "</tr></thead><tbody>\n");
+    const int n_ops = cJSON_GetArraySize(names);
+    const cJSON *op = names->child;
+    for (int k = 0; k < n_ops + n_extra; k++, op = op ? op->next : NULL) {
+        const char *key = k < n_ops ? op->string : extra[k - n_ops][0];
+        bench_sb_put(s, "<tr><th>");
+        esc(s, k < n_ops ? key : extra[k - n_ops][1]);
+        bench_sb_put(s, "</th>");
+        int i = 0;
+        cJSON_ArrayForEach(row, rows)
+        {
+            jpath rp = jp_idx("phases.latency.rows", i++);
+            jpath pp = jp_key(rp.s, "op_profile");
+            const cJSON *prof = bench_get(row, "op_profile");
+            if (k < n_ops) {
+                jpath dp = jp_key(pp.s, ops_key);
+                tagged_key(s, "td", "num", bench_get(prof, ops_key), dp.s, key);
+            } else {
+                tagged_key(s, "td", k == n_ops ? "num hl" : "num", prof, pp.s, key);
+            }
+        }
+        bench_sb_put(s, "</tr>\n");
+    }
+    bench_sb_put(s, "</tbody></table>\n");
+}
+
+static void op_profile_tables(bench_sb *s, const cJSON *rows)
+{
+    /* rows whose op_profile is null (a backend without one) show it here */
+    int i = 0, nulls = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows)
+    {
+        jpath rp = jp_idx("phases.latency.rows", i++);
+        const cJSON *prof = bench_get(row, "op_profile");
+        if (!cJSON_IsNull(prof))
+            continue;
+        double pt;
+        char b[BENCH_NUM_BUF];
+        bench_sb_printf(s, "%s prompt %s: ", nulls++ ? "," : "<p class=\"notrun\">Op profile not taken (the backend cannot time its ops):",
+                        bench_get_num(row, "prompt_tokens", &pt) ? bench_fmt_num(pt, b, sizeof b) : DASH);
+        tagged_key(s, "span", "", row, rp.s, "op_profile");
+    }
+    if (nulls)
+        bench_sb_put(s, ".</p>\n");
+    static const char *const dec[4][2] = {
+        {"decode_step_ms", "whole step"},
+        {"decode_weights_gb_s", "matmuls' weight reads (GB/s)"},
+        {"decode_weights_pct_of_read_bw", "% of the read bandwidth"},
+        {"decode_steps", "steps profiled"}};
+    static const char *const pro[1][2] = {{"prompt_pass_ms", "whole pass"}};
+    op_profile_table(s, rows, "Decode step by op (ms per step)", "decode_ms_per_step", dec, 4);
+    op_profile_table(s, rows, "Prompt pass by op (ms per pass)", "prompt_ms", pro, 1);
+    bench_sb_put(s, "<p class=\"muted\">One more run per prompt length with the engine's op "
+                    "profile on (<code>gpt2_ctx_profile</code>; not counted in the figures above): "
+                    "wall time on the calling thread, so a parallel op counts until its slowest "
+                    "thread is done, synchronisation included. A prompt pass is one chunk of up "
+                    "to the context's batch of tokens. The weight reads: the bytes of weights per "
+                    "token over the time of the matmuls and the LM head, against the read "
+                    "bandwidth probed before that prompt length's runs.</p>\n");
+}
+
 static void section_latency(bench_sb *s, const cJSON *phases)
 {
     const cJSON *l = bench_get(phases, "latency");
@@ -1726,6 +1817,7 @@ static void section_latency(bench_sb *s, const cJSON *phases)
     limit_table(s, rows, "Prefill vs the compute limit", "FLOP per token", "prefill",
                 "prefill_flop_per_token", NULL, NULL, "compute_limit_tok_s", "prefill_tok_s",
                 "prefill_pct_of_compute_limit");
+    op_profile_tables(s, rows);
     bench_sb_put(s, "<p class=\"muted\">Bytes read per token: the weights as the backend "
                     "holds them (every matrix is streamed once per token, one row of each embedding "
                     "table) plus the KV cache at the mean "

@@ -246,6 +246,33 @@ static void bw_line(bench_sb *s, const cJSON *latency)
                            "with %.0f tokens (FLOP per token at the %.0f GFLOP/s peak gpt2c-kbench "
                            "measured).\n",
                         pf0, p0, pf1, p1, peak);
+    /* where the first prompt length's decode step went (its profiled run) */
+    const cJSON *prof = bench_get(cJSON_GetArrayItem(rows, 0), "op_profile");
+    const cJSON *ops = bench_get(prof, "decode_ms_per_step");
+    double step, mm, head, gbs, pct;
+    if (bench_get_num(prof, "decode_step_ms", &step) && step > 0 &&
+        bench_get_num(ops, "matmul", &mm) && bench_get_num(ops, "lm_head", &head)) {
+        bench_sb_printf(s, "Its decode step (%.0f-token prompt): %.2f ms, of which the matmuls and "
+                           "the LM head %.0f %%",
+                        p0, step, 100 * (mm + head) / step);
+        if (bench_get_num(prof, "decode_weights_gb_s", &gbs))
+            bench_sb_printf(s, ", reading the weights at %.1f GB/s", gbs);
+        if (bench_get_num(prof, "decode_weights_pct_of_read_bw", &pct))
+            bench_sb_printf(s, " (%.0f %% of the read bandwidth)", pct);
+        double v;
+        const cJSON *op;
+        bench_sb_put(s, "; the rest:");
+        int first_op = 1;
+        cJSON_ArrayForEach(op, ops)
+        {
+            if (!op->string || !strcmp(op->string, "matmul") || !strcmp(op->string, "lm_head") ||
+                !bench_get_num(ops, op->string, &v) || 100 * v / step < 0.5)
+                continue;
+            bench_sb_printf(s, "%s %s %.1f %%", first_op ? "" : ",", op->string, 100 * v / step);
+            first_op = 0;
+        }
+        bench_sb_put(s, first_op ? " none above 0.5 %.\n" : ".\n");
+    }
 }
 
 static void soak_lines(bench_sb *s, const cJSON *k)
