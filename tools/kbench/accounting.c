@@ -151,6 +151,14 @@ void kb_result_finish(kb_result *r, const kb_ceilings *ceil)
         r->pct_of_roof = NAN;
     r->vs_openblas = NAN;
     r->vs_previous = NAN;
+    /* the same-bytes read: native decode matmuls only (ops_bench.c) */
+    if (r->read_bytes > 0 && r->read_median_ms > 0) {
+        r->read_gb_s = r->read_bytes / (r->read_median_ms / 1e3) / 1e9;
+        r->vs_read = s > 0 ? r->read_median_ms / r->median_ms : NAN;
+    } else {
+        r->read_bytes = 0;
+        r->read_median_ms = r->read_gb_s = r->vs_read = NAN;
+    }
 }
 
 static int same_gemm_shape(const kb_case *a, const kb_case *b)

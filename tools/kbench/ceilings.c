@@ -31,9 +31,10 @@ static int best_simd_isa(void)
 /* ---- read bandwidth ---- */
 
 typedef struct bw_task {
-    const float *buf;
-    size_t n;     /* floats */
-    int active;   /* threads that read; the others return at once */
+    const char *buf;
+    size_t bytes;
+    int active;   /* > 0: threads that read equal whole 1 KiB steps, the others return
+                   * at once (the ceiling); 0: every thread, every line (kb_read_split) */
     int isa;
     double sink[KB_MAX_THREADS];
 } bw_task;
@@ -41,23 +42,41 @@ typedef struct bw_task {
 static double read_scalar(const float *p, size_t n)
 {
     float a[8] = {0};
-    for (size_t i = 0; i < n; i += 8) /* n % 256 == 0 */
+    for (size_t i = 0; i < n; i += 8) /* n % 8 == 0 */
         for (int k = 0; k < 8; k++)
             a[k] += p[i + k];
     return (double)a[0] + a[7];
 }
 
+/* p[0, bytes) (p 64-byte aligned, bytes % 64 == 0): the SIMD loops take whole
+ * 1 KiB steps, the last lines (under 1 KiB) go through the plain loop. */
+static double read_span(int isa, const char *p, size_t bytes)
+{
+    const size_t body = bytes / 1024 * 1024;
+    const float *f = (const float *)p;
+    double s = body == 0                 ? 0
+             : isa == GPT2K_ISA_AVX512 ? kb_read_avx512(f, body / 4)
+             : isa == GPT2K_ISA_AVX2   ? kb_read_avx2(f, body / 4)
+                                       : read_scalar(f, body / 4);
+    return s + read_scalar(f + body / 4, (bytes - body) / 4);
+}
+
 static void bw_fn(void *arg, int ith, int nth)
 {
     bw_task *t = arg;
-    if (ith >= t->active)
-        return;
-    size_t chunk = t->n / (size_t)t->active / 256 * 256; /* whole steps of the read loops */
-    const float *p = t->buf + chunk * (size_t)ith;
-    double s = t->isa == GPT2K_ISA_AVX512 ? kb_read_avx512(p, chunk)
-             : t->isa == GPT2K_ISA_AVX2   ? kb_read_avx2(p, chunk)
-                                          : read_scalar(p, chunk);
-    t->sink[ith] = s;
+    size_t lo, hi;
+    if (t->active == 0) {
+        const size_t lines = t->bytes / 64;
+        lo = lines * (size_t)ith / (size_t)nth * 64;
+        hi = lines * (size_t)(ith + 1) / (size_t)nth * 64;
+    } else {
+        if (ith >= t->active)
+            return;
+        const size_t chunk = t->bytes / (size_t)t->active / 1024 * 1024;
+        lo = chunk * (size_t)ith;
+        hi = lo + chunk;
+    }
+    t->sink[ith] = read_span(t->isa, t->buf + lo, hi - lo);
 }
 
 double kb_read_bw(gpt2k_pool *pool, const float *buf, size_t n, int threads, int passes)
@@ -65,8 +84,8 @@ double kb_read_bw(gpt2k_pool *pool, const float *buf, size_t n, int threads, int
     bw_task *bt = calloc(1, sizeof *bt);
     if (!bt)
         return -1;
-    bt->buf = buf;
-    bt->n = n;
+    bt->buf = (const char *)buf;
+    bt->bytes = n * sizeof(float);
     bt->isa = best_simd_isa();
     bt->active = threads;
     const size_t per = n / (size_t)threads / 256 * 256; /* what the threads read in all */
@@ -81,6 +100,23 @@ double kb_read_bw(gpt2k_pool *pool, const float *buf, size_t n, int threads, int
     }
     free(bt);
     return best;
+}
+
+double kb_read_split(gpt2k_pool *pool, const void *p, size_t bytes)
+{
+    bw_task t; /* 2 KiB of sinks: the caller's stack, no allocation in a timed call */
+    t.buf = p;
+    t.bytes = bytes;
+    t.active = 0;
+    t.isa = best_simd_isa();
+    const int nth = gpt2k_pool_size(pool);
+    for (int i = 0; i < nth && i < KB_MAX_THREADS; i++)
+        t.sink[i] = 0;
+    gpt2k_pool_run(pool, bw_fn, &t);
+    double s = 0;
+    for (int i = 0; i < nth && i < KB_MAX_THREADS; i++)
+        s += t.sink[i];
+    return s;
 }
 
 /* ---- compute peaks ---- */

@@ -115,6 +115,14 @@ typedef struct kb_result {
     double vs_previous;  /* --compare: the older run's median / this one's (> 1: now faster);
                           * NAN without --compare or when it has no case of this name and
                           * thread count */
+    /* Native decode matmuls (M <= 16): a plain streaming read of the same
+     * weight bytes, timed between the kernel's repeats (kb_read_split), so
+     * both see the same moment of a machine whose bandwidth moves. NAN (0
+     * bytes) for every other case. */
+    double read_bytes;     /* one copy of the weights as the kernel reads them */
+    double read_median_ms;
+    double read_gb_s;
+    double vs_read;        /* read median / kernel median: 1 = as fast as a plain read */
 } kb_result;
 
 /* Fills the derived figures (bytes, flops, rates, roof, %) from c, threads,
@@ -159,6 +167,12 @@ int kb_measure_ceilings(gpt2k_pool *pool, const kb_ceil_opts *o, kb_ceilings *ou
  * reads, with the widest SIMD loads this CPU has; -1 if out of memory. Also
  * what gpt2c-bench probes before each prompt length (bwprobe.c). */
 double kb_read_bw(gpt2k_pool *pool, const float *buf, size_t n, int threads, int passes);
+/* One read of p[0, bytes) (p 64-byte aligned, bytes % 64 == 0) on every thread
+ * of pool (<= KB_MAX_THREADS threads), thread ith of nth taking the 64-byte
+ * lines [ith*L/nth, (ith+1)*L/nth) of L, with the loop of kb_read_bw: the same
+ * bytes a matmul driver hands out, read as fast as this CPU reads. Returns a
+ * sum of what was read (keep it). */
+double kb_read_split(gpt2k_pool *pool, const void *p, size_t bytes);
 
 /* per-ISA inner loops (ceilings_avx2.c, ceilings_avx512.c); each returns a
  * value that depends on all the work so the compiler cannot drop it */

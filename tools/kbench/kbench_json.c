@@ -90,6 +90,10 @@ static cJSON *result_json(const kb_result *r, int with_previous)
     cJSON_AddItemToObject(o, "roof_gflop_s", num_or_null(have_roof ? r->roof.roof_gflop_s : NAN));
     cJSON_AddItemToObject(o, "pct_of_roof", num_or_null(r->pct_of_roof));
     cJSON_AddItemToObject(o, "vs_openblas", num_or_null(r->vs_openblas));
+    cJSON_AddItemToObject(o, "read_bytes", num_or_null(r->read_bytes > 0 ? r->read_bytes : NAN));
+    cJSON_AddItemToObject(o, "read_median_ms", num_or_null(r->read_median_ms));
+    cJSON_AddItemToObject(o, "read_gb_s", num_or_null(r->read_gb_s));
+    cJSON_AddItemToObject(o, "vs_read", num_or_null(r->vs_read));
     if (with_previous)
         cJSON_AddItemToObject(o, "vs_previous", num_or_null(r->vs_previous));
     return o;
@@ -180,6 +184,12 @@ static double get_num(rd *r, const cJSON *o, const char *key, const char *where)
         bad(r, w, "a number or null");
     }
     return NAN;
+}
+
+/* number or null (-> NAN) where files written before the key existed lack it */
+static double get_opt_num(rd *r, const cJSON *o, const char *key, const char *where)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, key) ? get_num(r, o, key, where) : NAN;
 }
 
 static int get_int(rd *r, const cJSON *o, const char *key, const char *where)
@@ -293,6 +303,11 @@ static void read_result(rd *r, const cJSON *o, kb_result *res)
     res->roof.roof_gflop_s = get_num(r, o, "roof_gflop_s", W);
     res->pct_of_roof = get_num(r, o, "pct_of_roof", W);
     res->vs_openblas = get_num(r, o, "vs_openblas", W);
+    const double rb = get_opt_num(r, o, "read_bytes", W);
+    res->read_bytes = isfinite(rb) ? rb : 0;
+    res->read_median_ms = get_opt_num(r, o, "read_median_ms", W);
+    res->read_gb_s = get_opt_num(r, o, "read_gb_s", W);
+    res->vs_read = get_opt_num(r, o, "vs_read", W);
 }
 
 int kb_json_read(const char *path, kb_doc *d, char *err, size_t errlen)

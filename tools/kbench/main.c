@@ -19,8 +19,10 @@ static void usage(void)
            "\n"
            "Measures this machine's ceilings (read bandwidth with 1..N threads, fp32 FMA\n"
            "and int8 peaks), then every kernel x ISA path x GEMM path on GPT-2's shapes\n"
-           "(all four sizes): median time, GB/s, GFLOP/s, %% of the roofline, and native\n"
-           "GEMM vs OpenBLAS on the same shape. Table on stdout, progress on stderr.\n"
+           "(all four sizes): median time, GB/s, GFLOP/s, %% of the roofline, native\n"
+           "GEMM vs OpenBLAS on the same shape, and for decode matmuls the kernel vs a\n"
+           "plain read of the same weight bytes timed in turn with it. Table on stdout,\n"
+           "progress on stderr.\n"
            "\n"
            "  --threads N       threads of the pool and of OpenBLAS (default: all cores)\n"
            "  --quick           fewer shapes and repeats: under a minute on 2 cores\n"
@@ -111,20 +113,24 @@ static void fmt(char *b, size_t len, const char *f, double v)
 
 static void print_table(const kb_result *rs, int n, int with_previous)
 {
-    printf("%-46s %5s %10s %8s %8s %7s %-7s %6s %7s%s\n", "case", "reps", "median_ms", "GB/s",
-           "GFLOP/s", "FLOP/B", "bound", "%roof", "vsBLAS", with_previous ? "  vsPrev" : "");
+    printf("%-46s %5s %10s %8s %8s %7s %-7s %6s %7s %7s %6s%s\n", "case", "reps", "median_ms",
+           "GB/s", "GFLOP/s", "FLOP/B", "bound", "%roof", "vsBLAS", "rdGB/s", "vsRead",
+           with_previous ? "  vsPrev" : "");
     for (int i = 0; i < n; i++) {
         const kb_result *r = &rs[i];
-        char ms[24], gb[24], gf[24], ai[24], pct[24], vs[24], vp[24];
+        char ms[24], gb[24], gf[24], ai[24], pct[24], vs[24], rg[24], vr[24], vp[24];
         fmt(ms, sizeof ms, "%.4f", r->median_ms);
         fmt(gb, sizeof gb, "%.2f", r->gb_s);
         fmt(gf, sizeof gf, "%.2f", r->gflop_s);
         fmt(ai, sizeof ai, "%.2f", r->bytes > 0 ? r->flops / r->bytes : NAN);
         fmt(pct, sizeof pct, "%.1f", r->pct_of_roof);
         fmt(vs, sizeof vs, "%.2fx", r->vs_openblas);
+        fmt(rg, sizeof rg, "%.2f", r->read_gb_s);
+        fmt(vr, sizeof vr, "%.2f", r->vs_read);
         fmt(vp, sizeof vp, "%.2fx", r->vs_previous);
-        printf("%-46s %5d %10s %8s %8s %7s %-7s %6s %7s", r->c.name, r->reps, ms, gb, gf, ai,
-               r->roof.roof_gflop_s > 0 ? (r->roof.compute_bound ? "compute" : "memory") : "-", pct, vs);
+        printf("%-46s %5d %10s %8s %8s %7s %-7s %6s %7s %7s %6s", r->c.name, r->reps, ms, gb, gf,
+               ai, r->roof.roof_gflop_s > 0 ? (r->roof.compute_bound ? "compute" : "memory") : "-",
+               pct, vs, rg, vr);
         if (with_previous)
             printf(" %7s", vp);
         printf("\n");
@@ -273,7 +279,9 @@ int main(int argc, char **argv)
     }
     print_table(d.results, d.n_results, compare_path != NULL);
     printf("\n%d cases in %.1f s on %d threads; %%roof is of min(peak, FLOP/B x bandwidth); "
-           "vsBLAS = OpenBLAS time / ours (> 1: ours faster)%s\n",
+           "vsBLAS = OpenBLAS time / ours (> 1: ours faster); rdGB/s, vsRead = a plain read "
+           "of the same weight bytes, timed in turn with the kernel (native decode matmuls): "
+           "its rate, and its time / the kernel's (1: as fast as the read)%s\n",
            d.n_results, d.wall_s, threads,
            compare_path ? "; vsPrev = the older run's time / this one's (> 1: now faster)" : "");
     int rc = failed ? 1 : 0;

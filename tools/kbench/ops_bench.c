@@ -5,7 +5,14 @@
  *
  * Decode matmuls (M <= 16) read weights that in a real forward step come from
  * memory, not cache: they cycle through copies of W totalling cold_bytes, so
- * a matrix that fits the last-level cache is still measured from DRAM. */
+ * a matrix that fits the last-level cache is still measured from DRAM.
+ *
+ * Native decode matmuls also time a plain read of the same weight bytes
+ * after each call (kb_read_split: the read-bandwidth loop, on the pool's
+ * threads, each a contiguous range as the driver gives it), so the kernel
+ * and the fastest read of its weights see the same moment of a machine whose
+ * bandwidth moves: vs_read. Calls and reads take turns along the copies, so
+ * each of them finds its copy in memory (mm_copy). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +50,8 @@ static void fill(float *x, size_t n, uint32_t seed, float scale)
 typedef struct timed {
     void (*prepare)(void *ctx, int rep); /* untimed, may be NULL */
     void (*call)(void *ctx, int rep);
+    void (*ref)(void *ctx, int rep); /* the reference, timed apart right after each call;
+                                      * may be NULL */
     void *ctx;
 } timed;
 
@@ -52,19 +61,29 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Sorts v (n >= 1) and returns its median. */
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static int time_case(const timed *t, const kb_run_opts *o, kb_result *r)
 {
     if (t->prepare)
         t->prepare(t->ctx, 0);
     double t0 = now_ms();
     t->call(t->ctx, 0); /* warm-up: first touch, caches, the pool's threads awake */
+    if (t->ref)
+        t->ref(t->ctx, 0);
+    /* a repeat pays for the call and its reference: with one, half as many fit */
     double warm = now_ms() - t0;
     int reps = warm > 0 ? (int)ceil(o->target_s * 1e3 / warm) : o->max_reps;
     if (reps < o->min_reps)
         reps = o->min_reps;
     if (reps > o->max_reps)
         reps = o->max_reps;
-    double *ms = malloc((size_t)reps * sizeof *ms);
+    double *ms = malloc(2 * (size_t)reps * sizeof *ms), *ref_ms = ms + reps;
     if (!ms)
         return -1;
     double spent = 0;
@@ -74,17 +93,25 @@ static int time_case(const timed *t, const kb_run_opts *o, kb_result *r)
             t->prepare(t->ctx, i + 1);
         double a = now_ms();
         t->call(t->ctx, i + 1);
-        ms[n++] = now_ms() - a;
-        spent += ms[n - 1];
+        ms[n] = now_ms() - a;
+        spent += ms[n];
+        if (t->ref) {
+            a = now_ms();
+            t->ref(t->ctx, i + 1);
+            ref_ms[n] = now_ms() - a;
+            spent += ref_ms[n];
+        }
+        n++;
         /* the warm-up can mislead the estimate: stop at twice the target */
         if (n >= o->min_reps && spent > 2e3 * o->target_s)
             break;
     }
-    qsort(ms, (size_t)n, sizeof *ms, cmp_double);
     r->reps = n;
-    r->median_ms = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+    r->median_ms = median(ms, n);
     r->min_ms = ms[0];
     r->max_ms = ms[n - 1];
+    if (t->ref)
+        r->read_median_ms = median(ref_ms, n);
     free(ms);
     return 0;
 }
@@ -218,13 +245,33 @@ typedef struct mm_ctx {
     float *in, *out, *bias;
     void *qbuf;
     int packed; /* w is in the packed layout: ops->matmul_packed / matmul_q8_0_packed */
+    int step;   /* 2 when reads of the weights take turns with the calls (mm_read), else 1 */
+    double sink; /* what the reads summed: kept, so no read is dropped */
 } mm_ctx;
+
+/* The copy that access k of a case reads: call rep r is access r * step, its
+ * read access 2r + 1. Accesses walk the copies in turn, so a copy comes back
+ * only after all the others (--cold-mib less one copy) have been read: a call
+ * never finds its weights in cache from the read before it, nor a read from
+ * the call. (With an even number of copies the calls take the even ones and
+ * the reads the odd ones; adding a copy to make it odd would cost more setup
+ * time than the reads themselves.) */
+static const char *mm_copy(const mm_ctx *m, int k)
+{
+    return m->w + m->wstride * (size_t)(k % m->ncopies);
+}
+
+static void mm_read(void *arg, int rep)
+{
+    mm_ctx *m = arg;
+    m->sink += kb_read_split(m->pool, mm_copy(m, 2 * rep + 1), m->wstride);
+}
 
 static void mm_call(void *arg, int rep)
 {
     mm_ctx *m = arg;
     const kb_shape *s = &m->c->shape;
-    const void *w = m->w + m->wstride * (size_t)(rep % m->ncopies);
+    const void *w = mm_copy(m, rep * m->step);
     if (m->c->gemm == KB_GEMM_OPENBLAS)
         gpt2k_matmul_openblas(m->out, s->N, m->in, s->K, w, m->bias, s->M, s->K, s->N, 0);
     else if (s->wtype == KB_W_Q8_0 && m->packed)
@@ -254,7 +301,9 @@ static int run_matmul(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c, 
         copies = (int)ceil(o->cold_bytes / (double)one);
     if (copies > 64)
         copies = 64;
-    mm_ctx m = {pool, ops, c, NULL, 0, 1, NULL, NULL, NULL, NULL, 0};
+    /* the same-bytes read: decode on the native path, every ISA and weight type */
+    const int reads = s->M <= 16 && c->gemm == KB_GEMM_NATIVE;
+    mm_ctx m = {pool, ops, c, NULL, 0, 1, NULL, NULL, NULL, NULL, 0, reads ? 2 : 1, 0};
     /* native matmuls run on the layout the engine gives them */
     m.packed = c->gemm == KB_GEMM_NATIVE &&
                (s->wtype == KB_W_Q8_0 ? ops->matmul_q8_0_packed != NULL : ops->matmul_packed != NULL);
@@ -270,8 +319,9 @@ static int run_matmul(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c, 
         fill(m.in, (size_t)s->M * s->K, 7, 1.0f);
         fill(m.bias, (size_t)s->N, 11, 0.1f);
         memset(m.out, 0, (size_t)s->M * s->N * sizeof(float));
-        timed t = {NULL, mm_call, &m};
+        timed t = {NULL, mm_call, reads ? mm_read : NULL, &m};
         rc = time_case(&t, o, r);
+        r->read_bytes = reads ? (double)m.wstride : 0;
     }
     free(m.in);
     free(m.out);
@@ -346,7 +396,7 @@ static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *
                                  (size_t)KV_BLOCK * s->head_dim,
                                  f16 ? GPT2K_W_F16 : GPT2K_W_F32,
                                  1};
-        timed t = {NULL, attn_call, &a};
+        timed t = {NULL, attn_call, NULL, &a};
         rc = time_case(&t, o, r);
     }
     free(k);
@@ -440,7 +490,7 @@ static int run_elementwise(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case
         fill(e.y, n, 19, 2.0f);
         fill(e.g, (size_t)s->N, 23, 1.0f);
         fill(e.b, (size_t)s->N, 29, 0.1f);
-        timed t = {s->op == KB_OP_GELU ? gelu_prepare : NULL, ew_call, &e};
+        timed t = {s->op == KB_OP_GELU ? gelu_prepare : NULL, ew_call, NULL, &e};
         rc = time_case(&t, o, r);
     }
     free(e.x);
