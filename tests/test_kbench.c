@@ -68,6 +68,9 @@ START_TEST(test_other_accounting)
     kb_shape h = {KB_OP_TO_F16, KB_W_F32, 3, 0, 768, 0, 0, 0};
     ck_assert_double_eq(kb_bytes(&h), 3.0 * 768 * (4 + 2));
     ck_assert_double_eq(kb_flops(&h), 3.0 * 768);
+    kb_shape am = {KB_OP_ARGMAX, KB_W_F32, 1, 0, 50257, 0, 0, 0};
+    ck_assert_double_eq(kb_bytes(&am), 50257.0 * 4);
+    ck_assert_double_eq(kb_flops(&am), 50257.0);
 }
 END_TEST
 

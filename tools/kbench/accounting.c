@@ -9,7 +9,7 @@
 
 static const char *const OP_NAMES[KB_OP_COUNT] = {"matmul", "attention", "layernorm",
                                                    "gelu",   "add",       "quantize",
-                                                   "to_f16"};
+                                                   "to_f16", "argmax"};
 static const char *const W_NAMES[KB_W_COUNT] = {"f32", "f16", "q8_0"};
 
 const char *kb_op_name(kb_op op) { return op >= 0 && op < KB_OP_COUNT ? OP_NAMES[op] : "?"; }
@@ -56,6 +56,7 @@ int kb_gemm_parse(const char *s)
 #define ADD_FLOPS 1.0
 #define QUANT_FLOPS 3.0
 #define TO_F16_FLOPS 1.0
+#define ARGMAX_FLOPS 1.0 /* one comparison per value */
 
 static double weight_bytes(kb_wtype w, double K, double N)
 {
@@ -90,6 +91,7 @@ double kb_bytes(const kb_shape *s)
     case KB_OP_ADD: return 3 * M * N * 4;
     case KB_OP_QUANTIZE: return M * N * 4 + M * (N / GPT2K_QK8_0) * sizeof(gpt2k_block_q8_0);
     case KB_OP_TO_F16: return M * N * 4 + M * N * 2;
+    case KB_OP_ARGMAX: return M * N * 4; /* the logits, once (ours reads them twice) */
     default: return 0;
     }
 }
@@ -106,6 +108,7 @@ double kb_flops(const kb_shape *s)
     case KB_OP_ADD: return ADD_FLOPS * M * N;
     case KB_OP_QUANTIZE: return QUANT_FLOPS * M * N;
     case KB_OP_TO_F16: return TO_F16_FLOPS * M * N;
+    case KB_OP_ARGMAX: return ARGMAX_FLOPS * M * N;
     default: return 0;
     }
 }

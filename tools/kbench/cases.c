@@ -179,6 +179,17 @@ static void add_elementwise(plan *p, const int *isas, int n_isa)
                 c.gemm = KB_GEMM_NONE;
                 add(p, &c);
             }
+    /* the greedy pick: one row of the LM head's logits per decode step */
+    for (int i = 0; i < n_isa; i++) {
+        kb_case c;
+        memset(&c, 0, sizeof c);
+        c.shape.op = KB_OP_ARGMAX;
+        c.shape.M = 1;
+        c.shape.N = 50257;
+        c.isa = isas[i];
+        c.gemm = KB_GEMM_NONE;
+        add(p, &c);
+    }
 }
 
 kb_case *kb_plan(const kb_plan_opts *o, int *n)

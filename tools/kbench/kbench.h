@@ -31,6 +31,7 @@ typedef enum {
     KB_OP_ADD,
     KB_OP_QUANTIZE, /* Q8_0 activation quantize */
     KB_OP_TO_F16,   /* fp32 -> fp16, the KV cache's store */
+    KB_OP_ARGMAX,   /* the greedy pick over a row of logits */
     KB_OP_COUNT
 } kb_op;
 
@@ -48,7 +49,7 @@ int kb_gemm_parse(const char *s);         /* NULL string -> KB_GEMM_NONE */
  *   matmul     M rows x K -> N columns, weights W[N][K] of wtype, with bias
  *   attention  M query rows (1: decode, ctx: prefill of a whole ctx prompt),
  *              ctx positions of cache (elements of wtype), heads x head_dim = K (N = 0)
- *   layernorm, gelu, add, quantize, to_f16: M rows x N values */
+ *   layernorm, gelu, add, quantize, to_f16, argmax: M rows x N values */
 typedef struct kb_shape {
     kb_op op;
     kb_wtype wtype; /* matmul: the weights; attention: the KV cache (f32 | f16); f32 elsewhere */

@@ -422,9 +422,10 @@ typedef struct ew_ctx {
     float *x, *x0, *y, *out, *g, *b;
     char *q;
     uint16_t *h; /* to_f16's output */
+    int picks[KB_MAX_THREADS]; /* argmax's answers, kept so the calls are not dropped */
 } ew_ctx;
 
-/* add, quantize and to_f16 have no parallel driver: split rows as parallel.c does for
+/* add, quantize, to_f16 and argmax have no parallel driver: split rows as parallel.c does for
  * the Q8_0 activations (a few rows are done by the caller alone) */
 #define SERIAL_ROWS 4
 
@@ -440,6 +441,8 @@ static void ew_rows(void *arg, int ith, int nth)
             e->ops->add(e->out + o, e->x + o, e->y + o, s->N);
         else if (s->op == KB_OP_TO_F16)
             e->ops->to_f16(e->h + o, e->x + o, s->N);
+        else if (s->op == KB_OP_ARGMAX)
+            e->picks[ith] += e->ops->argmax(e->x + o, s->N);
         else
             e->ops->quantize_q8_0(e->q + qrow * r, e->x + o, s->N);
     }
@@ -474,7 +477,7 @@ static int run_elementwise(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case
 {
     const kb_shape *s = &c->shape;
     size_t n = (size_t)s->M * s->N;
-    ew_ctx e = {pool, ops, s, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    ew_ctx e = {pool, ops, s, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, {0}};
     e.x = alloc64(n * sizeof(float));
     e.x0 = alloc64(n * sizeof(float));
     e.y = alloc64(n * sizeof(float));
