@@ -105,7 +105,8 @@ static double now_ms(void)
 }
 
 /* The time since the last mark goes to op k (a no-op when not profiling):
- * each op is bracketed by a mark of GPT2_OP_OTHER before and its own after. */
+ * each op ends with its own mark, and where bookkeeping comes before an op
+ * a mark of GPT2_OP_OTHER ends the bookkeeping. */
 static inline void op_mark(cpu_state *s, gpt2_op_kind k)
 {
     if (!s->prof_on)
