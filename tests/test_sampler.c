@@ -6,6 +6,7 @@
  * or a missing renormalisation (those shift probabilities by >= 0.05). */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,108 @@ START_TEST(test_seed_repeats)
 }
 END_TEST
 
+/* ---- draw for draw against the rule, written out here ------------------- */
+
+/* The documented generator: xoshiro256** seeded by splitmix64, 53-bit units. */
+typedef struct { uint64_t s[4]; } ref_rng;
+
+static uint64_t ref_splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t ref_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static double ref_unit(ref_rng *r)
+{
+    uint64_t *s = r->s, out = ref_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t;
+    s[3] = ref_rotl(s[3], 45);
+    return (out >> 11) * 0x1.0p-53;
+}
+
+static const float *g_prob;
+static int by_prob_then_id(const void *a, const void *b)
+{
+    const int i = *(const int *)a, j = *(const int *)b;
+    if (g_prob[i] != g_prob[j])
+        return g_prob[i] > g_prob[j] ? -1 : 1;
+    return i < j ? -1 : 1;
+}
+
+/* The rule: p = exp((l - max) / T) (float), summed in double; every id in
+ * descending p (ties: lower id first), kept until top-k or until the kept
+ * mass reaches top-p of the sum; u in [0, kept mass); the first kept id
+ * whose running mass passes u (the last kept one if rounding leaves none). */
+static int ref_sample(const float *l, int V, float temp, int top_k, float top_p, ref_rng *r,
+                      float *prob, int *ids)
+{
+    float mx = l[0];
+    for (int i = 1; i < V; i++)
+        mx = l[i] > mx ? l[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < V; i++) {
+        prob[i] = expf((l[i] - mx) * (1.0f / temp));
+        sum += prob[i];
+        ids[i] = i;
+    }
+    g_prob = prob;
+    qsort(ids, (size_t)V, sizeof *ids, by_prob_then_id);
+    const int k_max = top_k > 0 && top_k < V ? top_k : V;
+    const double mass_max = top_p < 1.0f ? top_p * sum : sum;
+    int kept = 0;
+    double mass = 0;
+    while (kept < k_max) {
+        mass += prob[ids[kept++]];
+        if (mass >= mass_max)
+            break;
+    }
+    double u = ref_unit(r) * mass, acc = 0;
+    for (int j = 0; j < kept; j++)
+        if (u < (acc += prob[ids[j]]))
+            return ids[j];
+    return ids[kept - 1];
+}
+
+START_TEST(test_matches_rule)
+{
+    enum { V = 3001 };
+    static float l[V], prob[V];
+    static int ids[V];
+    /* logits on a coarse grid: many ties, so the id order matters */
+    uint64_t x = 12345;
+    for (int i = 0; i < V; i++)
+        l[i] = (float)(ref_splitmix(&x) % 400) * 0.05f - 10.0f;
+    static const struct { float t; int k; float p; } cfg[] = {
+        {1.0f, 40, 1.0f},  {0.7f, 40, 0.5f},   {1.3f, 1, 1.0f},   {1.0f, 2, 0.95f},
+        {1.0f, 1500, 1.0f}, {1.0f, 1501, 0.9f}, {1.0f, 0, 0.3f},   {2.0f, 0, 1.0f},
+    }; /* k 1500 = V / 2: the last top-k pass; 1501 and 0: the heap of all ids */
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        gpt2_sampling p;
+        gpt2_sampling_default(&p);
+        p.temperature = cfg[c].t, p.top_k = cfg[c].k, p.top_p = cfg[c].p, p.seed = 77 + c;
+        gpt2_error err = {0};
+        gpt2_sampler *s = gpt2_sampler_create(&p, V, &err);
+        ck_assert_msg(s != NULL, "%s", err.msg);
+        ref_rng r;
+        uint64_t sx = p.seed;
+        for (int i = 0; i < 4; i++)
+            r.s[i] = ref_splitmix(&sx);
+        const int draws = cfg[c].k == 0 && cfg[c].p == 1.0f ? 20 : 300;
+        for (int d = 0; d < draws; d++) {
+            const int want = ref_sample(l, V, cfg[c].t, cfg[c].k, cfg[c].p, &r, prob, ids);
+            const int got = gpt2_sampler_sample(s, l);
+            ck_assert_msg(got == want, "T %g top-k %d top-p %g, draw %d: got %d, the rule %d",
+                          (double)cfg[c].t, cfg[c].k, (double)cfg[c].p, d, got, want);
+        }
+        gpt2_sampler_free(s);
+    }
+}
+END_TEST
+
 START_TEST(test_bad_params)
 {
     struct { float t; int k; float p; const char *needle; } bad[] = {
@@ -187,6 +290,7 @@ int main(void)
     tcase_add_test(tc, test_top_p);
     tcase_add_test(tc, test_seed_repeats);
     tcase_add_test(tc, test_bad_params);
+    tcase_add_test(tc, test_matches_rule);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
