@@ -132,13 +132,15 @@ static int above(const float *prob, int a, int b)
     return prob[a] > prob[b] || (prob[a] == prob[b] && a < b);
 }
 
-static void sift_down(int *h, int n, int i, const float *prob)
+/* Restores heap order below h[i]: a max-heap on `above` (root: the most
+ * probable id), or with min the same order upside down (root: the least). */
+static void sift(int *h, int n, int i, const float *prob, int min)
 {
     for (;;) {
         int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && above(prob, h[l], h[m]))
+        if (l < n && (min ? above(prob, h[m], h[l]) : above(prob, h[l], h[m])))
             m = l;
-        if (r < n && above(prob, h[r], h[m]))
+        if (r < n && (min ? above(prob, h[m], h[r]) : above(prob, h[r], h[m])))
             m = r;
         if (m == i)
             return;
@@ -149,23 +151,8 @@ static void sift_down(int *h, int n, int i, const float *prob)
     }
 }
 
-/* The same order upside down: a min-heap, its root the least probable id. */
-static void sift_down_min(int *h, int n, int i, const float *prob)
-{
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && above(prob, h[m], h[l]))
-            m = l;
-        if (r < n && above(prob, h[m], h[r]))
-            m = r;
-        if (m == i)
-            return;
-        int t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
+static void sift_down(int *h, int n, int i, const float *prob) { sift(h, n, i, prob, 0); }
+static void sift_down_min(int *h, int n, int i, const float *prob) { sift(h, n, i, prob, 1); }
 
 /* The k most probable ids (k <= V / 2), most probable first, into
  * h[V - 1], h[V - 2], ..., h[V - k]: the ids the max-heap below would pop
