@@ -228,18 +228,26 @@ int gpt2_sampler_sample(gpt2_sampler *s, const float *logits)
     double mass_max = s->p.top_p < 1.0f ? s->p.top_p * sum : sum;
     int kept = 0;
     double kept_mass = 0.0;
-    if (k_max <= V / 2) {
-        /* top-k first: the k candidates in order at the tail, then top-p */
-        top_k_tail(s->heap, V, k_max, s->prob);
-        while (kept < k_max) {
+    /* The first k of the order at the tail, walked until top-p: with top-k,
+     * its k; with top-p alone, 64, then 4x as many while the mass falls
+     * short (each try a pass over V: a peaked distribution keeps few ids) */
+    int k = k_max <= V / 2 ? k_max : 64;
+    for (; k <= V / 2; k *= 4) {
+        top_k_tail(s->heap, V, k, s->prob);
+        kept = 0, kept_mass = 0.0;
+        while (kept < k) {
             kept_mass += s->prob[s->heap[V - 1 - kept]];
             kept++;
             if (kept_mass >= mass_max)
                 break;
         }
-    } else {
+        if (kept_mass >= mass_max || k == k_max)
+            break;
+    }
+    if (k > V / 2) {
         /* Pop candidates in descending probability until top-k is reached or
          * the kept mass reaches top-p: O(V + k log V), never a full sort. */
+        kept = 0, kept_mass = 0.0;
         for (int i = 0; i < V; i++)
             s->heap[i] = i;
         for (int i = V / 2 - 1; i >= 0; i--)

@@ -242,7 +242,10 @@ START_TEST(test_matches_rule)
     static const struct { float t; int k; float p; } cfg[] = {
         {1.0f, 40, 1.0f},  {0.7f, 40, 0.5f},   {1.3f, 1, 1.0f},   {1.0f, 2, 0.95f},
         {1.0f, 1500, 1.0f}, {1.0f, 1501, 0.9f}, {1.0f, 0, 0.3f},   {2.0f, 0, 1.0f},
-    }; /* k 1500 = V / 2: the last top-k pass; 1501 and 0: the heap of all ids */
+        {0.3f, 0, 0.5f},   {0.5f, 0, 0.9f},    {1.0f, 0, 0.95f},  {50.0f, 0, 0.95f},
+    }; /* k 1500 = V / 2: the last top-k pass; 1501: the heap of all ids; top-p
+        * alone: passes of 64, 256, 1024 ids, then (T 50: nearly flat, ~2850
+        * ids needed) the heap, as the mass needs */
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         gpt2_sampling p;
         gpt2_sampling_default(&p);
