@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "backend.h"
 #include "errors.h"
@@ -97,13 +96,6 @@ static void kv_store(cpu_state *s, size_t off, size_t step, const float *x, int 
 
 /* ---- gpt2_ctx_profile ---------------------------------------------------- */
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 /* The time since the last mark goes to op k (a no-op when not profiling):
  * each op ends with its own mark, and where bookkeeping comes before an op
  * a mark of GPT2_OP_OTHER ends the bookkeeping. */
@@ -111,7 +103,7 @@ static inline void op_mark(cpu_state *s, gpt2_op_kind k)
 {
     if (!s->prof_on)
         return;
-    const double t = now_ms();
+    const double t = gpt2_now_ms();
     s->prof_pass->ms[k] += t - s->prof_t;
     s->prof_t = t;
 }
@@ -123,7 +115,7 @@ static void pass_begin(cpu_state *s, const gpt2_batch *b)
     s->prof_pass = b->n_rows == b->n_seqs ? &s->prof.decode : &s->prof.prompt;
     s->prof_pass->passes++;
     s->prof_pass->rows += b->n_rows;
-    s->prof_t = now_ms();
+    s->prof_t = gpt2_now_ms();
 }
 
 static void cpu_profile(void *p, int on, gpt2_op_profile *out)

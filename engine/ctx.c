@@ -176,6 +176,22 @@ int gpt2_ctx_device_info(const gpt2_ctx *c, char *json, size_t cap)
 size_t gpt2_ctx_kv_bytes(const gpt2_ctx *c) { return c->be->kv_bytes(c->st); }
 size_t gpt2_ctx_weight_bytes(const gpt2_ctx *c) { return c->be->weight_bytes(c->st); }
 
+double gpt2_op_total_ms(const gpt2_op_times *t)
+{
+    double s = 0;
+    for (int k = 0; k < GPT2_OP_COUNT; k++)
+        s += t->ms[k];
+    return s;
+}
+
+double gpt2_ctx_decode_weights_gb_s(const gpt2_ctx *c, const gpt2_op_times *d)
+{
+    const double ms = d->ms[GPT2_OP_MATMUL] + d->ms[GPT2_OP_LM_HEAD];
+    if (d->passes <= 0 || !(ms > 0))
+        return 0;
+    return (double)gpt2_ctx_weight_bytes(c) * (double)d->passes / (ms * 1e6);
+}
+
 int gpt2_ctx_profile(gpt2_ctx *c, int on, gpt2_op_profile *out, gpt2_error *err)
 {
     if (!c->be->profile)

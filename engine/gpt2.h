@@ -213,6 +213,13 @@ typedef struct gpt2_op_profile {
     gpt2_op_times prompt; /* the others */
 } gpt2_op_profile;
 
+/* The figures tools derive from a profile: its passes' whole time (the sum
+ * of ms[]), and for decode passes the rate their matmuls and LM head read
+ * the weights at (gpt2_ctx_weight_bytes per pass over that time; GB =
+ * 1e9 B), 0 when there were none. */
+double gpt2_op_total_ms(const gpt2_op_times *t);
+double gpt2_ctx_decode_weights_gb_s(const gpt2_ctx *c, const gpt2_op_times *decode);
+
 /* Starts collecting from zero (on = 1) or stops (on = 0), then copies the sums
  * so far to *out when out is not NULL. GPT2_ERR_UNSUPPORTED (err set) on a
  * backend without it (the CUDA one: its ops run asynchronously). */

@@ -1,7 +1,7 @@
 /* Token sampling: greedy, or temperature -> top-k -> top-p -> draw, with a
  * seeded xoshiro256** generator. The draw walks the kept ids most probable
- * first, or in index order when neither top-k nor top-p cuts any. Buffers are sized once at create, so
- * sampling allocates nothing. */
+ * first, or in index order when neither top-k nor top-p cuts any. Buffers
+ * are sized once at create, so sampling allocates nothing. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,11 +119,9 @@ void gpt2_sampler_free(gpt2_sampler *s)
 
 int gpt2_argmax(const float *x, int n)
 {
-    int best = 0; /* the lowest index wins ties, so greedy is deterministic */
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
+    /* the scan of the scalar table (the lowest index wins ties, so greedy is
+     * deterministic): one definition for the engine and the kernels */
+    return gpt2k_ops_ref()->argmax(x, n);
 }
 
 /* max-heap of ids ordered by prob (ties: lower id first, for determinism) */

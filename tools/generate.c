@@ -84,27 +84,10 @@ static int write_logits(const float *rows, int first_pos, int n_rows, int n_voca
     return fwrite(rows, sizeof(float), n, lo->f) != n;
 }
 
-/* The profile's per-pass figures: ms per pass of each op, by kind of pass. */
-static double op_total(const gpt2_op_times *t)
-{
-    double s = 0;
-    for (int k = 0; k < GPT2_OP_COUNT; k++)
-        s += t->ms[k];
-    return s;
-}
-
-/* Bytes of weights a decode step's matmuls read, over their time: the rate
- * to put next to the machine's read bandwidth. 0 without decode steps. */
-static double decode_weights_gb_s(const gpt2_ctx *c, const gpt2_op_times *d)
-{
-    const double ms = d->ms[GPT2_OP_MATMUL] + d->ms[GPT2_OP_LM_HEAD];
-    return d->passes > 0 && ms > 0 ? (double)gpt2_ctx_weight_bytes(c) * d->passes / (ms * 1e6) : 0;
-}
-
 static void print_profile(const gpt2_ctx *c, const gpt2_op_profile *p)
 {
     const gpt2_op_times *t[2] = {&p->prompt, &p->decode};
-    double tot[2] = {op_total(t[0]), op_total(t[1])};
+    double tot[2] = {gpt2_op_total_ms(t[0]), gpt2_op_total_ms(t[1])};
     fprintf(stderr, "%s: op profile (wall time on the calling thread; parallel ops until their "
                     "last thread is done)\n",
             PROG);
@@ -118,7 +101,7 @@ static void print_profile(const gpt2_ctx *c, const gpt2_op_profile *p)
                 tot[0] > 0 ? 100 * v[0] / tot[0] : 0,
                 t[1]->passes > 0 ? v[1] / t[1]->passes : 0, tot[1] > 0 ? 100 * v[1] / tot[1] : 0);
     }
-    const double gbs = decode_weights_gb_s(c, t[1]);
+    const double gbs = gpt2_ctx_decode_weights_gb_s(c, t[1]);
     if (gbs > 0)
         fprintf(stderr, "  decode steps: %ld; matmul + lm_head read %.1f MB of weights per step "
                         "at %.1f GB/s\n",
@@ -130,7 +113,7 @@ static void json_op_times(FILE *f, const char *name, const gpt2_op_times *t, int
     fprintf(f, "    \"%s\": {\"passes\": %ld, \"rows\": %ld, \"ms\": {", name, t->passes, t->rows);
     for (int k = 0; k < GPT2_OP_COUNT; k++)
         fprintf(f, "%s\"%s\": %.6f", k ? ", " : "", gpt2_op_name((gpt2_op_kind)k), t->ms[k]);
-    fprintf(f, "}, \"total_ms\": %.6f}%s\n", op_total(t), last ? "" : ",");
+    fprintf(f, "}, \"total_ms\": %.6f}%s\n", gpt2_op_total_ms(t), last ? "" : ",");
 }
 
 static void write_stats(const char *path, const gpt2_model *m, const gpt2_ctx *c,
@@ -156,7 +139,8 @@ static void write_stats(const char *path, const gpt2_model *m, const gpt2_ctx *c
         fprintf(f, ",\n  \"op_profile\": {\n");
         json_op_times(f, "prompt", &prof->prompt, 0);
         json_op_times(f, "decode", &prof->decode, 0);
-        fprintf(f, "    \"decode_weights_gb_s\": %.3f\n  }", decode_weights_gb_s(c, &prof->decode));
+        fprintf(f, "    \"decode_weights_gb_s\": %.3f\n  }",
+                gpt2_ctx_decode_weights_gb_s(c, &prof->decode));
     }
     fprintf(f, "\n}\n");
     if (fclose(f) != 0)

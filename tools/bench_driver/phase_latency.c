@@ -72,22 +72,17 @@ static cJSON *profiled_run(bench *b, const int *prompt, int L, int N, double bw,
     for (int j = 0; j < 2; j++) {
         const double per = t[j]->passes > 0 ? (double)t[j]->passes : 1;
         cJSON *ops = cJSON_AddObjectToObject(o, names[j][0]);
-        double sum = 0;
-        for (int k = 0; k < GPT2_OP_COUNT; k++) {
+        for (int k = 0; k < GPT2_OP_COUNT; k++)
             cJSON_AddNumberToObject(ops, gpt2_op_name((gpt2_op_kind)k), t[j]->ms[k] / per);
-            sum += t[j]->ms[k] / per;
-        }
-        cJSON_AddNumberToObject(o, names[j][1], sum);
+        cJSON_AddNumberToObject(o, names[j][1], gpt2_op_total_ms(t[j]) / per);
     }
     cJSON_AddNumberToObject(o, "decode_steps", (double)prof.decode.passes);
-    const double mm = prof.decode.ms[GPT2_OP_MATMUL] + prof.decode.ms[GPT2_OP_LM_HEAD];
-    const double gbs =
-        prof.decode.passes > 0 && mm > 0
-            ? (double)gpt2_ctx_weight_bytes(b->ctx) * (double)prof.decode.passes / (mm * 1e6)
-            : -1;
-    cJSON_AddItemToObject(o, "decode_weights_gb_s", gbs > 0 ? cJSON_CreateNumber(gbs) : cJSON_CreateNull());
+    const double gbs = gpt2_ctx_decode_weights_gb_s(b->ctx, &prof.decode);
+    cJSON_AddItemToObject(o, "decode_weights_gb_s",
+                          gbs > 0 ? cJSON_CreateNumber(gbs) : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "decode_weights_pct_of_read_bw",
-                          gbs > 0 && bw > 0 ? cJSON_CreateNumber(100 * gbs / bw) : cJSON_CreateNull());
+                          gbs > 0 && bw > 0 ? cJSON_CreateNumber(100 * gbs / bw)
+                                            : cJSON_CreateNull());
     return o;
 }
 
