@@ -191,7 +191,8 @@ int kb_cpu_has_vnni(void);
 typedef struct kb_run_opts {
     double target_s; /* time to spend per case, roughly */
     int min_reps, max_reps;
-    double cold_bytes; /* decode matmuls cycle through copies of W totalling this */
+    double cold_bytes; /* decode matmuls (attention) cycle through copies of W (the KV
+                        * cache) totalling this */
 } kb_run_opts;
 /* Runs one case (warm-up + adaptive repeats), filling times and threads of r.
  * 0, or -1 with a message on stderr (out of memory). */
