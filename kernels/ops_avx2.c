@@ -459,7 +459,25 @@ AINLINE void pv_t_pass(const int RR, const int CV, float *out, int ldo, const fl
         nb = gpt2k_kv_span_off(kv, col, t0, nhi, &off);
         if (RR == 1 && i == 0)
             kv_prefetch_ahead(kv, col, t0, nhi, KV_AHEAD_VALUES, 0, f16);
-        for (int t = 0; t < nb; t++) {
+        /* positions before nlo are every row's: no mask test */
+        const int nall = nlo - t0 < nb ? (nlo - t0 > 0 ? nlo - t0 : 0) : nb;
+        const float *p0 = sc + t0;
+        const char *vb = (const char *)kv->v + (off + (size_t)i) * (size_t)(f16 ? 2 : 4);
+        const size_t vstep = (size_t)kv->ld * (size_t)(f16 ? 2 : 4);
+        for (int t = 0; t < nall; t++, vb += vstep) {
+            __m256 vv[8];
+#pragma GCC unroll 8
+            for (int c = 0; c < CV; c++)
+                vv[c] = kv_load8(vb, 8 * (size_t)c, f16);
+#pragma GCC unroll 4
+            for (int r = 0; r < RR; r++) {
+                const __m256 p = _mm256_broadcast_ss(p0 + (size_t)r * lds + t);
+#pragma GCC unroll 8
+                for (int c = 0; c < CV; c++)
+                    acc[r][c] = _mm256_fmadd_ps(p, vv[c], acc[r][c]);
+            }
+        }
+        for (int t = nall; t < nb; t++) {
             const int tt = t0 + t;
             const size_t vt = off + (size_t)t * kv->ld + (size_t)i;
             __m256 vv[8];
