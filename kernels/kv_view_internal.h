@@ -34,12 +34,46 @@ static inline int gpt2k_kv_span_t(const gpt2k_kv_view *kv, int col, int t0, int 
     return n;
 }
 
+/* A lone query reads each head's keys, then its values, as one short run per
+ * block (2 KiB at 124M in fp16), the runs a block's size apart. The hardware
+ * prefetcher does not carry over from one run to the next, so decode would
+ * wait on memory at every block: a lone row prefetches the run of the block
+ * GPT2K_KV_AHEAD_KEYS positions on (values: GPT2K_KV_AHEAD_VALUES) as it
+ * reaches each block. Tiles of several rows read runs their earlier groups brought into
+ * cache, where prefetches only cost (measured slower), and long runs (big
+ * blocks) stream without help: neither prefetches. */
+#define GPT2K_KV_AHEAD_KEYS 96
+#define GPT2K_KV_AHEAD_VALUES 48
+#define GPT2K_KV_PREFETCH_MAX_RUN 8192
+
+static inline void gpt2k_kv_prefetch_ahead(const gpt2k_kv_view *kv, int col, int t0, int n,
+                                           int ahead, int keys, int f16)
+{
+    const int eb = f16 ? 2 : 4;
+    const size_t run = (size_t)kv->bs * (size_t)(keys ? kv->head_dim : kv->ld) * (size_t)eb;
+    const int ta = (t0 / kv->bs + (ahead + kv->bs - 1) / kv->bs) * kv->bs;
+    if (ta >= n || run > GPT2K_KV_PREFETCH_MAX_RUN)
+        return;
+    size_t koff, voff;
+    gpt2k_kv_span_t(kv, col, ta, n, &koff, &voff);
+    const char *p = keys ? (const char *)kv->k + koff * (size_t)eb
+                         : (const char *)kv->v + voff * (size_t)eb;
+    for (size_t o = 0; o < run; o += 64)
+        __builtin_prefetch(p + o, 0, 3);
+    __builtin_prefetch(p + run - 1, 0, 3);
+}
+
 /* The AVX2 + F16C fp16 conversion (ops_avx2.c), shared with the AVX-512 table. */
 void gpt2k_to_f16_avx2(uint16_t *dst, const float *x, int n);
-/* AVX2 attention_rows (either element type), shared with the AVX-512 table
- * for keys_t views so that its attention_head and attention_rows agree. */
-void gpt2k_attention_rows_avx2(float *out, int ldo, const float *q, int ldq,
-                               const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
-                               float scale, float *scratch);
+/* The AVX2 softmax of the attention kernels (sc := exp(sc - max), returns 1 /
+ * the sum), shared with the AVX-512 keys_t kernel so that both give the same
+ * bits. */
+float gpt2k_softmax_avx2(float *sc, int n);
+
+/* The AVX-512 attention_rows for keys_t views (attention_avx512.c): the AVX2
+ * one's bits with 16 lanes per vector. */
+void gpt2k_attention_rows_t_avx512(float *out, int ldo, const float *q, int ldq,
+                                   const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
+                                   float scale, float *scratch);
 
 #endif

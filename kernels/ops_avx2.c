@@ -209,35 +209,6 @@ AINLINE float kv_load1(const void *base, size_t i, int f16)
     return f16 ? _cvtsh_ss(((const uint16_t *)base)[i]) : ((const float *)base)[i];
 }
 
-/* A lone query reads each head's keys, then its values, as one short run per
- * block (2 KiB at 124M in fp16), the runs a block's size apart. The hardware
- * prefetcher does not carry over from one run to the next, so decode would
- * wait on memory at every block: a lone row prefetches the run of the block
- * about KV_AHEAD_KEYS (KV_AHEAD_VALUES) positions on as it reaches each
- * block. Tiles of several rows read runs their earlier groups brought into
- * cache, where prefetches only cost (measured slower), and long runs (big
- * blocks) stream without help: neither prefetches. */
-#define KV_AHEAD_KEYS 96
-#define KV_AHEAD_VALUES 48
-#define KV_PREFETCH_MAX_RUN 8192
-
-AINLINE void kv_prefetch_ahead(const gpt2k_kv_view *kv, int col, int t0, int n, int ahead,
-                               int keys, int f16)
-{
-    const int eb = f16 ? 2 : 4;
-    const size_t run = (size_t)kv->bs * (size_t)(keys ? kv->head_dim : kv->ld) * (size_t)eb;
-    const int ta = (t0 / kv->bs + (ahead + kv->bs - 1) / kv->bs) * kv->bs;
-    if (ta >= n || run > KV_PREFETCH_MAX_RUN)
-        return;
-    size_t koff, voff;
-    gpt2k_kv_span_t(kv, col, ta, n, &koff, &voff);
-    const char *p = keys ? (const char *)kv->k + koff * (size_t)eb
-                         : (const char *)kv->v + voff * (size_t)eb;
-    for (size_t o = 0; o < run; o += 64)
-        _mm_prefetch(p + o, _MM_HINT_T0);
-    _mm_prefetch(p + run - 1, _MM_HINT_T0);
-}
-
 /* Scores of n keys (the first at element k0 of k, row stride ldk) into sc,
  * four keys at a time: four independent FMA chains and one combined
  * horizontal reduction. */
@@ -304,6 +275,11 @@ AINLINE float softmax_avx2(float *sc, int n)
         sum += sc[t];
     }
     return 1.0f / sum;
+}
+
+float gpt2k_softmax_avx2(float *sc, int n)
+{
+    return softmax_avx2(sc, n);
 }
 
 AINLINE void attention_head_body(float *out, const float *q, const gpt2k_kv_view *kv, int col,
@@ -422,7 +398,7 @@ AINLINE void scores_t(const int RR, float *sc, int lds, const float *q, int ldq,
     for (int t0 = 0; t0 < n; t0 += nb) {
         nb = gpt2k_kv_span_t(kv, col, t0, n, &koff, &voff);
         if (RR == 1)
-            kv_prefetch_ahead(kv, col, t0, n, KV_AHEAD_KEYS, 1, f16);
+            gpt2k_kv_prefetch_ahead(kv, col, t0, n, GPT2K_KV_AHEAD_KEYS, 1, f16);
         int j = 0;
         for (; j + 8 <= nb; j += 8) {
             kofs[nv] = koff + (size_t)j, tpos[nv] = t0 + j;
@@ -458,7 +434,7 @@ AINLINE void pv_t_pass(const int RR, const int CV, float *out, int ldo, const fl
     for (int t0 = 0; t0 < nhi; t0 += nb) {
         nb = gpt2k_kv_span_off(kv, col, t0, nhi, &off);
         if (RR == 1 && i == 0)
-            kv_prefetch_ahead(kv, col, t0, nhi, KV_AHEAD_VALUES, 0, f16);
+            gpt2k_kv_prefetch_ahead(kv, col, t0, nhi, GPT2K_KV_AHEAD_VALUES, 0, f16);
         /* positions before nlo are every row's: no mask test */
         const int nall = nlo - t0 < nb ? (nlo - t0 > 0 ? nlo - t0 : 0) : nb;
         const float *p0 = sc + t0;
@@ -581,15 +557,17 @@ static void attention_rows_t_f32(float *out, int ldo, const float *q, int ldq,
 static void attention_head_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
                                 int n_kv, int HD, float scale, float *scratch)
 {
-    if (kv->keys_t)
-        gpt2k_attention_rows_avx2(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
+    if (kv->keys_t && kv->elem == GPT2K_W_F16)
+        attention_rows_t_f16(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
+    else if (kv->keys_t)
+        attention_rows_t_f32(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
     else if (kv->elem == GPT2K_W_F16)
         attention_head_body(out, q, kv, col, n_kv, HD, scale, scratch, 1);
     else
         attention_head_body(out, q, kv, col, n_kv, HD, scale, scratch, 0);
 }
 
-void gpt2k_attention_rows_avx2(float *out, int ldo, const float *q, int ldq,
+static void attention_rows_avx2(float *out, int ldo, const float *q, int ldq,
                                const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
                                float scale, float *scratch)
 {
@@ -626,7 +604,7 @@ static const gpt2k_ops ops_avx2 = {
     .add = add_avx2,
     .argmax = argmax_avx2,
     .attention_head = attention_head_avx2,
-    .attention_rows = gpt2k_attention_rows_avx2,
+    .attention_rows = attention_rows_avx2,
     .to_f16 = gpt2k_to_f16_avx2,
     .quantize_q8_0 = gpt2k_quantize_q8_0_avx2,
     .matmul_q8_0 = gpt2k_matmul_q8_0_avx2,

@@ -315,11 +315,10 @@ AINLINE void attention_head_pm_avx512(float *out, const float *q, const gpt2k_kv
 static void attention_head_avx512(float *out, const float *q, const gpt2k_kv_view *kv, int col,
                                   int n_kv, int HD, float scale, float *scratch)
 {
-    /* A keys_t cache (the CPU backend's): the AVX2 kernel, so that this
-     * table's attention_rows gives the same bits (a 512-bit one is not
-     * written yet). */
+    /* A keys_t cache (the CPU backend's): the rows kernel for one row, so
+     * that this table's attention_rows gives the same bits. */
     if (kv->keys_t)
-        gpt2k_attention_rows_avx2(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
+        gpt2k_attention_rows_t_avx512(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
     else if (kv->elem == GPT2K_W_F16)
         attention_head_pm_avx512(out, q, kv, col, n_kv, HD, scale, scratch, 1);
     else
@@ -331,7 +330,7 @@ static void attention_rows_avx512(float *out, int ldo, const float *q, int ldq,
                                   float scale, float *scratch)
 {
     if (kv->keys_t) {
-        gpt2k_attention_rows_avx2(out, ldo, q, ldq, kv, col, n0, rows, HD, scale, scratch);
+        gpt2k_attention_rows_t_avx512(out, ldo, q, ldq, kv, col, n0, rows, HD, scale, scratch);
         return;
     }
     for (int r = 0; r < rows; r++)
