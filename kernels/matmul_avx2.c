@@ -33,6 +33,7 @@
 #define AINLINE static inline __attribute__((always_inline))
 
 #define NR 16  /* columns per panel: two vectors */
+#define GH GPT2K_PACK_COLS_F16 /* fp16 packed: a group of two panels, one line per k */
 #define MR 6   /* most rows per register tile */
 /* Prefill (M > DECODE_MAX_M): one panel of KC values of k (16 KiB, half of L1)
  * stays while the MC rows of a pass stream past; MC bounds the partial sums. */
@@ -135,7 +136,7 @@ AINLINE __m256 load_b(const int f16, const void *b, int k, int j)
 {
     if (f16)
         return _mm256_cvtph_ps(
-            _mm_loadu_si128((const __m128i *)((const uint16_t *)b + (size_t)k * NR + j * 8)));
+            _mm_loadu_si128((const __m128i *)((const uint16_t *)b + (size_t)k * GH + j * 8)));
     return _mm256_loadu_ps((const float *)b + (size_t)k * NR + j * 8);
 }
 
@@ -300,11 +301,13 @@ static const float zero_panel[KC_DECODE * NR] __attribute__((aligned(64)));
 
 /* ---- the loop nests --------------------------------------------------------------- */
 
-/* Panel block of a packed matrix: panel pn (absolute), k from k0. */
+/* Panel block of a packed matrix: panel pn (absolute), k from k0; row
+ * stride NR (fp32) or GH (fp16, two panels per group). */
 AINLINE const void *packed_block(const int f16, const void *wp, int K, int pn, int k0)
 {
-    const size_t off = ((size_t)pn * K + (size_t)k0) * NR;
-    return f16 ? (const void *)((const uint16_t *)wp + off) : (const void *)((const float *)wp + off);
+    if (f16)
+        return (const uint16_t *)wp + ((size_t)(pn / 2) * K + (size_t)k0) * GH + (size_t)(pn % 2) * NR;
+    return (const float *)wp + ((size_t)pn * K + (size_t)k0) * NR;
 }
 
 /* Decode (1-3 rows): per group of 4 panels, per K block, the group's block
@@ -371,9 +374,11 @@ AINLINE void matmul_prefill(const int f16, const int packed, float *out, int ldo
                     pack_panel(f16, bp, w, (size_t)K, n, nc, k0, kc, 0);
                 } else if (f16) {
                     const uint16_t *h = packed_block(1, w, K, n / NR, k0);
-                    for (int i = 0; i < kc * NR; i += 8)
-                        _mm256_store_ps(bp + i,
-                                        _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+                    for (int k = 0; k < kc; k++)
+                        for (int j = 0; j < NR; j += 8)
+                            _mm256_store_ps(bp + (size_t)k * NR + j,
+                                            _mm256_cvtph_ps(_mm_loadu_si128(
+                                                (const __m128i *)(h + (size_t)k * GH + j))));
                 } else {
                     blk = packed_block(0, w, K, n / NR, k0);
                 }

@@ -34,6 +34,7 @@
 #define AINLINE static inline __attribute__((always_inline))
 
 #define NR GPT2K_PANEL /* columns per panel: one zmm */
+#define GH GPT2K_PACK_COLS_F16 /* fp16: a group of two panels, one line per k */
 #define MR 8           /* most rows per prefill tile */
 #define NP 3           /* panels per prefill tile */
 /* Prefill: 3 panels x KC values of k (24 KiB fp32) stay in L1 while the rows
@@ -58,7 +59,7 @@ AINLINE __m512 load_w(const int f16, const void *b, int k)
 {
     if (f16)
         return _mm512_cvtph_ps(
-            _mm256_loadu_si256((const __m256i *)((const uint16_t *)b + (size_t)k * NR)));
+            _mm256_loadu_si256((const __m256i *)((const uint16_t *)b + (size_t)k * GH)));
     return _mm512_loadu_ps((const float *)b + (size_t)k * NR);
 }
 
@@ -202,11 +203,13 @@ static const tile_fn decode_tiles[2][DECODE_MAX_M] = {
 
 /* ---- the loop nests --------------------------------------------------------------- */
 
-/* Panel pn's (absolute) block from k0 in a packed matrix. */
+/* Panel pn's (absolute) block from k0 in a packed matrix: row stride NR
+ * (fp32) or GH (fp16, two panels per group). */
 AINLINE const void *packed_block(const int f16, const void *wp, int K, int pn, int k0)
 {
-    const size_t off = ((size_t)pn * K + (size_t)k0) * NR;
-    return f16 ? (const void *)((const uint16_t *)wp + off) : (const void *)((const float *)wp + off);
+    if (f16)
+        return (const uint16_t *)wp + ((size_t)(pn / 2) * K + (size_t)k0) * GH + (size_t)(pn % 2) * NR;
+    return (const float *)wp + ((size_t)pn * K + (size_t)k0) * NR;
 }
 
 /* Decode (1-3 rows): per np panels, one tile over all of K. In a group's
@@ -255,9 +258,10 @@ AINLINE void matmul_prefill(const int f16, float *out, int ldo, const float *in,
                     if (f16) {
                         const uint16_t *h = blk;
                         float *d = bp + (size_t)p * KC * NR;
-                        for (int i = 0; i < kc * NR; i += NR)
-                            _mm512_store_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256(
-                                                       (const __m256i *)(h + i))));
+                        for (int k = 0; k < kc; k++)
+                            _mm512_store_ps(d + (size_t)k * NR,
+                                            _mm512_cvtph_ps(_mm256_loadu_si256(
+                                                (const __m256i *)(h + (size_t)k * GH))));
                         blk = d;
                     }
                     bq[p] = blk;

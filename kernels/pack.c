@@ -1,13 +1,14 @@
-/* Packed fp weight layout (see kernels.h): panels of GPT2K_PANEL rows, each
- * stored k-major. Plain C: packing runs once per model load. */
+/* Packed fp weight layout (see kernels.h): column groups of one 64-byte line
+ * per k, each stored k-major. Plain C: packing runs once per model load. */
 #include "kernels.h"
 
 #include <string.h>
 
 size_t gpt2k_packed_bytes(gpt2k_wtype t, int N, int K)
 {
-    const size_t panels = ((size_t)N + GPT2K_PANEL - 1) / GPT2K_PANEL;
-    return panels * GPT2K_PANEL * (size_t)K * (t == GPT2K_W_F16 ? 2 : 4);
+    const size_t G = GPT2K_PACK_COLS(t);
+    const size_t groups = ((size_t)N + G - 1) / G;
+    return groups * G * (size_t)K * (t == GPT2K_W_F16 ? 2 : 4);
 }
 
 void gpt2k_pack_weights(void *dst, const void *w, gpt2k_wtype t, int N, int K)
@@ -15,28 +16,35 @@ void gpt2k_pack_weights(void *dst, const void *w, gpt2k_wtype t, int N, int K)
     gpt2k_pack_panels(dst, w, t, N, K, 0, (N + GPT2K_PANEL - 1) / GPT2K_PANEL);
 }
 
+/* Element offset of (n, k) in a packed matrix. */
+static size_t packed_at(gpt2k_wtype t, int K, int n, int k)
+{
+    const size_t G = GPT2K_PACK_COLS(t);
+    return (size_t)n / G * G * (size_t)K + (size_t)k * G + (size_t)n % G;
+}
+
+/* Each panel writes only its own 16 columns of its group (panels may be
+ * packed by different threads), and the last panel also the group's columns
+ * past it, which no panel owns. */
 void gpt2k_pack_panels(void *dst, const void *w, gpt2k_wtype t, int N, int K, int p0, int p1)
 {
-    const size_t esz = t == GPT2K_W_F16 ? 2 : 4;
-    const size_t panel_bytes = (size_t)GPT2K_PANEL * (size_t)K * esz;
+    const size_t esz = t == GPT2K_W_F16 ? 2 : 4, G = GPT2K_PACK_COLS(t);
     for (int p = p0; p < p1 && (size_t)p * GPT2K_PANEL < (size_t)N; p++) {
-        char *d = (char *)dst + (size_t)p * panel_bytes;
         const int n0 = p * GPT2K_PANEL, nr = N - n0 < GPT2K_PANEL ? N - n0 : GPT2K_PANEL;
-        if (nr < GPT2K_PANEL)
-            memset(d, 0, panel_bytes);
-        /* one source row at a time: reads stream, writes stride 16 elements */
-        for (int r = 0; r < nr; r++) {
-            const char *s = (const char *)w + ((size_t)(n0 + r) * K) * esz;
+        int nz = GPT2K_PANEL; /* columns of this panel's stretch, zeros past nr */
+        if (n0 + GPT2K_PANEL >= N)
+            nz = (int)(((size_t)n0 / G + 1) * G - (size_t)n0);
+        /* one source row at a time: reads stream, writes stride G elements */
+        for (int r = 0; r < nz; r++) {
+            const char *s = r < nr ? (const char *)w + ((size_t)(n0 + r) * K) * esz : NULL;
             if (esz == 4) {
-                const float *sf = (const float *)s;
-                float *df = (float *)d + r;
+                float *df = (float *)dst + packed_at(t, K, n0 + r, 0);
                 for (int k = 0; k < K; k++)
-                    df[(size_t)k * GPT2K_PANEL] = sf[k];
+                    df[(size_t)k * G] = s ? ((const float *)s)[k] : 0.0f;
             } else {
-                const uint16_t *sh = (const uint16_t *)s;
-                uint16_t *dh = (uint16_t *)d + r;
+                uint16_t *dh = (uint16_t *)dst + packed_at(t, K, n0 + r, 0);
                 for (int k = 0; k < K; k++)
-                    dh[(size_t)k * GPT2K_PANEL] = sh[k];
+                    dh[(size_t)k * G] = s ? ((const uint16_t *)s)[k] : 0;
             }
         }
     }
@@ -44,15 +52,15 @@ void gpt2k_pack_panels(void *dst, const void *w, gpt2k_wtype t, int N, int K, in
 
 void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n)
 {
-    const size_t base = (size_t)(n / GPT2K_PANEL) * GPT2K_PANEL * (size_t)K + n % GPT2K_PANEL;
+    const size_t base = packed_at(t, K, n, 0), G = GPT2K_PACK_COLS(t);
     if (t == GPT2K_W_F16) {
         const uint16_t *h = (const uint16_t *)wp + base;
         for (int k = 0; k < K; k++)
-            out[k] = gpt2k_f16_to_f32(h[(size_t)k * GPT2K_PANEL]);
+            out[k] = gpt2k_f16_to_f32(h[(size_t)k * G]);
     } else {
         const float *f = (const float *)wp + base;
         for (int k = 0; k < K; k++)
-            out[k] = f[(size_t)k * GPT2K_PANEL];
+            out[k] = f[(size_t)k * G];
     }
 }
 

@@ -16,19 +16,21 @@ static void split_even(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
 
 /* ---- matmul -------------------------------------------------------------- */
 
-/* Columns go out in blocks of this many, so each thread's n0 stays aligned
- * (vector tiles in the slice kernels start at n0) and no two threads write
- * the same cache line of a row when ldo keeps rows 64-byte aligned. */
+/* Columns go out in blocks of this many (nblock: MATMUL_NBLOCK, or a packed
+ * fp16 matrix's group of two panels, so that one thread reads a group's
+ * whole line per k), so each thread's n0 stays aligned (vector tiles in the
+ * slice kernels start at n0) and no two threads write the same cache line
+ * of a row when ldo keeps rows 64-byte aligned. */
 #define MATMUL_NBLOCK GPT2K_PANEL
 
 /* Thread ith's contiguous range of the N output columns, in blocks of
- * MATMUL_NBLOCK so each thread streams its own run of weight rows. */
-static void column_range(int N, int ith, int nth, int *n0, int *n1)
+ * nblock so each thread streams its own run of weight rows. */
+static void column_range(int N, int nblock, int ith, int nth, int *n0, int *n1)
 {
-    int64_t nb = (N + MATMUL_NBLOCK - 1) / MATMUL_NBLOCK, b0, b1;
+    int64_t nb = (N + nblock - 1) / nblock, b0, b1;
     split_even(nb, ith, nth, &b0, &b1);
-    *n0 = (int)(b0 * MATMUL_NBLOCK);
-    *n1 = (int)(b1 * MATMUL_NBLOCK) < N ? (int)(b1 * MATMUL_NBLOCK) : N;
+    *n0 = (int)(b0 * nblock);
+    *n1 = (int)(b1 * nblock) < N ? (int)(b1 * nblock) : N;
 }
 
 /* Decode (M <= GUIDED_ROWS rows): each thread first streams its own static
@@ -42,39 +44,39 @@ static void column_range(int N, int ith, int nth, int *n0, int *n1)
 #define GUIDED_ROWS 4
 #define GUIDED_PCT 80
 
-/* Thread ith's next range of columns [n0, n1) (multiples of MATMUL_NBLOCK);
+/* Thread ith's next range of columns [n0, n1) (multiples of nblock);
  * 0 when it has none left. next: the op's shared counter, from 0; first: 1
  * until the thread's static range is taken. */
-static int next_range(atomic_int *next, int M, int N, int ith, int nth, int *n0, int *n1,
-                      int *first)
+static int next_range(atomic_int *next, int M, int N, int nblock, int ith, int nth, int *n0,
+                      int *n1, int *first)
 {
     if (M > GUIDED_ROWS || nth == 1) {
         if (!*first)
             return 0;
         *first = 0;
-        column_range(N, ith, nth, n0, n1);
+        column_range(N, nblock, ith, nth, n0, n1);
         return *n0 < *n1;
     }
-    const int nb = (N + MATMUL_NBLOCK - 1) / MATMUL_NBLOCK;
+    const int nb = (N + nblock - 1) / nblock;
     const int per = (int)((int64_t)nb * GUIDED_PCT / 100 / nth), tail0 = per * nth;
     if (*first) {
         *first = 0;
         if (per > 0) {
-            *n0 = ith * per * MATMUL_NBLOCK;
-            *n1 = (ith + 1) * per * MATMUL_NBLOCK;
+            *n0 = ith * per * nblock;
+            *n1 = (ith + 1) * per * nblock;
             return 1;
         }
     }
-    /* about 4 chunks per thread, at least 4 blocks (64 columns) each */
+    /* about 4 chunks per thread, at least 64 columns each */
     int chunk = (nb - tail0) / (nth * 4);
-    if (chunk < 4)
-        chunk = 4;
+    if (chunk < 64 / nblock)
+        chunk = 64 / nblock;
     const int c = atomic_fetch_add_explicit(next, chunk, memory_order_relaxed);
     const int b0 = tail0 + c;
     if (b0 >= nb)
         return 0;
-    *n0 = b0 * MATMUL_NBLOCK;
-    *n1 = (b0 + chunk) * MATMUL_NBLOCK < N ? (b0 + chunk) * MATMUL_NBLOCK : N;
+    *n0 = b0 * nblock;
+    *n1 = (b0 + chunk) * nblock < N ? (b0 + chunk) * nblock : N;
     return 1;
 }
 
@@ -94,7 +96,8 @@ static void matmul_task(void *arg, int ith, int nth)
 {
     matmul_args *a = arg;
     int n0, n1, first = 1;
-    while (next_range(&a->next, a->M, a->N, ith, nth, &n0, &n1, &first)) {
+    const int nblock = a->packed && a->wtype == GPT2K_W_F16 ? GPT2K_PACK_COLS_F16 : MATMUL_NBLOCK;
+    while (next_range(&a->next, a->M, a->N, nblock, ith, nth, &n0, &n1, &first)) {
         if (a->packed)
             a->ops->matmul_packed(a->out, a->ldo, a->in, a->ldi, a->w, a->wtype, a->bias, a->M,
                                   a->K, n0, n1, a->accumulate);
@@ -123,7 +126,7 @@ void gpt2k_matmul_packed(gpt2k_pool *p, const gpt2k_ops *ops, float *out, int ld
 {
     if (M <= 0 || N <= 0)
         return;
-    /* column_range hands out multiples of MATMUL_NBLOCK == GPT2K_PANEL, so
+    /* ranges are multiples of GPT2K_PANEL (fp16: of a group of two), so
      * every thread starts on a panel boundary */
     matmul_args a = {ops, out, in, wp, bias, ldo, ldi, M, K, N, accumulate, wtype, 1, 0};
     gpt2k_pool_run(p, matmul_task, &a);
@@ -157,7 +160,7 @@ static void matmul_q8_task(void *arg, int ith, int nth)
 {
     matmul_q8_args *a = arg;
     int n0, n1, first = 1;
-    while (next_range(&a->next, a->M, a->N, ith, nth, &n0, &n1, &first)) {
+    while (next_range(&a->next, a->M, a->N, MATMUL_NBLOCK, ith, nth, &n0, &n1, &first)) {
         /* ranges are multiples of GPT2K_PANEL, a multiple of either Q8_0
          * layout's panel: every range starts on a packed panel */
         if (a->packed)

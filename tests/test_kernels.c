@@ -1234,31 +1234,40 @@ END_TEST
 
 /* Split results must equal one single-threaded slice call bit for bit: each
  * output element is computed by the same arithmetic whichever thread owns it. */
-/* gpt2k_pack_weights puts element (n, k) at panel n / 16, offset k * 16 + n % 16
- * and zeros past N; gpt2k_packed_row reads a row back. Checked against that
- * definition directly, for N on and off the panel size, fp32 and fp16. */
+/* gpt2k_pack_weights puts element (n, k) at group n / G, offset k * G + n % G
+ * (G = 16 columns for fp32, 32 for fp16: one 64-byte line per k) and zeros
+ * past N; packing the panels in separate calls, one at a time from the last
+ * (as the engine's rounds and threads split it), gives the same bytes;
+ * gpt2k_packed_row reads a row back. Checked against that definition
+ * directly, for N on and off the panel and group sizes, fp32 and fp16. */
 START_TEST(test_pack_weights)
 {
-    static const int shapes[][2] = {{1, 1}, {16, 3}, {17, 5}, {40, 64}, {33, 100}};
+    static const int shapes[][2] = {{1, 1}, {16, 3}, {17, 5}, {40, 64}, {33, 100}, {48, 7}, {64, 2}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int wf16 = 0; wf16 < 2; wf16++) {
-            const int N = shapes[s][0], K = shapes[s][1];
+            const int N = shapes[s][0], K = shapes[s][1], G = wf16 ? 32 : 16;
             const gpt2k_wtype wt = wf16 ? GPT2K_W_F16 : GPT2K_W_F32;
-            const size_t panels = ((size_t)N + 15) / 16, bytes = gpt2k_packed_bytes(wt, N, K);
-            ck_assert_uint_eq(bytes, panels * 16 * (size_t)K * (wf16 ? 2 : 4));
+            const size_t groups = ((size_t)N + G - 1) / G, bytes = gpt2k_packed_bytes(wt, N, K);
+            ck_assert_uint_eq(bytes, groups * G * (size_t)K * (wf16 ? 2 : 4));
             float *wf = falloc((size_t)N * K), *row = falloc(K);
             uint16_t *wh = xmalloc((size_t)N * K * sizeof(uint16_t));
             for (size_t i = 0; i < (size_t)N * K; i++) {
                 wf[i] = urand(-1, 1);
                 wh[i] = gpt2k_f32_to_f16(wf[i]);
             }
-            unsigned char *wp = xmalloc(bytes);
+            unsigned char *wp = xmalloc(bytes), *wq = xmalloc(bytes);
             memset(wp, 0xAB, bytes); /* padding must be written, as zeros */
-            gpt2k_pack_weights(wp, wf16 ? (const void *)wh : (const void *)wf, wt, N, K);
-            for (size_t p = 0; p < panels; p++)
+            memset(wq, 0xCD, bytes);
+            const void *src = wf16 ? (const void *)wh : (const void *)wf;
+            gpt2k_pack_weights(wp, src, wt, N, K);
+            for (int p = (N + 15) / 16 - 1; p >= 0; p--)
+                gpt2k_pack_panels(wq, src, wt, N, K, p, p + 1);
+            ck_assert_msg(memcmp(wp, wq, bytes) == 0, "N=%d K=%d f16=%d: panel by panel differs",
+                          N, K, wf16);
+            for (size_t g = 0; g < groups; g++)
                 for (int k = 0; k < K; k++)
-                    for (int r = 0; r < 16; r++) {
-                        const size_t n = p * 16 + r, off = (p * 16 * K + (size_t)k * 16 + r);
+                    for (int r = 0; r < G; r++) {
+                        const size_t n = g * G + r, off = (g * G * K + (size_t)k * G + r);
                         if (wf16) {
                             uint16_t got = ((const uint16_t *)wp)[off];
                             ck_assert_uint_eq(got, n < (size_t)N ? wh[n * K + k] : 0);
@@ -1277,7 +1286,7 @@ START_TEST(test_pack_weights)
                                   N, K, n, k);
                 }
             }
-            free(wf), free(row), free(wh), free(wp);
+            free(wf), free(row), free(wh), free(wp), free(wq);
         }
 }
 END_TEST
