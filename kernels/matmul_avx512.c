@@ -35,11 +35,12 @@
 
 #define NR GPT2K_PANEL /* columns per panel: one zmm */
 #define GH GPT2K_PACK_COLS_F16 /* fp16: a group of two panels, one line per k */
-/* fp16 decode: prefetch distance per stream (16 k). F16 decode on Zen 4, 2
- * threads, four alternating rounds of 0 / 512 / 1024 / 1536 / 2048 bytes:
- * 152-166 / 164-169 / 173-187 / 173-199 / 160-193 tokens/s. (With the
- * half-line panels of an earlier layout no distance helped.) */
-#define F16_PREFETCH 1024
+/* Decode: prefetch distance per stream (16 k). Zen 4, 2 threads, four
+ * alternating rounds of 0 / 512 / 1024 / 1536 / 2048 bytes: F16 decode
+ * 152-166 / 164-169 / 173-187 / 173-199 / 160-193 tokens/s (with the
+ * half-line panels of an earlier fp16 layout no distance helped); f32, six
+ * rounds of 0 / 1024: 117-126 / 120-132, every round faster. */
+#define DECODE_PREFETCH 1024
 #define MR 8           /* most rows per prefill tile */
 #define NP 3           /* panels per prefill tile */
 /* Prefill: 3 panels x KC values of k (24 KiB fp32) stay in L1 while the rows
@@ -96,13 +97,19 @@ AINLINE void tile(const int mr, const int np, const int f16, int kc, const float
     EACH_M(INIT_M)
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
-        /* fp16 tiles are decode's: each group of two panels streams one line
-         * per k from memory; ask for it F16_PREFETCH bytes ahead */
+        /* decode (fewer than 4 rows) streams its panels from memory, one
+         * line per k from each fp32 panel or fp16 group of two: ask for it
+         * DECODE_PREFETCH bytes ahead */
+        if (!f16 && mr < 4)
+            for (int p = 0; p < np; p++)
+                _mm_prefetch((const char *)((const float *)bq[p] + (size_t)k * NR) +
+                                 DECODE_PREFETCH,
+                             _MM_HINT_T0);
         if (f16 && (k & 1) == 0)
             for (int p = 0; p < np; p += 2) {
                 const char *g = (const char *)((const uint16_t *)bq[p] + (size_t)k * GH);
-                _mm_prefetch(g + F16_PREFETCH, _MM_HINT_T0);
-                _mm_prefetch(g + F16_PREFETCH + 64, _MM_HINT_T0);
+                _mm_prefetch(g + DECODE_PREFETCH, _MM_HINT_T0);
+                _mm_prefetch(g + DECODE_PREFETCH + 64, _MM_HINT_T0);
             }
         /* the np weight vectors held, one broadcast at a time */
         __m512 b[8];
