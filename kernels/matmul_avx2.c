@@ -311,8 +311,17 @@ static const tile_fn decode_tiles[2][DECODE_MAX_M] = {
 };
 static const int decode_panels[DECODE_MAX_M] = {4, 2, 2};
 /* one panel wide (prefill), by rows; fp32 panels */
-static const tile_fn prefill_tiles[MR] = {tile_1x1, tile_2x1, tile_3x1,
-                                          tile_4x1, tile_5x1, tile_6x1};
+/* batched decode of 4-6 rows on fp16 panels read where they lie */
+DEF_TILE_H(1, 1)
+DEF_TILE_H(2, 1)
+DEF_TILE_H(3, 1)
+DEF_TILE_H(4, 1)
+DEF_TILE_H(5, 1)
+DEF_TILE_H(6, 1)
+static const tile_fn prefill_tiles[2][MR] = {
+    {tile_1x1, tile_2x1, tile_3x1, tile_4x1, tile_5x1, tile_6x1},
+    {tile_h_1x1, tile_h_2x1, tile_h_3x1, tile_h_4x1, tile_h_5x1, tile_h_6x1},
+};
 
 /* Stands in for panels past the last column in a packed matrix's last group. */
 static const float zero_panel[KC_DECODE * NR] __attribute__((aligned(64)));
@@ -380,6 +389,12 @@ AINLINE void matmul_prefill(const int f16, const int packed, float *out, int ldo
     float bp[KC * NR] __attribute__((aligned(64)));
     float cb[MC * NR] __attribute__((aligned(64)));
     const int nkb = K > 0 ? (K + KC - 1) / KC : 1;
+    /* packed fp16 blocks of up to MR rows (one tile: batched decode) go to
+     * the tiles as they lie, widened in registers, rather than converted,
+     * stored and loaded again for one tile (see matmul_avx512.c). Zen 4, 2
+     * threads, kbench from memory, --isa avx2 cases: 4 rows 1.10-1.18x
+     * faster; 16 rows (three tiles) 0.90-1.09x, so those keep widening. */
+    const int direct = packed && f16 && M <= MR;
     for (int n = n0; n < n1; n += NR) {
         const int nc = n1 - n < NR ? n1 - n : NR;
         const float *bn = bias ? bias + n : NULL;
@@ -390,6 +405,8 @@ AINLINE void matmul_prefill(const int f16, const int packed, float *out, int ldo
                 const void *blk = bp;
                 if (!packed) {
                     pack_panel(f16, bp, w, (size_t)K, n, nc, k0, kc, 0);
+                } else if (direct) {
+                    blk = packed_block(1, w, K, n / NR, k0);
                 } else if (f16) {
                     const uint16_t *h = packed_block(1, w, K, n / NR, k0);
                     for (int k = 0; k < kc; k++)
@@ -402,7 +419,7 @@ AINLINE void matmul_prefill(const int f16, const int packed, float *out, int ldo
                 }
                 for (int m = 0; m < mb; m += MR) {
                     const int mr = mb - m < MR ? mb - m : MR;
-                    prefill_tiles[mr - 1](kc, in + (size_t)(m0 + m) * ldi + k0, (size_t)ldi, &blk,
+                    prefill_tiles[direct][mr - 1](kc, in + (size_t)(m0 + m) * ldi + k0, (size_t)ldi, &blk,
                                           cb + (size_t)m * NR, kb > 0, kb == nkb - 1,
                                           out + (size_t)(m0 + m) * ldo + n, (size_t)ldo, bn, nc,
                                           accumulate);

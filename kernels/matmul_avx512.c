@@ -209,11 +209,35 @@ DEF_TILE_H(1, 8)
 DEF_TILE_H(2, 4)
 DEF_TILE_H(3, 4)
 
-/* [panels - 1][rows - 4] */
-static const tile_fn prefill_tiles[NP][MR - 3] = {
-    {tile_4x1, tile_5x1, tile_6x1, tile_7x1, tile_8x1},
-    {tile_4x2, tile_5x2, tile_6x2, tile_7x2, tile_8x2},
-    {tile_4x3, tile_5x3, tile_6x3, tile_7x3, tile_8x3},
+/* batched decode of 4-8 rows on fp16 panels read where they lie */
+DEF_TILE_H(4, 1)
+DEF_TILE_H(5, 1)
+DEF_TILE_H(6, 1)
+DEF_TILE_H(7, 1)
+DEF_TILE_H(8, 1)
+DEF_TILE_H(4, 2)
+DEF_TILE_H(5, 2)
+DEF_TILE_H(6, 2)
+DEF_TILE_H(7, 2)
+DEF_TILE_H(8, 2)
+DEF_TILE_H(4, 3)
+DEF_TILE_H(5, 3)
+DEF_TILE_H(6, 3)
+DEF_TILE_H(7, 3)
+DEF_TILE_H(8, 3)
+
+/* [f16][panels - 1][rows - 4] */
+static const tile_fn prefill_tiles[2][NP][MR - 3] = {
+    {
+        {tile_4x1, tile_5x1, tile_6x1, tile_7x1, tile_8x1},
+        {tile_4x2, tile_5x2, tile_6x2, tile_7x2, tile_8x2},
+        {tile_4x3, tile_5x3, tile_6x3, tile_7x3, tile_8x3},
+    },
+    {
+        {tile_h_4x1, tile_h_5x1, tile_h_6x1, tile_h_7x1, tile_h_8x1},
+        {tile_h_4x2, tile_h_5x2, tile_h_6x2, tile_h_7x2, tile_h_8x2},
+        {tile_h_4x3, tile_h_5x3, tile_h_6x3, tile_h_7x3, tile_h_8x3},
+    },
 };
 /* [f16][rows - 1] */
 static const tile_fn decode_tiles[2][DECODE_MAX_M] = {
@@ -264,6 +288,13 @@ AINLINE void matmul_prefill(const int f16, float *out, int ldo, const float *in,
     float cb[MC * NP * NR] __attribute__((aligned(64))); /* partial sums */
     const int nkb = K > 0 ? (K + KC - 1) / KC : 1;       /* K = 0 still writes bias */
     const int ntiles = (M + MR - 1) / MR, tiles_per_pass = MC / MR;
+    /* fp16 blocks of up to 16 rows (one or two tiles: batched decode) go to
+     * the tiles as they lie, widened in registers: widened into bp first,
+     * each weight was converted, stored and loaded again for one or two
+     * tiles. Zen 4, 2 threads, kbench 124M shapes from memory: 4 rows 2.0-
+     * 2.2x faster, 16 rows 1.6-1.8x; at 128 and 512 rows either way within
+     * +-3 %, so prefill keeps widening once per block. */
+    const int direct = f16 && M <= 2 * MR;
     for (int n = n0; n < n1; n += NP * NR) {
         const int nc = n1 - n < NP * NR ? n1 - n : NP * NR;
         const int np = (nc + NR - 1) / NR;
@@ -275,7 +306,7 @@ AINLINE void matmul_prefill(const int f16, float *out, int ldo, const float *in,
                 const void *bq[NP];
                 for (int p = 0; p < np; p++) {
                     const void *blk = packed_block(f16, wp, K, n / NR + p, k0);
-                    if (f16) {
+                    if (f16 && !direct) {
                         const uint16_t *h = blk;
                         float *d = bp + (size_t)p * KC * NR;
                         for (int k = 0; k < kc; k++)
@@ -290,7 +321,7 @@ AINLINE void matmul_prefill(const int f16, float *out, int ldo, const float *in,
                     /* tile t: rows [t * M / ntiles, (t + 1) * M / ntiles) */
                     const int m = (int)((long)t * M / ntiles);
                     const int mr = (int)((long)(t + 1) * M / ntiles) - m;
-                    prefill_tiles[np - 1][mr - 4](
+                    prefill_tiles[direct][np - 1][mr - 4](
                         kc, in + (size_t)m * ldi + k0, (size_t)ldi, bq,
                         cb + (size_t)(t - t0) * MR * NP * NR, kb > 0, kb == nkb - 1,
                         out + (size_t)m * ldo + n, (size_t)ldo, bn, nc, accumulate);
