@@ -19,8 +19,10 @@
  *
  * Paths: from 4 rows on (prefill), per 48 columns, per pass of rows, per
  * block of KC k, every tile of the pass; fp16 blocks are widened once per
- * block. 1-3 rows (decode) read each panel once, all of K in one go with the
- * sums in registers, np panels side by side so one row keeps 8 chains. The
+ * block, except for up to 16 rows (batched decode), whose tiles widen them
+ * in registers. 1-3 rows (decode) read each panel once, all of K in one go
+ * with the sums in registers, np panels side by side so one row keeps 8
+ * chains; decode tiles prefetch their streams ahead. The
  * plain-layout entry points are the AVX2 ones: their on-the-fly packing lives
  * in matmul_avx2.c, and the engine packs its weights once and calls the
  * packed entry point. */
@@ -97,9 +99,10 @@ AINLINE void tile(const int mr, const int np, const int f16, int kc, const float
     EACH_M(INIT_M)
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
-        /* decode (fewer than 4 rows) streams its panels from memory, one
-         * line per k from each fp32 panel or fp16 group of two: ask for it
-         * DECODE_PREFETCH bytes ahead */
+        /* decode streams its panels from memory, one line per k from each
+         * fp32 panel (tiles of fewer than 4 rows) or fp16 group of two (every
+         * fp16 tile: decode and batched decode): ask for it DECODE_PREFETCH
+         * bytes ahead */
         if (!f16 && mr < 4)
             for (int p = 0; p < np; p++)
                 _mm_prefetch((const char *)((const float *)bq[p] + (size_t)k * NR) +
@@ -209,7 +212,7 @@ DEF_TILE_H(1, 8)
 DEF_TILE_H(2, 4)
 DEF_TILE_H(3, 4)
 
-/* batched decode of 4-8 rows on fp16 panels read where they lie */
+/* batched decode (4-16 rows, tiles of 4-8) on fp16 panels read where they lie */
 DEF_TILE_H(4, 1)
 DEF_TILE_H(5, 1)
 DEF_TILE_H(6, 1)
