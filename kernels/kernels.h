@@ -168,8 +168,8 @@ void gpt2k_dequantize_q8_0(float *out, const void *src, int n);
  * line per k from twice the streams: on Zen 4, 0.6x the cached speed and
  * 0.85x from memory), and prefill needs no packing of its own. */
 #define GPT2K_PANEL 16
-#define GPT2K_PACK_COLS(t) ((t) == GPT2K_W_F16 ? 32 : 16)
 #define GPT2K_PACK_COLS_F16 32
+#define GPT2K_PACK_COLS(t) ((t) == GPT2K_W_F16 ? GPT2K_PACK_COLS_F16 : GPT2K_PANEL)
 size_t gpt2k_packed_bytes(gpt2k_wtype t, int N, int K);
 void gpt2k_pack_weights(void *dst, const void *w, gpt2k_wtype t, int N, int K);
 /* Only panels [p0, p1) (for splitting the packing across threads). */

@@ -39,9 +39,9 @@ static inline int gpt2k_kv_span_t(const gpt2k_kv_view *kv, int col, int t0, int 
  * prefetcher does not carry over from one run to the next, so decode would
  * wait on memory at every block: a lone row prefetches the run of the block
  * GPT2K_KV_AHEAD_KEYS positions on (values: GPT2K_KV_AHEAD_VALUES) as it
- * reaches each block. Tiles of several rows read runs their earlier groups brought into
- * cache, where prefetches only cost (measured slower), and long runs (big
- * blocks) stream without help: neither prefetches. */
+ * reaches each block. Tiles of several rows read runs their earlier groups
+ * brought into cache, where prefetches only cost (measured slower), and long
+ * runs (big blocks) stream without help: neither prefetches. */
 #define GPT2K_KV_AHEAD_KEYS 96
 #define GPT2K_KV_AHEAD_VALUES 48
 #define GPT2K_KV_PREFETCH_MAX_RUN 8192

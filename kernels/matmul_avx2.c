@@ -34,10 +34,6 @@
 
 #define NR 16  /* columns per panel: two vectors */
 #define GH GPT2K_PACK_COLS_F16 /* fp16 packed: a group of two panels, one line per k */
-/* Decode: prefetch distance per stream (16 k; see matmul_avx512.c). Zen 4,
- * 2 threads, --isa avx2, four alternating rounds of 0 / 1024 bytes: f32
- * decode 111-117 / 123-131 tokens/s, F16 167-193 / 193-202. */
-#define DECODE_PREFETCH 1024
 #define MR 6   /* most rows per register tile */
 /* Prefill (M > DECODE_MAX_M): one panel of KC values of k (16 KiB, half of L1)
  * stays while the MC rows of a pass stream past; MC bounds the partial sums. */
@@ -174,19 +170,9 @@ AINLINE void tile(const int mr, const int np, const int f16, int kc, const float
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         /* decode's tiles (several panels; prefill's are one wide) stream
-         * their panels from memory, one line per k from each fp32 panel or
-         * fp16 group of two: ask for it DECODE_PREFETCH bytes ahead */
-        if (np > 1 && !f16)
-            for (int p = 0; p < np; p++)
-                _mm_prefetch((const char *)((const float *)bq[p] + (size_t)k * NR) +
-                                 DECODE_PREFETCH,
-                             _MM_HINT_T0);
-        if (np > 1 && f16 && (k & 1) == 0)
-            for (int p = 0; p < np; p += 2) {
-                const char *g = (const char *)((const uint16_t *)bq[p] + (size_t)k * GH);
-                _mm_prefetch(g + DECODE_PREFETCH, _MM_HINT_T0);
-                _mm_prefetch(g + DECODE_PREFETCH + 64, _MM_HINT_T0);
-            }
+         * their panels from memory */
+        if (np > 1)
+            gpt2k_prefetch_decode(f16, np, bq, k);
         if (nv == 2) {
             /* one panel: two weight vectors held, one broadcast at a time */
             const __m256 b0 = load_b(f16, bq[0], k, 0), b1 = load_b(f16, bq[0], k, 1);
@@ -328,15 +314,6 @@ static const float zero_panel[KC_DECODE * NR] __attribute__((aligned(64)));
 
 /* ---- the loop nests --------------------------------------------------------------- */
 
-/* Panel block of a packed matrix: panel pn (absolute), k from k0; row
- * stride NR (fp32) or GH (fp16, two panels per group). */
-AINLINE const void *packed_block(const int f16, const void *wp, int K, int pn, int k0)
-{
-    if (f16)
-        return (const uint16_t *)wp + ((size_t)(pn / 2) * K + (size_t)k0) * GH + (size_t)(pn % 2) * NR;
-    return (const float *)wp + ((size_t)pn * K + (size_t)k0) * NR;
-}
-
 /* Decode (1-3 rows): per group of 4 panels, per K block, the group's block
  * (packed now from the plain layout, or read where it lies in a packed
  * matrix) goes to the widest tile the row count allows. */
@@ -363,7 +340,8 @@ AINLINE void matmul_decode(const int f16, const int packed, float *out, int ldo,
                                KC_DECODE);
                     bq[p] = bp + p * ps;
                 } else {
-                    bq[p] = p * NR < nc ? packed_block(f16, w, K, n / NR + p, k0) : zero_panel;
+                    bq[p] = p * NR < nc ? gpt2k_packed_block(f16, w, K, n / NR + p, k0)
+                                        : zero_panel;
                 }
             }
             const int resume = kb > 0, fin = kb == nkb - 1, np = decode_panels[M - 1];
@@ -406,23 +384,23 @@ AINLINE void matmul_prefill(const int f16, const int packed, float *out, int ldo
                 if (!packed) {
                     pack_panel(f16, bp, w, (size_t)K, n, nc, k0, kc, 0);
                 } else if (direct) {
-                    blk = packed_block(1, w, K, n / NR, k0);
+                    blk = gpt2k_packed_block(1, w, K, n / NR, k0);
                 } else if (f16) {
-                    const uint16_t *h = packed_block(1, w, K, n / NR, k0);
+                    const uint16_t *h = gpt2k_packed_block(1, w, K, n / NR, k0);
                     for (int k = 0; k < kc; k++)
                         for (int j = 0; j < NR; j += 8)
                             _mm256_store_ps(bp + (size_t)k * NR + j,
                                             _mm256_cvtph_ps(_mm_loadu_si128(
                                                 (const __m128i *)(h + (size_t)k * GH + j))));
                 } else {
-                    blk = packed_block(0, w, K, n / NR, k0);
+                    blk = gpt2k_packed_block(0, w, K, n / NR, k0);
                 }
                 for (int m = 0; m < mb; m += MR) {
                     const int mr = mb - m < MR ? mb - m : MR;
-                    prefill_tiles[direct][mr - 1](kc, in + (size_t)(m0 + m) * ldi + k0, (size_t)ldi, &blk,
-                                          cb + (size_t)m * NR, kb > 0, kb == nkb - 1,
-                                          out + (size_t)(m0 + m) * ldo + n, (size_t)ldo, bn, nc,
-                                          accumulate);
+                    prefill_tiles[direct][mr - 1](
+                        kc, in + (size_t)(m0 + m) * ldi + k0, (size_t)ldi, &blk,
+                        cb + (size_t)m * NR, kb > 0, kb == nkb - 1,
+                        out + (size_t)(m0 + m) * ldo + n, (size_t)ldo, bn, nc, accumulate);
                 }
             }
         }

@@ -37,12 +37,6 @@
 
 #define NR GPT2K_PANEL /* columns per panel: one zmm */
 #define GH GPT2K_PACK_COLS_F16 /* fp16: a group of two panels, one line per k */
-/* Decode: prefetch distance per stream (16 k). Zen 4, 2 threads, four
- * alternating rounds of 0 / 512 / 1024 / 1536 / 2048 bytes: F16 decode
- * 152-166 / 164-169 / 173-187 / 173-199 / 160-193 tokens/s (with the
- * half-line panels of an earlier fp16 layout no distance helped); f32, six
- * rounds of 0 / 1024: 117-126 / 120-132, every round faster. */
-#define DECODE_PREFETCH 1024
 #define MR 8           /* most rows per prefill tile */
 #define NP 3           /* panels per prefill tile */
 /* Prefill: 3 panels x KC values of k (24 KiB fp32) stay in L1 while the rows
@@ -99,21 +93,10 @@ AINLINE void tile(const int mr, const int np, const int f16, int kc, const float
     EACH_M(INIT_M)
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
-        /* decode streams its panels from memory, one line per k from each
-         * fp32 panel (tiles of fewer than 4 rows) or fp16 group of two (every
-         * fp16 tile: decode and batched decode): ask for it DECODE_PREFETCH
-         * bytes ahead */
-        if (!f16 && mr < 4)
-            for (int p = 0; p < np; p++)
-                _mm_prefetch((const char *)((const float *)bq[p] + (size_t)k * NR) +
-                                 DECODE_PREFETCH,
-                             _MM_HINT_T0);
-        if (f16 && (k & 1) == 0)
-            for (int p = 0; p < np; p += 2) {
-                const char *g = (const char *)((const uint16_t *)bq[p] + (size_t)k * GH);
-                _mm_prefetch(g + DECODE_PREFETCH, _MM_HINT_T0);
-                _mm_prefetch(g + DECODE_PREFETCH + 64, _MM_HINT_T0);
-            }
+        /* tiles that stream from memory prefetch: fp32 ones of fewer than
+         * 4 rows (decode), every fp16 one (decode and batched decode) */
+        if (f16 || mr < 4)
+            gpt2k_prefetch_decode(f16, np, bq, k);
         /* the np weight vectors held, one broadcast at a time */
         __m512 b[8];
 #define LOAD_W(p)                                                                                  \
@@ -250,15 +233,6 @@ static const tile_fn decode_tiles[2][DECODE_MAX_M] = {
 
 /* ---- the loop nests --------------------------------------------------------------- */
 
-/* Panel pn's (absolute) block from k0 in a packed matrix: row stride NR
- * (fp32) or GH (fp16, two panels per group). */
-AINLINE const void *packed_block(const int f16, const void *wp, int K, int pn, int k0)
-{
-    if (f16)
-        return (const uint16_t *)wp + ((size_t)(pn / 2) * K + (size_t)k0) * GH + (size_t)(pn % 2) * NR;
-    return (const float *)wp + ((size_t)pn * K + (size_t)k0) * NR;
-}
-
 /* Decode (1-3 rows): per np panels, one tile over all of K. In a group's
  * tail the panels past n1 repeat the group's first (in cache already); their
  * results are not stored. */
@@ -272,7 +246,7 @@ AINLINE void matmul_decode(const int f16, float *out, int ldo, const float *in, 
         const int nc = n1 - n < np * NR ? n1 - n : np * NR;
         const void *bq[8];
         for (int p = 0; p < np; p++)
-            bq[p] = packed_block(f16, wp, K, n / NR + (p * NR < nc ? p : 0), 0);
+            bq[p] = gpt2k_packed_block(f16, wp, K, n / NR + (p * NR < nc ? p : 0), 0);
         fn(K, in, (size_t)ldi, bq, NULL, 0, 1, out + n, (size_t)ldo, bias ? bias + n : NULL, nc,
            accumulate);
     }
@@ -308,7 +282,7 @@ AINLINE void matmul_prefill(const int f16, float *out, int ldo, const float *in,
                 const int k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
                 const void *bq[NP];
                 for (int p = 0; p < np; p++) {
-                    const void *blk = packed_block(f16, wp, K, n / NR + p, k0);
+                    const void *blk = gpt2k_packed_block(f16, wp, K, n / NR + p, k0);
                     if (f16 && !direct) {
                         const uint16_t *h = blk;
                         float *d = bp + (size_t)p * KC * NR;

@@ -1242,7 +1242,8 @@ END_TEST
  * directly, for N on and off the panel and group sizes, fp32 and fp16. */
 START_TEST(test_pack_weights)
 {
-    static const int shapes[][2] = {{1, 1}, {16, 3}, {17, 5}, {40, 64}, {33, 100}, {48, 7}, {64, 2}};
+    static const int shapes[][2] = {{1, 1},    {16, 3}, {17, 5}, {40, 64},
+                                    {33, 100}, {48, 7}, {64, 2}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int wf16 = 0; wf16 < 2; wf16++) {
             const int N = shapes[s][0], K = shapes[s][1], G = wf16 ? 32 : 16;
