@@ -184,6 +184,8 @@ AINLINE void rows_group(const int RR, float *out, int ldo, const float *q, int l
                         int lds, int f16)
 {
     float inv[4];
+    if (RR == 1)
+        gpt2k_kv_prefetch_first_values(kv, col, nlo, f16);
     scores_t(RR, sc, lds, q, ldq, kv, col, nlo + RR - 1, HD, scale, f16);
     for (int r = 0; r < RR; r++)
         inv[r] = gpt2k_softmax_avx2(sc + (size_t)r * lds, nlo + r);
