@@ -80,37 +80,41 @@ AINLINE void scores_vec(const int RR, const int NV, float *sc, int lds, const fl
 
 /* Scores of RR rows against keys 0 .. n-1 into sc (row stride lds): the
  * vectors of each block's run (the last one of a run masked) go NV at a
- * time, from several blocks, so a lone row has NV chains in flight. */
+ * time, from several blocks, so a lone row has NV chains in flight. A lone
+ * row asks for the keys GPT2K_KV_AHEAD_KEYS positions on. */
 AINLINE void scores_t(const int RR, float *sc, int lds, const float *q, int ldq,
-                      const gpt2k_kv_view *kv, int col, int n, int HD, float scale, int f16)
+                      const gpt2k_kv_view *kv, const gpt2k_kv_head *w, int n, int HD, float scale,
+                      int f16)
 {
-    const int NV = RR == 1 ? 8 : RR == 2 ? 6 : 4;
-    size_t kofs[8], koff, voff;
-    int tpos[8], nv = 0, nb;
+    const int NV = RR == 1 ? 8 : RR == 2 ? 6 : 4, bs = w->bs;
+    const int nblk = (n + bs - 1) / bs, ahead = (GPT2K_KV_AHEAD_KEYS + bs - 1) / bs;
+    const size_t eb = f16 ? 2 : 4;
+    size_t kofs[8];
+    int tpos[8], nv = 0;
     __mmask16 km[8];
-    for (int t0 = 0; t0 < n; t0 += nb) {
-        nb = gpt2k_kv_span_t(kv, col, t0, n, &koff, &voff);
-        if (RR == 1)
-            gpt2k_kv_prefetch_ahead(kv, col, t0, n, GPT2K_KV_AHEAD_KEYS, 1, f16);
+    for (int b = 0; b < nblk; b++) {
+        const int t0 = b * bs, nb = n - t0 < bs ? n - t0 : bs;
+        const size_t koff = gpt2k_kv_head_koff(w, b);
+        if (RR == 1 && w->krun && b + ahead < nblk)
+            gpt2k_kv_prefetch_run((const char *)kv->k + gpt2k_kv_head_koff(w, b + ahead) * eb,
+                                  w->krun);
         for (int j = 0; j < nb; j += 16) {
             kofs[nv] = koff + (size_t)j, tpos[nv] = t0 + j, km[nv] = first_lanes(nb - j);
             if (++nv == NV) {
-                scores_vec(RR, NV, sc, lds, q, ldq, kv->k, kofs, tpos, km, kv->bs, HD, scale,
-                           f16);
+                scores_vec(RR, NV, sc, lds, q, ldq, kv->k, kofs, tpos, km, bs, HD, scale, f16);
                 nv = 0;
             }
         }
     }
     for (int j = 0; j < nv; j++)
-        scores_vec(RR, 1, sc, lds, q, ldq, kv->k, kofs + j, tpos + j, km + j, kv->bs, HD, scale,
-                   f16);
+        scores_vec(RR, 1, sc, lds, q, ldq, kv->k, kofs + j, tpos + j, km + j, bs, HD, scale, f16);
 }
 
 /* out[r][i .. i + 16 CV) = inv[r] * sum over t < nlo + r of p[r][t] v[t][i ..]
  * for RR rows (p: sc, row stride lds); the last channel vector's lanes mlast. */
 AINLINE void pv_pass(const int RR, const int CV, float *out, int ldo, const float *sc, int lds,
-                     const float *inv, const gpt2k_kv_view *kv, int col, int nlo, int i,
-                     __mmask16 mlast, int f16)
+                     const float *inv, const gpt2k_kv_view *kv, const gpt2k_kv_head *w, int nlo,
+                     int i, __mmask16 mlast, int f16)
 {
     __m512 acc[4][4];
 #pragma GCC unroll 4
@@ -118,14 +122,15 @@ AINLINE void pv_pass(const int RR, const int CV, float *out, int ldo, const floa
 #pragma GCC unroll 4
         for (int c = 0; c < CV; c++)
             acc[r][c] = _mm512_setzero_ps();
-    const int nhi = nlo + RR - 1;
+    const int nhi = nlo + RR - 1, bs = w->bs;
+    const int nblk = (nhi + bs - 1) / bs, ahead = (GPT2K_KV_AHEAD_VALUES + bs - 1) / bs;
     const size_t eb = f16 ? 2 : 4;
-    size_t off;
-    int nb;
-    for (int t0 = 0; t0 < nhi; t0 += nb) {
-        nb = gpt2k_kv_span_off(kv, col, t0, nhi, &off);
-        if (RR == 1 && i == 0)
-            gpt2k_kv_prefetch_ahead(kv, col, t0, nhi, GPT2K_KV_AHEAD_VALUES, 0, f16);
+    for (int b = 0; b < nblk; b++) {
+        const int t0 = b * bs, nb = nhi - t0 < bs ? nhi - t0 : bs;
+        const size_t off = gpt2k_kv_head_voff(w, b);
+        if (RR == 1 && i == 0 && w->vrun && b + ahead < nblk)
+            gpt2k_kv_prefetch_run((const char *)kv->v + gpt2k_kv_head_voff(w, b + ahead) * eb,
+                                  w->vrun);
         const char *vb = (const char *)kv->v + (off + (size_t)i) * eb;
         const size_t vstep = (size_t)kv->ld * eb;
         /* positions before nlo are every row's; the rest, some rows' */
@@ -169,13 +174,13 @@ AINLINE void pv_pass(const int RR, const int CV, float *out, int ldo, const floa
 
 /* All HD channels: 64 per pass, then 16 (the last masked). */
 AINLINE void pv_t(const int RR, float *out, int ldo, const float *sc, int lds, const float *inv,
-                  const gpt2k_kv_view *kv, int col, int nlo, int HD, int f16)
+                  const gpt2k_kv_view *kv, const gpt2k_kv_head *w, int nlo, int HD, int f16)
 {
     int i = 0;
     for (; i + 64 <= HD; i += 64)
-        pv_pass(RR, 4, out, ldo, sc, lds, inv, kv, col, nlo, i, 0xffff, f16);
+        pv_pass(RR, 4, out, ldo, sc, lds, inv, kv, w, nlo, i, 0xffff, f16);
     for (; i < HD; i += 16)
-        pv_pass(RR, 1, out, ldo, sc, lds, inv, kv, col, nlo, i, first_lanes(HD - i), f16);
+        pv_pass(RR, 1, out, ldo, sc, lds, inv, kv, w, nlo, i, first_lanes(HD - i), f16);
 }
 
 /* RR (1..4) rows of a tile: scores, softmax per row, then p . v. */
@@ -184,12 +189,13 @@ AINLINE void rows_group(const int RR, float *out, int ldo, const float *q, int l
                         int lds, int f16)
 {
     float inv[4];
+    const gpt2k_kv_head w = gpt2k_kv_head_of(kv, col, f16);
     if (RR == 1)
         gpt2k_kv_prefetch_first_values(kv, col, nlo, f16);
-    scores_t(RR, sc, lds, q, ldq, kv, col, nlo + RR - 1, HD, scale, f16);
+    scores_t(RR, sc, lds, q, ldq, kv, &w, nlo + RR - 1, HD, scale, f16);
     for (int r = 0; r < RR; r++)
         inv[r] = gpt2k_softmax_avx2(sc + (size_t)r * lds, nlo + r);
-    pv_t(RR, out, ldo, sc, lds, inv, kv, col, nlo, HD, f16);
+    pv_t(RR, out, ldo, sc, lds, inv, kv, &w, nlo, HD, f16);
 }
 
 AINLINE void attention_rows_t(float *out, int ldo, const float *q, int ldq,

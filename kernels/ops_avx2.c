@@ -390,20 +390,25 @@ AINLINE void scores_t_vec(const int RR, const int NV, float *sc, int lds, const 
  * (from several blocks: one row needs 8 chains in flight to hide the FMA
  * latency), the rest are scalar chains. */
 AINLINE void scores_t(const int RR, float *sc, int lds, const float *q, int ldq,
-                      const gpt2k_kv_view *kv, int col, int n, int HD, float scale, int f16)
+                      const gpt2k_kv_view *kv, const gpt2k_kv_head *w, int n, int HD,
+                      float scale, int f16)
 {
-    const int NV = RR == 1 ? 8 : RR == 2 ? 4 : 2;
-    size_t kofs[8], koff, voff;
-    int tpos[8], nv = 0, nb;
-    for (int t0 = 0; t0 < n; t0 += nb) {
-        nb = gpt2k_kv_span_t(kv, col, t0, n, &koff, &voff);
-        if (RR == 1)
-            gpt2k_kv_prefetch_ahead(kv, col, t0, n, GPT2K_KV_AHEAD_KEYS, 1, f16);
+    const int NV = RR == 1 ? 8 : RR == 2 ? 4 : 2, bs = w->bs;
+    const int nblk = (n + bs - 1) / bs, ahead = (GPT2K_KV_AHEAD_KEYS + bs - 1) / bs;
+    const size_t eb = f16 ? 2 : 4;
+    size_t kofs[8];
+    int tpos[8], nv = 0;
+    for (int b = 0; b < nblk; b++) {
+        const int t0 = b * bs, nb = n - t0 < bs ? n - t0 : bs;
+        const size_t koff = gpt2k_kv_head_koff(w, b);
+        if (RR == 1 && w->krun && b + ahead < nblk)
+            gpt2k_kv_prefetch_run((const char *)kv->k + gpt2k_kv_head_koff(w, b + ahead) * eb,
+                                  w->krun);
         int j = 0;
         for (; j + 8 <= nb; j += 8) {
             kofs[nv] = koff + (size_t)j, tpos[nv] = t0 + j;
             if (++nv == NV) {
-                scores_t_vec(RR, NV, sc, lds, q, ldq, kv->k, kofs, tpos, kv->bs, HD, scale, f16);
+                scores_t_vec(RR, NV, sc, lds, q, ldq, kv->k, kofs, tpos, bs, HD, scale, f16);
                 nv = 0;
             }
         }
@@ -412,29 +417,31 @@ AINLINE void scores_t(const int RR, float *sc, int lds, const float *q, int ldq,
                 const float *qr = q + (size_t)r * ldq;
                 float a = 0.0f;
                 for (int d = 0; d < HD; d++)
-                    a = fmaf(qr[d], kv_load1(kv->k, koff + (size_t)j + (size_t)d * kv->bs, f16), a);
+                    a = fmaf(qr[d], kv_load1(kv->k, koff + (size_t)j + (size_t)d * bs, f16), a);
                 sc[(size_t)r * lds + t0 + j] = a * scale;
             }
     }
     for (int j = 0; j < nv; j++)
-        scores_t_vec(RR, 1, sc, lds, q, ldq, kv->k, kofs + j, tpos + j, kv->bs, HD, scale, f16);
+        scores_t_vec(RR, 1, sc, lds, q, ldq, kv->k, kofs + j, tpos + j, bs, HD, scale, f16);
 }
 
 /* out[r][i .. i + 8 CV) = inv[r] * sum over t < nlo + r of p[r][t] v[t][i ..]
  * for RR rows (p: sc, row stride lds). */
 AINLINE void pv_t_pass(const int RR, const int CV, float *out, int ldo, const float *sc, int lds,
-                       const float *inv, const gpt2k_kv_view *kv, int col, int nlo, int i,
-                       int f16)
+                       const float *inv, const gpt2k_kv_view *kv, const gpt2k_kv_head *w,
+                       int nlo, int i, int f16)
 {
     __m256 acc[4][8];
     zero_tile(acc, RR, CV);
-    const int nhi = nlo + RR - 1;
-    size_t off;
-    int nb;
-    for (int t0 = 0; t0 < nhi; t0 += nb) {
-        nb = gpt2k_kv_span_off(kv, col, t0, nhi, &off);
-        if (RR == 1 && i == 0)
-            gpt2k_kv_prefetch_ahead(kv, col, t0, nhi, GPT2K_KV_AHEAD_VALUES, 0, f16);
+    const int nhi = nlo + RR - 1, bs = w->bs;
+    const int nblk = (nhi + bs - 1) / bs, ahead = (GPT2K_KV_AHEAD_VALUES + bs - 1) / bs;
+    for (int b = 0; b < nblk; b++) {
+        const int t0 = b * bs, nb = nhi - t0 < bs ? nhi - t0 : bs;
+        const size_t off = gpt2k_kv_head_voff(w, b);
+        if (RR == 1 && i == 0 && w->vrun && b + ahead < nblk)
+            gpt2k_kv_prefetch_run((const char *)kv->v +
+                                      gpt2k_kv_head_voff(w, b + ahead) * (size_t)(f16 ? 2 : 4),
+                                  w->vrun);
         /* positions before nlo are every row's: no mask test */
         const int nall = nlo - t0 < nb ? (nlo - t0 > 0 ? nlo - t0 : 0) : nb;
         const float *p0 = sc + t0;
@@ -479,14 +486,15 @@ AINLINE void pv_t_pass(const int RR, const int CV, float *out, int ldo, const fl
 }
 
 AINLINE void pv_t(const int RR, float *out, int ldo, const float *sc, int lds, const float *inv,
-                  const gpt2k_kv_view *kv, int col, int nlo, int HD, int f16)
+                  const gpt2k_kv_view *kv, const gpt2k_kv_head *w, int col, int nlo, int HD,
+                  int f16)
 {
     const int CV = RR == 1 ? 8 : RR == 2 ? 4 : 2, hd8 = HD & ~7;
     int i = 0;
     for (; i + 8 * CV <= hd8; i += 8 * CV)
-        pv_t_pass(RR, CV, out, ldo, sc, lds, inv, kv, col, nlo, i, f16);
+        pv_t_pass(RR, CV, out, ldo, sc, lds, inv, kv, w, nlo, i, f16);
     for (; i < hd8; i += 8)
-        pv_t_pass(RR, 1, out, ldo, sc, lds, inv, kv, col, nlo, i, f16);
+        pv_t_pass(RR, 1, out, ldo, sc, lds, inv, kv, w, nlo, i, f16);
     for (; i < HD; i++)
         for (int r = 0; r < RR; r++) {
             const float *p = sc + (size_t)r * lds;
@@ -510,12 +518,13 @@ AINLINE void rows_t_group(const int RR, float *out, int ldo, const float *q, int
                           float *sc, int lds, int f16)
 {
     float inv[4];
+    const gpt2k_kv_head w = gpt2k_kv_head_of(kv, col, f16);
     if (RR == 1)
         gpt2k_kv_prefetch_first_values(kv, col, nlo, f16);
-    scores_t(RR, sc, lds, q, ldq, kv, col, nlo + RR - 1, HD, scale, f16);
+    scores_t(RR, sc, lds, q, ldq, kv, &w, nlo + RR - 1, HD, scale, f16);
     for (int r = 0; r < RR; r++)
         inv[r] = softmax_avx2(sc + (size_t)r * lds, nlo + r);
-    pv_t(RR, out, ldo, sc, lds, inv, kv, col, nlo, HD, f16);
+    pv_t(RR, out, ldo, sc, lds, inv, kv, &w, col, nlo, HD, f16);
 }
 
 AINLINE void attention_rows_t(float *out, int ldo, const float *q, int ldq,
