@@ -333,6 +333,10 @@ static cJSON *make_report(const tree_opts *o)
             const double bytes = 497759232.0 + 73728.0 * (p + 31.5);
             num(row, "bytes_per_token", bytes);
             num(row, "read_bw_gb_s", 28.5);
+            cJSON *probes = cJSON_AddArrayToObject(row, "read_bw_probes_gb_s");
+            cJSON_AddItemToArray(probes, cJSON_CreateNumber(27.9));
+            cJSON_AddItemToArray(probes, cJSON_CreateNumber(28.5));
+            num(row, "read_bw_spread_pct", 100.0 * (28.5 - 27.9) / 28.5);
             num(row, "bw_limit_tok_s", 28.5e9 / bytes);
             num(row, "decode_pct_of_bw_limit", 100.0 * (1000.0 / itl) / (28.5e9 / bytes));
             const double flop = 12 * (2.0 * 7077888 + 4.0 * 768 * (p + 1) / 2.0);
@@ -672,8 +676,21 @@ START_TEST(test_bw_source_wording)
     tree_opts o = defaults();
     cJSON *r = make_report(&o);
     rendered v = render_valid(r, "bw_probe");
-    ck_assert_ptr_nonnull(strstr(v.md, "at the read bandwidth measured just before: median 28.5 GB/s"));
+    ck_assert_ptr_nonnull(
+        strstr(v.md, "at the read bandwidth measured just before and just after: median 28.5 GB/s)"));
     ck_assert_ptr_null(strstr(v.md, "DRAM peak"));
+    ck_assert_ptr_null(strstr(v.md, "moved by up to"));
+    ck_assert_ptr_null(strstr(v.html, "moved by up to"));
+    rendered_free(&v);
+    /* probes around one prompt length that disagree: both reports say how far */
+    cJSON *l0 = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "phases"), "latency");
+    cJSON *row1 = cJSON_GetArrayItem(cJSON_GetObjectItem(l0, "rows"), 1);
+    cJSON_ReplaceItemInObjectCaseSensitive(row1, "read_bw_spread_pct", cJSON_CreateNumber(53.2));
+    v = render_valid(r, "bw_spread");
+    ck_assert_ptr_nonnull(strstr(v.md, "median 28.5 GB/s; the bandwidth moved by up to 53 % between "
+                                       "the probes around one prompt length, so these ratios are "
+                                       "loose)."));
+    ck_assert_ptr_nonnull(strstr(v.html, "The read bandwidth moved by up to 53 % between the probes"));
     rendered_free(&v);
     cJSON *l = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "phases"), "latency");
     cJSON_ReplaceItemInObjectCaseSensitive(l, "read_bw_source", cJSON_CreateString("device_peak"));

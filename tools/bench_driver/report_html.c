@@ -1642,8 +1642,13 @@ static void limit_table(bench_sb *s, const cJSON *rows, const char *title, const
     bench_sb_printf(s, "<h3>%s</h3>\n<table><thead><tr><th class=\"num\">prompt tokens</th>"
                        "<th class=\"num\">%s</th>",
                     title, cost_label);
+    /* the read bandwidth's two probes around the runs and their spread */
+    const int probes = ceil_key && !strcmp(ceil_key, "read_bw_gb_s");
     if (ceil_key)
         bench_sb_printf(s, "<th class=\"num\">%s</th>", ceil_label);
+    if (probes)
+        bench_sb_put(s, "<th class=\"num\">probes before, after (GB/s)</th>"
+                        "<th class=\"num\">spread (%)</th>");
     bench_sb_printf(s, "<th class=\"num\">limit (tokens/s)</th><th class=\"num\">%s p50 (tokens/s)</th>"
                        "<th class=\"num\">%% of the limit</th></tr></thead><tbody>\n",
                     what);
@@ -1660,6 +1665,13 @@ static void limit_table(bench_sb *s, const cJSON *rows, const char *title, const
         tagged_key(s, "td", "num", row, rp.s, cost_key);
         if (ceil_key)
             tagged_key(s, "td", "num", row, rp.s, ceil_key);
+        if (probes) {
+            jpath pp = jp_key(rp.s, "read_bw_probes_gb_s");
+            bench_sb_put(s, "<td class=\"num\">");
+            put_list(s, bench_get(row, "read_bw_probes_gb_s"), pp.s, ", ", NULL);
+            bench_sb_put(s, "</td>");
+            tagged_key(s, "td", "num", row, rp.s, "read_bw_spread_pct");
+        }
         tagged_key(s, "td", "num", row, rp.s, limit_key);
         tagged_key(s, "td", "num", bench_get(row, speed_key), sp.s, "p50");
         tagged_key(s, "td", "num", row, rp.s, pct_key);
@@ -1771,7 +1783,7 @@ static void section_latency(bench_sb *s, const cJSON *phases)
         {"generated_tokens", "Generated per request", "tokens", F_PLAIN},
         {"warmup_runs", "Warm-up runs (not counted)", "", F_PLAIN},
         {"repeats", "Measured repeats", "", F_PLAIN},
-        {"read_bw_gb_s", "Read bandwidth (median of the probes before each prompt length; a GPU's DRAM peak)", "GB/s", F_PLAIN},
+        {"read_bw_gb_s", "Read bandwidth (median over prompt lengths of the higher probe, before or after its runs; a GPU's DRAM peak)", "GB/s", F_PLAIN},
         {"read_bw_threads", "Read bandwidth measured with", "threads", F_PLAIN},
         {"read_bw_source", "Read bandwidth from", "", F_PLAIN},
         {"compute_peak_gflop_s", "Compute peak of the matmuls (gpt2c-kbench)", "GFLOP/s", F_PLAIN},
@@ -1814,6 +1826,20 @@ static void section_latency(bench_sb *s, const cJSON *phases)
     limit_table(s, rows, "Decode vs the memory-bandwidth limit", "bytes read per token", "decode",
                 "bytes_per_token", "read bandwidth (GB/s)", "read_bw_gb_s",
                 "bw_limit_tok_s", "decode_tok_s", "decode_pct_of_bw_limit");
+    /* a bandwidth that moved around the runs makes those ratios loose: say so */
+    double spread = 0, sp;
+    const cJSON *sr;
+    cJSON_ArrayForEach(sr, rows)
+    {
+        if (bench_get_num(sr, "read_bw_spread_pct", &sp) && sp > spread)
+            spread = sp;
+    }
+    if (spread >= 10.0)
+        bench_sb_printf(s,
+                        "<p class=\"banner warn\">The read bandwidth moved by up to %.0f %% between the "
+                        "probes before and after one prompt length's runs: these ratios are loose "
+                        "(each divides by the higher probe).</p>\n",
+                        spread);
     limit_table(s, rows, "Prefill vs the compute limit", "FLOP per token", "prefill",
                 "prefill_flop_per_token", NULL, NULL, "compute_limit_tok_s", "prefill_tok_s",
                 "prefill_pct_of_compute_limit");
@@ -1821,8 +1847,9 @@ static void section_latency(bench_sb *s, const cJSON *phases)
     bench_sb_put(s, "<p class=\"muted\">Bytes read per token: the weights as the backend "
                     "holds them (every matrix is streamed once per token, one row of each embedding "
                     "table) plus the KV cache at the mean "
-                    "length over the generated tokens. The limit is the read bandwidth the bench measured "
-                    "right before that prompt length's runs (a 256 MiB buffer, the same threads; on a GPU "
+                    "length over the generated tokens. The limit is the higher of the read bandwidths the "
+                    "bench measured right before and right after that prompt length's runs (a 256 MiB "
+                    "buffer, the same threads; their spread is read_bw_spread_pct in report.json; on a GPU "
                     "its DRAM peak from memory clock and bus width, which no kernel fully reaches) divided "
                     "by those bytes: a decode step that did nothing but stream them (the cache, tens of "
                     "MB at most, may partly come from the last-level cache). FLOP per prompt token: every layer's matmuls (2 per weight) and "

@@ -213,7 +213,10 @@ static void compare_cells(bench_sb *s, const cJSON *row)
 }
 
 /* The soak in a few lines: verdict and why, requests, growth. */
-/* Decode against the memory-bandwidth limit, shortest and longest prompt. */
+/* Decode against the memory-bandwidth limit, shortest and longest prompt. A
+ * spread between the probes around a prompt length from this much on is
+ * named in the line. */
+#define BW_SPREAD_NOTED_PCT 10.0
 static void bw_line(bench_sb *s, const cJSON *latency)
 {
     const cJSON *rows = bench_get(latency, "rows");
@@ -234,10 +237,25 @@ static void bw_line(bench_sb *s, const cJSON *latency)
         bench_sb_printf(s, " (weights and KV cache read per token, at the device's DRAM peak of "
                            "%.0f GB/s, from its memory clock and bus width).\n",
                         bw);
-    else
+    else {
         bench_sb_printf(s, " (weights and KV cache read per token, at the read bandwidth measured "
-                           "just before: median %.1f GB/s).\n",
+                           "just before and just after: median %.1f GB/s",
                         bw);
+        /* the probes around one prompt length disagreed: say by how much,
+         * since the ratios are only as firm as the bandwidth they divide by */
+        double spread = 0, v;
+        const cJSON *row;
+        cJSON_ArrayForEach(row, rows)
+        {
+            if (bench_get_num(row, "read_bw_spread_pct", &v) && v > spread)
+                spread = v;
+        }
+        if (spread >= BW_SPREAD_NOTED_PCT)
+            bench_sb_printf(s, "; the bandwidth moved by up to %.0f %% between the probes around "
+                               "one prompt length, so these ratios are loose",
+                            spread);
+        bench_sb_put(s, ").\n");
+    }
     double peak, pf0, pf1;
     if (bench_get_num(latency, "compute_peak_gflop_s", &peak) &&
         bench_get_num(cJSON_GetArrayItem(rows, 0), "prefill_pct_of_compute_limit", &pf0) &&
