@@ -86,18 +86,15 @@ AINLINE void scores_t(const int RR, float *sc, int lds, const float *q, int ldq,
                       const gpt2k_kv_view *kv, const gpt2k_kv_head *w, int n, int HD, float scale,
                       int f16)
 {
-    const int NV = RR == 1 ? 8 : RR == 2 ? 6 : 4, bs = w->bs;
-    const int nblk = (n + bs - 1) / bs, ahead = (GPT2K_KV_AHEAD_KEYS + bs - 1) / bs;
-    const size_t eb = f16 ? 2 : 4;
+    const int NV = RR == 1 ? 8 : RR == 2 ? 6 : 4, bs = w->bs, nblk = (n + bs - 1) / bs;
     size_t kofs[8];
     int tpos[8], nv = 0;
     __mmask16 km[8];
     for (int b = 0; b < nblk; b++) {
         const int t0 = b * bs, nb = n - t0 < bs ? n - t0 : bs;
         const size_t koff = gpt2k_kv_head_koff(w, b);
-        if (RR == 1 && w->krun && b + ahead < nblk)
-            gpt2k_kv_prefetch_run((const char *)kv->k + gpt2k_kv_head_koff(w, b + ahead) * eb,
-                                  w->krun);
+        if (RR == 1)
+            gpt2k_kv_head_prefetch_keys(kv, w, b, nblk, f16);
         for (int j = 0; j < nb; j += 16) {
             kofs[nv] = koff + (size_t)j, tpos[nv] = t0 + j, km[nv] = first_lanes(nb - j);
             if (++nv == NV) {
@@ -122,15 +119,13 @@ AINLINE void pv_pass(const int RR, const int CV, float *out, int ldo, const floa
 #pragma GCC unroll 4
         for (int c = 0; c < CV; c++)
             acc[r][c] = _mm512_setzero_ps();
-    const int nhi = nlo + RR - 1, bs = w->bs;
-    const int nblk = (nhi + bs - 1) / bs, ahead = (GPT2K_KV_AHEAD_VALUES + bs - 1) / bs;
+    const int nhi = nlo + RR - 1, bs = w->bs, nblk = (nhi + bs - 1) / bs;
     const size_t eb = f16 ? 2 : 4;
     for (int b = 0; b < nblk; b++) {
         const int t0 = b * bs, nb = nhi - t0 < bs ? nhi - t0 : bs;
         const size_t off = gpt2k_kv_head_voff(w, b);
-        if (RR == 1 && i == 0 && w->vrun && b + ahead < nblk)
-            gpt2k_kv_prefetch_run((const char *)kv->v + gpt2k_kv_head_voff(w, b + ahead) * eb,
-                                  w->vrun);
+        if (RR == 1 && i == 0)
+            gpt2k_kv_head_prefetch_values(kv, w, b, nblk, f16);
         const char *vb = (const char *)kv->v + (off + (size_t)i) * eb;
         const size_t vstep = (size_t)kv->ld * eb;
         /* positions before nlo are every row's; the rest, some rows' */

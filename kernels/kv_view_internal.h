@@ -119,6 +119,26 @@ static inline size_t gpt2k_kv_head_voff(const gpt2k_kv_head *w, int j)
     return (size_t)w->blocks[j] * w->block_stride + w->vchan;
 }
 
+/* A lone row at block b of nblk: the run of keys GPT2K_KV_AHEAD_KEYS
+ * positions on (values: GPT2K_KV_AHEAD_VALUES), when there is one. */
+static inline void gpt2k_kv_head_prefetch_keys(const gpt2k_kv_view *kv, const gpt2k_kv_head *w,
+                                               int b, int nblk, int f16)
+{
+    const int a = b + (GPT2K_KV_AHEAD_KEYS + w->bs - 1) / w->bs;
+    if (w->krun && a < nblk)
+        gpt2k_kv_prefetch_run((const char *)kv->k + gpt2k_kv_head_koff(w, a) * (f16 ? 2 : 4),
+                              w->krun);
+}
+
+static inline void gpt2k_kv_head_prefetch_values(const gpt2k_kv_view *kv, const gpt2k_kv_head *w,
+                                                 int b, int nblk, int f16)
+{
+    const int a = b + (GPT2K_KV_AHEAD_VALUES + w->bs - 1) / w->bs;
+    if (w->vrun && a < nblk)
+        gpt2k_kv_prefetch_run((const char *)kv->v + gpt2k_kv_head_voff(w, a) * (f16 ? 2 : 4),
+                              w->vrun);
+}
+
 /* The AVX2 + F16C fp16 conversion (ops_avx2.c), shared with the AVX-512 table. */
 void gpt2k_to_f16_avx2(uint16_t *dst, const float *x, int n);
 /* The AVX2 softmax of the attention kernels (sc := exp(sc - max), returns 1 /

@@ -393,17 +393,14 @@ AINLINE void scores_t(const int RR, float *sc, int lds, const float *q, int ldq,
                       const gpt2k_kv_view *kv, const gpt2k_kv_head *w, int n, int HD,
                       float scale, int f16)
 {
-    const int NV = RR == 1 ? 8 : RR == 2 ? 4 : 2, bs = w->bs;
-    const int nblk = (n + bs - 1) / bs, ahead = (GPT2K_KV_AHEAD_KEYS + bs - 1) / bs;
-    const size_t eb = f16 ? 2 : 4;
+    const int NV = RR == 1 ? 8 : RR == 2 ? 4 : 2, bs = w->bs, nblk = (n + bs - 1) / bs;
     size_t kofs[8];
     int tpos[8], nv = 0;
     for (int b = 0; b < nblk; b++) {
         const int t0 = b * bs, nb = n - t0 < bs ? n - t0 : bs;
         const size_t koff = gpt2k_kv_head_koff(w, b);
-        if (RR == 1 && w->krun && b + ahead < nblk)
-            gpt2k_kv_prefetch_run((const char *)kv->k + gpt2k_kv_head_koff(w, b + ahead) * eb,
-                                  w->krun);
+        if (RR == 1)
+            gpt2k_kv_head_prefetch_keys(kv, w, b, nblk, f16);
         int j = 0;
         for (; j + 8 <= nb; j += 8) {
             kofs[nv] = koff + (size_t)j, tpos[nv] = t0 + j;
@@ -433,15 +430,12 @@ AINLINE void pv_t_pass(const int RR, const int CV, float *out, int ldo, const fl
 {
     __m256 acc[4][8];
     zero_tile(acc, RR, CV);
-    const int nhi = nlo + RR - 1, bs = w->bs;
-    const int nblk = (nhi + bs - 1) / bs, ahead = (GPT2K_KV_AHEAD_VALUES + bs - 1) / bs;
+    const int nhi = nlo + RR - 1, bs = w->bs, nblk = (nhi + bs - 1) / bs;
     for (int b = 0; b < nblk; b++) {
         const int t0 = b * bs, nb = nhi - t0 < bs ? nhi - t0 : bs;
         const size_t off = gpt2k_kv_head_voff(w, b);
-        if (RR == 1 && i == 0 && w->vrun && b + ahead < nblk)
-            gpt2k_kv_prefetch_run((const char *)kv->v +
-                                      gpt2k_kv_head_voff(w, b + ahead) * (size_t)(f16 ? 2 : 4),
-                                  w->vrun);
+        if (RR == 1 && i == 0)
+            gpt2k_kv_head_prefetch_values(kv, w, b, nblk, f16);
         /* positions before nlo are every row's: no mask test */
         const int nall = nlo - t0 < nb ? (nlo - t0 > 0 ? nlo - t0 : 0) : nb;
         const float *p0 = sc + t0;
