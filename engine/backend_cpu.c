@@ -25,20 +25,14 @@ typedef struct cpu_state {
     int packed;   /* weights from the model's packed copies where this ISA has the
                    * kernel (ops->matmul_packed, ops->matmul_q8_0_packed) */
     int q8_packed; /* and Q8_0 ones, in the layout this table reads */
-    /* KV pool: kv_blocks blocks of bs positions in chunks of KV_CHUNK_BLOCKS,
-     * elements of kv_type (see kv_slot) */
+    /* KV pool: kv_blocks blocks; block b, layer l holds K as [NH][HD][bs]
+     * then V as [NH][bs][HD], elements of kv_type */
     void *kv;
     size_t kv_mapped; /* bytes of its mapping */
     gpt2_kv_type kv_type;
     size_t kv_elems;
-    size_t run_elems;   /* one block of one head's keys (or values): bs x HD */
-    size_t chunk_elems; /* one chunk, all layers */
+    size_t block_elems; /* one block, all layers */
     int kv_blocks, bs;
-    int chunk_blocks;   /* KV_CHUNK_BLOCKS, or kv_blocks if fewer */
-    /* each sequence's block table as the attention kernels' views index it
-     * (kv_view_table), [max_batch][table_len] */
-    int *view_blocks;
-    int table_len;
     /* activations, [max_batch][...] */
     float *arena;
     size_t arena_floats;
@@ -64,58 +58,20 @@ typedef struct cpu_state {
     double prof_t;
 } cpu_state;
 
-/* The pool is cut into chunks of KV_CHUNK_BLOCKS blocks. A chunk holds, for
- * each layer, the keys of each head, then the values of each head, and for
- * each head its blocks side by side: [chunk][layer][K, V][head][block of the
- * chunk], one block of one head being a run of bs x HD elements, keys as
- * [HD][bs] (transposed, gpt2k_kv_view.keys_t: a score is one lane's FMA
- * chain, the same whether its query is alone or in a tile of a prompt's
- * queries), values as [bs][HD].
- *
- * Why chunks: decode attention reads one head's keys, then its values, one
- * run per block. With all layers inside a block (the earlier layout) those
- * runs were 2 KiB (124M, fp16) a whole block (576 KiB) apart; blocks that
- * follow each other in a chunk (a lone sequence takes blocks 0, 1, 2, ...)
- * now make one run of up to 16 blocks per head (32 KiB), which the hardware
- * prefetcher streams. Whole-pool runs per head did the same, but then the
- * first position written touched every head's region of the pool, so a
- * serving engine's whole pool became resident at its first request; here a
- * request touches the chunks it writes in (9 MB each at 124M, fp16):
- * `gpt2c-bench --phases 4 --quick`, Q8_0, max RSS 198 -> 206 MB; the memory
- * phase's peak 189 MiB either way. */
-#define KV_CHUNK_BLOCKS 16
+/* Inside a KV block, each layer holds K as [NH][HD][bs], then V as
+ * [NH][bs][HD]: one head's positions are contiguous, so decode attention
+ * streams them (a position-major block, [bs][C], makes a head read HD floats
+ * every C), and its keys are transposed (gpt2k_kv_view.keys_t) so that a
+ * score is one lane's FMA chain, the same whether its query is alone
+ * (decode) or in a tile of the prompt's queries (prefill). */
 
-/* Elements from one head's runs to the next head's in a chunk, and from a
- * layer's keys to its values. */
-static size_t kv_head_stride(const cpu_state *s) { return (size_t)s->chunk_blocks * s->run_elems; }
-static size_t kv_values_at(const cpu_state *s)
-{
-    return (size_t)s->m->cfg.n_head * kv_head_stride(s);
-}
-
-/* The element offset in the pool of head 0's key run of pool block blk in
- * layer l: head h's keys start h * kv_head_stride further, its values
- * kv_values_at further than its keys. */
-static size_t kv_run(const cpu_state *s, int blk, int l)
-{
-    return (size_t)(blk / s->chunk_blocks) * s->chunk_elems + (size_t)l * 2 * kv_values_at(s) +
-           (size_t)(blk % s->chunk_blocks) * s->run_elems;
-}
-
-/* The same for the block of position pos of a sequence (block table blocks). */
+/* The element offset in the pool of layer l's key block of position pos of a
+ * sequence (block table blocks): head h's keys start h * bs * HD elements
+ * further, its values bs * C further. */
 static size_t kv_slot(const cpu_state *s, const int *blocks, int l, int pos)
 {
-    return kv_run(s, blocks[pos / s->bs], l);
-}
-
-/* A kv_view finds a block at blocks[j] * block_stride from its layer's
- * base, linear in the table's entry, so it gets a table of run indices: pool
- * block blk becomes kv_run(blk, 0) / run_elems, which chunk_elems (a
- * multiple of run_elems) keeps exact. n entries of blocks into out. */
-static void kv_view_table(const cpu_state *s, const int *blocks, int n, int *out)
-{
-    for (int j = 0; j < n; j++)
-        out[j] = (int)(kv_run(s, blocks[j], 0) / s->run_elems);
+    const size_t C = (size_t)s->m->cfg.n_embd;
+    return (size_t)blocks[pos / s->bs] * s->block_elems + (size_t)l * 2 * s->bs * C;
 }
 
 /* n channels of a key or value into the pool at element offset off, element
@@ -186,7 +142,6 @@ static void cpu_destroy(void *p)
     free(s->row_pos);
     free(s->attn_cost);
     free(s->views);
-    free(s->view_blocks);
     free(s->probs);
     free(s->kv_tmp);
     free(s);
@@ -276,18 +231,13 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
                        m->q8_layout == s->ops->q8_layout;
     }
     const size_t B = (size_t)o->max_batch, C = (size_t)c->n_embd, FF = (size_t)c->n_ff;
-    s->run_elems = (size_t)s->bs * (C / (size_t)c->n_head);
-    s->chunk_blocks = s->kv_blocks < KV_CHUNK_BLOCKS ? s->kv_blocks : KV_CHUNK_BLOCKS;
-    s->chunk_elems = (size_t)c->n_layer * 2 * (size_t)c->n_head * s->chunk_blocks * s->run_elems;
-    /* whole chunks mapped; a last one's unused blocks are never written */
-    s->kv_elems =
-        (size_t)((s->kv_blocks + s->chunk_blocks - 1) / s->chunk_blocks) * s->chunk_elems;
-    s->table_len = (c->n_ctx + s->bs - 1) / s->bs;
+    s->block_elems = (size_t)c->n_layer * 2 * (size_t)s->bs * C;
+    s->kv_elems = (size_t)s->kv_blocks * s->block_elems;
     size_t scratch = (size_t)o->n_threads * GPT2K_ATT_ROWS * c->n_ctx;
     s->arena_floats = B * (C + C + 3 * C + C + FF) + scratch;
     /* The KV pool in huge pages: decode attention reads each head's keys in
-     * runs of up to a chunk's blocks (32 KiB in fp16 at 124M) a chunk's
-     * layer apart, on 4 KiB pages one TLB miss per few KiB. Untouched: memory follows the
+     * runs of one block (2 KiB in fp16 at 124M) a block's size apart, on 4 KiB
+     * pages nearly every run a TLB miss. Untouched: memory follows the
      * positions written (every one is written before attention reads it). */
     s->kv = gpt2_map_huge(s->kv_elems * (size_t)gpt2_kv_elem_bytes(s->kv_type), &s->kv_mapped);
     s->arena = alloc_touched(s->arena_floats * sizeof(float));
@@ -295,14 +245,13 @@ static void *cpu_create(const gpt2_model *m, const gpt2_backend_opts *o, gpt2_er
     s->row_pos = calloc(B, sizeof(int));
     s->attn_cost = calloc(B + 1, sizeof(int64_t));
     s->views = calloc(B, sizeof(gpt2k_kv_view));
-    s->view_blocks = malloc(sizeof(int) * B * (size_t)s->table_len);
     s->probs = malloc(sizeof(float) * (size_t)c->n_vocab);
     const size_t HD = C / (size_t)c->n_head;
     s->kv_tmp = malloc(sizeof(uint16_t) * HD);
     s->book_bytes = B * (2 * sizeof(int) + sizeof(int64_t) + sizeof(gpt2k_kv_view)) + sizeof(int64_t) +
                     sizeof(float) * (size_t)c->n_vocab + sizeof(uint16_t) * HD;
     if (!s->kv || !s->arena || !s->row_seq || !s->row_pos || !s->attn_cost || !s->views ||
-        !s->probs || !s->kv_tmp || !s->view_blocks) {
+        !s->probs || !s->kv_tmp) {
         gpt2_seterr(err, GPT2_ERR_NOMEM,
                     "out of memory: KV pool %.1f MB (%d blocks of %d positions, %s) + activations "
                     "%.1f MB", (double)s->kv_elems * gpt2_kv_elem_bytes(s->kv_type) / 1e6,
@@ -370,14 +319,11 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
         return rc;
     const int R = b->n_rows;
     pass_begin(s, b);
-    for (int i = 0, r = 0; i < b->n_seqs; i++) {
+    for (int i = 0, r = 0; i < b->n_seqs; i++)
         for (int j = 0; j < b->seqs[i].n_rows; j++, r++) {
             s->row_seq[r] = i;
             s->row_pos[r] = b->seqs[i].pos0 + j;
         }
-        const int used = (b->seqs[i].pos0 + b->seqs[i].n_rows + s->bs - 1) / s->bs;
-        kv_view_table(s, b->seqs[i].blocks, used, s->view_blocks + (size_t)i * s->table_len);
-    }
 
     /* embeddings: x = wte[id] + wpe[pos] */
     for (int r = 0; r < R; r++) {
@@ -404,25 +350,18 @@ static int cpu_forward(void *p, const gpt2_batch *b, float *logits, gpt2_error *
             const size_t k = kv_slot(s, b->seqs[s->row_seq[r]].blocks, l, s->row_pos[r]);
             const size_t t = (size_t)(s->row_pos[r] % s->bs);
             for (int h = 0; h < NH; h++) {
-                const size_t kh = k + (size_t)h * kv_head_stride(s);
+                const size_t kh = k + (size_t)h * s->bs * HD;
                 kv_store(s, kh + t, (size_t)s->bs, row + C + h * HD, HD);
-                kv_store(s, kh + kv_values_at(s) + t * HD, 1, row + 2 * C + h * HD, HD);
+                kv_store(s, kh + (size_t)s->bs * C + t * HD, 1, row + 2 * C + h * HD, HD);
             }
         }
         op_mark(s, GPT2_OP_KV_STORE);
         const int eb = gpt2_kv_elem_bytes(s->kv_type);
-        const char *kl = (const char *)s->kv + kv_run(s, 0, l) * eb;
+        const char *kl = (const char *)s->kv + (size_t)l * 2 * s->bs * C * eb;
         for (int i = 0; i < b->n_seqs; i++)
-            s->views[i] = (gpt2k_kv_view){kl,
-                                          kl + kv_values_at(s) * eb,
-                                          s->view_blocks + (size_t)i * s->table_len,
-                                          s->run_elems,
-                                          s->bs,
-                                          HD,
-                                          HD,
-                                          kv_head_stride(s),
-                                          s->kv_type == GPT2_KV_F16 ? GPT2K_W_F16 : GPT2K_W_F32,
-                                          1};
+            s->views[i] = (gpt2k_kv_view){
+                kl, kl + (size_t)s->bs * C * eb, b->seqs[i].blocks, s->block_elems, s->bs, HD, HD,
+                (size_t)s->bs * HD, s->kv_type == GPT2_KV_F16 ? GPT2K_W_F16 : GPT2K_W_F32, 1};
         op_mark(s, GPT2_OP_OTHER);
         gpt2k_attention(s->pool, s->ops, s->att, C, s->qkv, 3 * C, s->views, s->row_seq,
                         s->row_pos, R, NH, HD, s->scratch, GPT2K_ATT_ROWS * c->n_ctx,
@@ -497,13 +436,10 @@ static size_t cpu_weight_bytes(const void *p)
     return b;
 }
 
-/* The bytes of the pool's kv_blocks blocks (not of a last chunk's unused
- * ones): what a position costs times the positions it holds. */
 static size_t cpu_kv_bytes(const void *p)
 {
     const cpu_state *s = p;
-    return (size_t)s->kv_blocks * (s->chunk_elems / (size_t)s->chunk_blocks) *
-           (size_t)gpt2_kv_elem_bytes(s->kv_type);
+    return s->kv_elems * (size_t)gpt2_kv_elem_bytes(s->kv_type);
 }
 static size_t cpu_arena_bytes(const void *p)
 {

@@ -185,8 +185,6 @@ AINLINE void rows_group(const int RR, float *out, int ldo, const float *q, int l
 {
     float inv[4];
     const gpt2k_kv_head w = gpt2k_kv_head_of(kv, col, f16);
-    if (RR == 1)
-        gpt2k_kv_prefetch_first_values(kv, col, nlo, f16);
     scores_t(RR, sc, lds, q, ldq, kv, &w, nlo + RR - 1, HD, scale, f16);
     for (int r = 0; r < RR; r++)
         inv[r] = gpt2k_softmax_avx2(sc + (size_t)r * lds, nlo + r);

@@ -55,26 +55,6 @@ static inline void gpt2k_kv_prefetch_run(const char *p, size_t run)
     __builtin_prefetch(p + run - 1, 0, 3);
 }
 
-/* The value runs of a lone query's first GPT2K_KV_AHEAD_VALUES positions (of
- * n), which its value pass reaches before its own prefetch does. Asked for
- * before the key pass, they arrive during it, instead of one demand miss
- * after another when the value pass starts. Q8_0 decode after a 900-token
- * prompt (Zen 4, with the CPU pool's chunked layout, ten alternating
- * rounds): 270 against 259 tokens/s (medians), attention lower in 9 of the
- * 10 rounds (kernels/README.md). */
-static inline void gpt2k_kv_prefetch_first_values(const gpt2k_kv_view *kv, int col, int n,
-                                                  int f16)
-{
-    const size_t run = (size_t)kv->bs * (size_t)kv->ld * (size_t)(f16 ? 2 : 4);
-    if (run > GPT2K_KV_PREFETCH_MAX_RUN)
-        return;
-    for (int t0 = 0; t0 < GPT2K_KV_AHEAD_VALUES && t0 < n; t0 += kv->bs) {
-        size_t off;
-        gpt2k_kv_span_off(kv, col, t0, n, &off);
-        gpt2k_kv_prefetch_run((const char *)kv->v + off * (size_t)(f16 ? 2 : 4), run);
-    }
-}
-
 /* One head of a keys_t view, walked block by block with its divisions done
  * once: block j holds positions j * bs .. j * bs + bs - 1 (the walk starts
  * at position 0), its run of keys at element koff(j) of kv->k (channel d of

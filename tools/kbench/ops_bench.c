@@ -346,14 +346,9 @@ static int run_matmul(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *c, 
     return rc;
 }
 
-/* ---- attention: a paged cache of 16-position blocks, laid out as the CPU
- * backend's pool (engine/backend_cpu.c): in chunks of KV_CHUNK blocks, each
- * holding the keys of every head, then the values, and each head's blocks
- * of the chunk side by side; the blocks a lone sequence takes, 0, 1, 2, ...
- * (one layer here: a decode step reads one layer's cache at a time) ---- */
+/* ---- attention: a paged cache of 16-position blocks, in reverse order ---- */
 
 #define KV_BLOCK 16
-#define KV_CHUNK 16
 
 typedef struct attn_ctx {
     gpt2k_pool *pool;
@@ -385,10 +380,7 @@ static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *
 {
     const kb_shape *s = &c->shape;
     int C = s->K, nblk = (s->ctx + KV_BLOCK - 1) / KV_BLOCK, nth = gpt2k_pool_size(pool);
-    const int chunk = nblk < KV_CHUNK ? nblk : KV_CHUNK, nchunks = (nblk + chunk - 1) / chunk;
-    /* elements of one block of one head (a run), of the keys (or values) of a chunk */
-    const size_t run = (size_t)KV_BLOCK * s->head_dim, chunk_runs = (size_t)s->heads * chunk;
-    size_t kv = (size_t)nchunks * chunk_runs * run;
+    size_t kv = (size_t)nblk * KV_BLOCK * C;
     const int f16 = s->wtype == KB_W_F16;
     /* one copy: K then V, each in whole 64-byte lines */
     const size_t half = (kv * (f16 ? sizeof(uint16_t) : sizeof(float)) + 63) / 64 * 64;
@@ -427,22 +419,21 @@ static int run_attention(gpt2k_pool *pool, const gpt2k_ops *ops, const kb_case *
         for (int i = 1; i < copies; i++)
             memcpy(cache + one * (size_t)i, cache, one);
         fill(a.q, (size_t)s->M * C, 13, 1.0f);
-        /* block b's run index in the keys (and in the values) */
         for (int b = 0; b < nblk; b++)
-            blocks[b] = (int)((size_t)(b / chunk) * chunk_runs + (size_t)(b % chunk));
+            blocks[b] = nblk - 1 - b; /* not contiguous, as in a shared pool */
         for (int i = 0; i < s->M; i++)
             a.pos[i] = s->ctx - s->M + i;
-        /* keys transposed, as the CPU backend keeps them (the values are
-         * random either way) */
+        /* each head's positions together in a block, keys transposed, as the
+         * CPU backend keeps them (the values are random either way) */
         for (int i = 0; i < copies; i++)
             a.views[i] = (gpt2k_kv_view){cache + one * (size_t)i,
                                          cache + one * (size_t)i + half,
                                          blocks,
-                                         run,
+                                         (size_t)KV_BLOCK * C,
                                          KV_BLOCK,
                                          s->head_dim,
                                          s->head_dim,
-                                         (size_t)chunk * run,
+                                         (size_t)KV_BLOCK * s->head_dim,
                                          f16 ? GPT2K_W_F16 : GPT2K_W_F32,
                                          1};
         timed t = {NULL, attn_call, NULL, &a};
