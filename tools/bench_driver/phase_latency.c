@@ -6,7 +6,7 @@
  *
  * The bandwidth is probed (bwprobe.c) right before a prompt length's
  * measured runs and right after them, and the limit uses the higher of the
- * two: on a machine whose bandwidth moves within minutes (a VM here went
+ * two: on a machine whose bandwidth moves within minutes (a 2-core VM went
  * from 37 to 80 GB/s and back), one probe taken in a slow moment put decode
  * at 130 % of "its limit". The higher probe keeps the ratio a lower bound
  * wherever the runs saw no faster moment than either probe, and the two

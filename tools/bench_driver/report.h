@@ -47,6 +47,11 @@ typedef struct bench_sb {
 void bench_sb_put(bench_sb *s, const char *text);
 void bench_sb_putn(bench_sb *s, const char *text, size_t n);
 void bench_sb_printf(bench_sb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Phase 2's bandwidth probes around one prompt length that differ by this
+ * much (read_bw_spread_pct) or more are named in summary.md and report.html:
+ * the ratios to the bandwidth limit are then loose. */
+#define BENCH_BW_SPREAD_NOTED_PCT 10.0
 void bench_sb_vprintf(bench_sb *s, const char *fmt, va_list ap);
 void bench_sb_free(bench_sb *s);
 

@@ -1834,7 +1834,7 @@ static void section_latency(bench_sb *s, const cJSON *phases)
         if (bench_get_num(sr, "read_bw_spread_pct", &sp) && sp > spread)
             spread = sp;
     }
-    if (spread >= 10.0)
+    if (spread >= BENCH_BW_SPREAD_NOTED_PCT)
         bench_sb_printf(s,
                         "<p class=\"banner warn\">The read bandwidth moved by up to %.0f %% between the "
                         "probes before and after one prompt length's runs: these ratios are loose "

@@ -213,10 +213,7 @@ static void compare_cells(bench_sb *s, const cJSON *row)
 }
 
 /* The soak in a few lines: verdict and why, requests, growth. */
-/* Decode against the memory-bandwidth limit, shortest and longest prompt. A
- * spread between the probes around a prompt length from this much on is
- * named in the line. */
-#define BW_SPREAD_NOTED_PCT 10.0
+/* Decode against the memory-bandwidth limit, shortest and longest prompt. */
 static void bw_line(bench_sb *s, const cJSON *latency)
 {
     const cJSON *rows = bench_get(latency, "rows");
@@ -250,7 +247,7 @@ static void bw_line(bench_sb *s, const cJSON *latency)
             if (bench_get_num(row, "read_bw_spread_pct", &v) && v > spread)
                 spread = v;
         }
-        if (spread >= BW_SPREAD_NOTED_PCT)
+        if (spread >= BENCH_BW_SPREAD_NOTED_PCT)
             bench_sb_printf(s, "; the bandwidth moved by up to %.0f %% between the probes around "
                                "one prompt length, so these ratios are loose",
                             spread);
