@@ -212,7 +212,6 @@ static void compare_cells(bench_sb *s, const cJSON *row)
     bench_sb_put(s, " |");
 }
 
-/* The soak in a few lines: verdict and why, requests, growth. */
 /* Decode against the memory-bandwidth limit, shortest and longest prompt. */
 static void bw_line(bench_sb *s, const cJSON *latency)
 {
@@ -290,6 +289,7 @@ static void bw_line(bench_sb *s, const cJSON *latency)
     }
 }
 
+/* The soak in a few lines: verdict and why, requests, growth. */
 static void soak_lines(bench_sb *s, const cJSON *k)
 {
     if (!cJSON_IsObject(k))
