@@ -11,6 +11,10 @@
  * while one instruction does twice the lanes (on a core with full-width
  * AVX-512 FMA units, twice the FLOPs per cycle).
  *
+ * A lone query on an fp16 cache (decode) goes to the AVX2 kernel instead:
+ * the same bits, and from memory its attention took 1.00 against 1.21 ms
+ * per Q8_0 decode step after 900 tokens here (kernels/README.md).
+ *
  * Registers (32 zmm): scores keep RR rows x NV key vectors of sums (at most
  * 16) beside NV key vectors and a broadcast; the value pass keeps RR rows x
  * 4 channel vectors (64 channels, all of a GPT-2 head) beside 4 value vectors
@@ -212,6 +216,13 @@ void gpt2k_attention_rows_t_avx512(float *out, int ldo, const float *q, int ldq,
                                    const gpt2k_kv_view *kv, int col, int n0, int rows, int HD,
                                    float scale, float *scratch)
 {
+    /* A lone query on an fp16 cache (decode's): the AVX2 kernel, the same
+     * bits (see the top) and faster from memory here (kernels/README.md,
+     * "The AVX-512 keys_t kernel is the faster one from cache"). */
+    if (rows == 1 && kv->elem == GPT2K_W_F16) {
+        gpt2k_attention_lone_t_f16_avx2(out, q, kv, col, n0, HD, scale, scratch);
+        return;
+    }
     if (kv->elem == GPT2K_W_F16)
         attention_rows_t(out, ldo, q, ldq, kv, col, n0, rows, HD, scale, scratch, 1);
     else

@@ -130,6 +130,11 @@ void gpt2k_to_f16_avx2(uint16_t *dst, const float *x, int n);
  * bits. */
 float gpt2k_softmax_avx2(float *sc, int n);
 
+/* One lone query over a keys_t view of fp16 elements with the AVX2 kernel
+ * (ops_avx2.c), which the AVX-512 table uses for it (attention_avx512.c). */
+void gpt2k_attention_lone_t_f16_avx2(float *out, const float *q, const gpt2k_kv_view *kv,
+                                     int col, int n_kv, int HD, float scale, float *scratch);
+
 /* The AVX-512 attention_rows for keys_t views (attention_avx512.c): the AVX2
  * one's bits with 16 lanes per vector. */
 void gpt2k_attention_rows_t_avx512(float *out, int ldo, const float *q, int ldq,

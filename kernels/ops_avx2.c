@@ -557,6 +557,12 @@ static void attention_rows_t_f32(float *out, int ldo, const float *q, int ldq,
     attention_rows_t(out, ldo, q, ldq, kv, col, n0, rows, HD, scale, scratch, 0);
 }
 
+void gpt2k_attention_lone_t_f16_avx2(float *out, const float *q, const gpt2k_kv_view *kv,
+                                     int col, int n_kv, int HD, float scale, float *scratch)
+{
+    attention_rows_t_f16(out, 0, q, 0, kv, col, n_kv, 1, HD, scale, scratch);
+}
+
 static void attention_head_avx2(float *out, const float *q, const gpt2k_kv_view *kv, int col,
                                 int n_kv, int HD, float scale, float *scratch)
 {
