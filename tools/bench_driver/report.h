@@ -67,6 +67,8 @@ int bench_get_num(const cJSON *obj, const char *key, double *out);
 const char *bench_get_str(const cJSON *obj, const char *key);
 /* An object member that is an object (a phase, a sub-object), or NULL. */
 const cJSON *bench_get_obj(const cJSON *obj, const char *key);
+/* The largest read_bw_spread_pct over phase 2's rows (0 where none has one). */
+double bench_max_bw_spread(const cJSON *rows);
 
 /* Reports an error as "<path>: <message>" into err. Always returns -1. */
 int bench_report_err(char *err, size_t errlen, const char *path, const char *fmt, ...)

@@ -191,6 +191,18 @@ const cJSON *bench_get_obj(const cJSON *obj, const char *key)
     return cJSON_IsObject(v) ? v : NULL;
 }
 
+double bench_max_bw_spread(const cJSON *rows)
+{
+    double spread = 0, v;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows)
+    {
+        if (bench_get_num(row, "read_bw_spread_pct", &v) && v > spread)
+            spread = v;
+    }
+    return spread;
+}
+
 /* ==== HTML basics ======================================================== */
 
 /* Text and attribute values: & < > " ' become character references. */
@@ -1827,13 +1839,7 @@ static void section_latency(bench_sb *s, const cJSON *phases)
                 "bytes_per_token", "read bandwidth (GB/s)", "read_bw_gb_s",
                 "bw_limit_tok_s", "decode_tok_s", "decode_pct_of_bw_limit");
     /* a bandwidth that moved around the runs makes those ratios loose: say so */
-    double spread = 0, sp;
-    const cJSON *sr;
-    cJSON_ArrayForEach(sr, rows)
-    {
-        if (bench_get_num(sr, "read_bw_spread_pct", &sp) && sp > spread)
-            spread = sp;
-    }
+    const double spread = bench_max_bw_spread(rows);
     if (spread >= BENCH_BW_SPREAD_NOTED_PCT)
         bench_sb_printf(s,
                         "<p class=\"banner warn\">The read bandwidth moved by up to %.0f %% between the "

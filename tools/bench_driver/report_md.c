@@ -239,13 +239,7 @@ static void bw_line(bench_sb *s, const cJSON *latency)
                         bw);
         /* the probes around one prompt length disagreed: say by how much,
          * since the ratios are only as firm as the bandwidth they divide by */
-        double spread = 0, v;
-        const cJSON *row;
-        cJSON_ArrayForEach(row, rows)
-        {
-            if (bench_get_num(row, "read_bw_spread_pct", &v) && v > spread)
-                spread = v;
-        }
+        const double spread = bench_max_bw_spread(rows);
         if (spread >= BENCH_BW_SPREAD_NOTED_PCT)
             bench_sb_printf(s, "; the bandwidth moved by up to %.0f %% between the probes around "
                                "one prompt length, so these ratios are loose",
