@@ -98,7 +98,7 @@ AINLINE void scores_t(const int RR, float *sc, int lds, const float *q, int ldq,
         const int t0 = b * bs, nb = n - t0 < bs ? n - t0 : bs;
         const size_t koff = gpt2k_kv_head_koff(w, b);
         if (RR == 1)
-            gpt2k_kv_head_prefetch_keys(kv, w, b, nblk, f16);
+            gpt2k_kv_head_prefetch(kv, w, b, nblk, 1, f16);
         for (int j = 0; j < nb; j += 16) {
             kofs[nv] = koff + (size_t)j, tpos[nv] = t0 + j, km[nv] = first_lanes(nb - j);
             if (++nv == NV) {
@@ -129,7 +129,7 @@ AINLINE void pv_pass(const int RR, const int CV, float *out, int ldo, const floa
         const int t0 = b * bs, nb = nhi - t0 < bs ? nhi - t0 : bs;
         const size_t off = gpt2k_kv_head_voff(w, b);
         if (RR == 1 && i == 0)
-            gpt2k_kv_head_prefetch_values(kv, w, b, nblk, f16);
+            gpt2k_kv_head_prefetch(kv, w, b, nblk, 0, f16);
         const char *vb = (const char *)kv->v + (off + (size_t)i) * eb;
         const size_t vstep = (size_t)kv->ld * eb;
         /* positions before nlo are every row's; the rest, some rows' */

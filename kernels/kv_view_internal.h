@@ -103,24 +103,17 @@ static inline size_t gpt2k_kv_head_voff(const gpt2k_kv_head *w, int j)
     return (size_t)w->blocks[j] * w->block_stride + w->vchan;
 }
 
-/* A lone row at block b of nblk: the run of keys GPT2K_KV_AHEAD_KEYS
- * positions on (values: GPT2K_KV_AHEAD_VALUES), when there is one. */
-static inline void gpt2k_kv_head_prefetch_keys(const gpt2k_kv_view *kv, const gpt2k_kv_head *w,
-                                               int b, int nblk, int f16)
+/* A lone row at block b of nblk: the run of keys (keys != 0) GPT2K_KV_AHEAD_KEYS
+ * positions on, or of values GPT2K_KV_AHEAD_VALUES on, when there is one. */
+static inline void gpt2k_kv_head_prefetch(const gpt2k_kv_view *kv, const gpt2k_kv_head *w,
+                                          int b, int nblk, const int keys, int f16)
 {
-    const int a = b + w->kahead;
-    if (w->krun && a < nblk)
-        gpt2k_kv_prefetch_run((const char *)kv->k + gpt2k_kv_head_koff(w, a) * (f16 ? 2 : 4),
-                              w->krun);
-}
-
-static inline void gpt2k_kv_head_prefetch_values(const gpt2k_kv_view *kv, const gpt2k_kv_head *w,
-                                                 int b, int nblk, int f16)
-{
-    const int a = b + w->vahead;
-    if (w->vrun && a < nblk)
-        gpt2k_kv_prefetch_run((const char *)kv->v + gpt2k_kv_head_voff(w, a) * (f16 ? 2 : 4),
-                              w->vrun);
+    const int a = b + (keys ? w->kahead : w->vahead);
+    const size_t run = keys ? w->krun : w->vrun;
+    if (run && a < nblk)
+        gpt2k_kv_prefetch_run(keys ? (const char *)kv->k + gpt2k_kv_head_koff(w, a) * (f16 ? 2 : 4)
+                                   : (const char *)kv->v + gpt2k_kv_head_voff(w, a) * (f16 ? 2 : 4),
+                              run);
 }
 
 /* The AVX2 + F16C fp16 conversion (ops_avx2.c), shared with the AVX-512 table. */

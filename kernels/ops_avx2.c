@@ -400,7 +400,7 @@ AINLINE void scores_t(const int RR, float *sc, int lds, const float *q, int ldq,
         const int t0 = b * bs, nb = n - t0 < bs ? n - t0 : bs;
         const size_t koff = gpt2k_kv_head_koff(w, b);
         if (RR == 1)
-            gpt2k_kv_head_prefetch_keys(kv, w, b, nblk, f16);
+            gpt2k_kv_head_prefetch(kv, w, b, nblk, 1, f16);
         int j = 0;
         for (; j + 8 <= nb; j += 8) {
             kofs[nv] = koff + (size_t)j, tpos[nv] = t0 + j;
@@ -435,7 +435,7 @@ AINLINE void pv_t_pass(const int RR, const int CV, float *out, int ldo, const fl
         const int t0 = b * bs, nb = nhi - t0 < bs ? nhi - t0 : bs;
         const size_t off = gpt2k_kv_head_voff(w, b);
         if (RR == 1 && i == 0)
-            gpt2k_kv_head_prefetch_values(kv, w, b, nblk, f16);
+            gpt2k_kv_head_prefetch(kv, w, b, nblk, 0, f16);
         /* positions before nlo are every row's: no mask test */
         const int nall = nlo - t0 < nb ? (nlo - t0 > 0 ? nlo - t0 : 0) : nb;
         const float *p0 = sc + t0;
