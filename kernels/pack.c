@@ -16,11 +16,12 @@ void gpt2k_pack_weights(void *dst, const void *w, gpt2k_wtype t, int N, int K)
     gpt2k_pack_panels(dst, w, t, N, K, 0, (N + GPT2K_PANEL - 1) / GPT2K_PANEL);
 }
 
-/* Element offset of (n, k) in a packed matrix. */
-static size_t packed_at(gpt2k_wtype t, int K, int n, int k)
+/* Element offset of (n, k = 0) in a packed matrix: row n's k-th weight lies
+ * k * GPT2K_PACK_COLS(t) elements further. */
+static size_t packed_at(gpt2k_wtype t, int K, int n)
 {
     const size_t G = GPT2K_PACK_COLS(t);
-    return (size_t)n / G * G * (size_t)K + (size_t)k * G + (size_t)n % G;
+    return (size_t)n / G * G * (size_t)K + (size_t)n % G;
 }
 
 /* Each panel writes only its own 16 columns of its group (panels may be
@@ -38,11 +39,11 @@ void gpt2k_pack_panels(void *dst, const void *w, gpt2k_wtype t, int N, int K, in
         for (int r = 0; r < nz; r++) {
             const char *s = r < nr ? (const char *)w + ((size_t)(n0 + r) * K) * esz : NULL;
             if (esz == 4) {
-                float *df = (float *)dst + packed_at(t, K, n0 + r, 0);
+                float *df = (float *)dst + packed_at(t, K, n0 + r);
                 for (int k = 0; k < K; k++)
                     df[(size_t)k * G] = s ? ((const float *)s)[k] : 0.0f;
             } else {
-                uint16_t *dh = (uint16_t *)dst + packed_at(t, K, n0 + r, 0);
+                uint16_t *dh = (uint16_t *)dst + packed_at(t, K, n0 + r);
                 for (int k = 0; k < K; k++)
                     dh[(size_t)k * G] = s ? ((const uint16_t *)s)[k] : 0;
             }
@@ -52,7 +53,7 @@ void gpt2k_pack_panels(void *dst, const void *w, gpt2k_wtype t, int N, int K, in
 
 void gpt2k_packed_row(float *out, const void *wp, gpt2k_wtype t, int K, int n)
 {
-    const size_t base = packed_at(t, K, n, 0), G = GPT2K_PACK_COLS(t);
+    const size_t base = packed_at(t, K, n), G = GPT2K_PACK_COLS(t);
     if (t == GPT2K_W_F16) {
         const uint16_t *h = (const uint16_t *)wp + base;
         for (int k = 0; k < K; k++)
