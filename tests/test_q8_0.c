@@ -607,9 +607,11 @@ static const int K_LIST[] = {32, 64, 96, 768, 3072};
 #define NK_LIST ((int)(sizeof K_LIST / sizeof K_LIST[0]))
 static const int M_LIST[] = {1, 2, 3, 4, 5, 7, 16, 33, 130};
 #define NM_LIST ((int)(sizeof M_LIST / sizeof M_LIST[0]))
-/* N, n0, n1: one column, odd and even full widths, interior sub-ranges */
-static const int N_LIST[][3] = {{1, 0, 1}, {19, 0, 19}, {40, 5, 37}, {48, 16, 48}, {6, 0, 6},
-                                {23, 1, 22}};
+/* N, n0, n1: one column, odd and even full widths, interior sub-ranges, and
+ * ranges of 10 and 11.5 panels of 16 (decode tiles read runs of panels
+ * side by side, the leftover panels and a partial one after them) */
+static const int N_LIST[][3] = {{1, 0, 1},  {19, 0, 19},     {40, 5, 37},   {48, 16, 48},
+                                {6, 0, 6},  {23, 1, 22},     {160, 0, 160}, {200, 16, 200}};
 #define NN_LIST ((int)(sizeof N_LIST / sizeof N_LIST[0]))
 
 START_TEST(test_matmul_sweep)
