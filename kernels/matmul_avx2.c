@@ -144,14 +144,17 @@ AINLINE __m256 load_b(const int f16, const void *b, int k, int j)
  * a: row 0's first activation (row stride lda); bq[p]: panel p's block, [kc][16]
  * (fp16 when f16). cb: the tile's partial sums ([mr][np * 16]): resumed when
  * resume, saved unless fin. fin: the last K block; writes out (+ bias, + old
- * out when accumulate) for the first nc columns.
+ * out when accumulate) for the first nc columns. The columns of the tile's
+ * streams (fp32 panels, fp16 groups of two) lie ostride apart in o and bias
+ * (16 or 32: side by side); only a tile of all np * 16 columns (nc) may
+ * spread them.
  *
  * The accumulators are one array indexed only by constants (every loop over
  * rows or vectors is written out, unused ones fold away), so the compiler
  * keeps it in registers; mr * np * 2 <= 12 of the 16. */
 AINLINE void tile(const int mr, const int np, const int f16, int kc, const float *a, size_t lda,
                   const void *const *bq, float *cb, int resume, int fin, float *o, size_t ldo,
-                  const float *bias, int nc, int accumulate)
+                  const float *bias, int nc, int accumulate, size_t ostride)
 {
     const int nv = 2 * np;
     const size_t ldc = (size_t)np * NR;
@@ -214,10 +217,11 @@ AINLINE void tile(const int mr, const int np, const int f16, int kc, const float
     if (nc == nv * 8) {
 #define OUT_V(m, v)                                                                                \
     if (LIVE(m, v)) {                                                                              \
-        float *op = o + (size_t)(m) * ldo + (v) * 8;                                               \
+        const size_t oc = (v) / 2 / (f16 + 1) * ostride + ((v) / 2 % (f16 + 1) * 2 + (v) % 2) * 8; \
+        float *op = o + (size_t)(m) * ldo + oc;                                                    \
         __m256 r = X(m, v);                                                                        \
         if (bias)                                                                                  \
-            r = _mm256_add_ps(r, _mm256_loadu_ps(bias + (v) * 8));                                 \
+            r = _mm256_add_ps(r, _mm256_loadu_ps(bias + oc));                                      \
         if (accumulate)                                                                            \
             r = _mm256_add_ps(_mm256_loadu_ps(op), r);                                             \
         _mm256_storeu_ps(op, r);                                                                   \
@@ -257,23 +261,23 @@ AINLINE void tile(const int mr, const int np, const int f16, int kc, const float
 
 typedef void (*tile_fn)(int kc, const float *a, size_t lda, const void *const *bq, float *cb,
                         int resume, int fin, float *o, size_t ldo, const float *bias, int nc,
-                        int accumulate);
+                        int accumulate, size_t ostride);
 
 /* One out-of-line instance per shape and weight type: a call costs nothing
  * next to a tile's k loop. */
 #define DEF_TILE(R, P)                                                                             \
     static void tile_##R##x##P(int kc, const float *a, size_t lda, const void *const *bq,          \
                                float *cb, int resume, int fin, float *o, size_t ldo,               \
-                               const float *bias, int nc, int accumulate)                          \
+                               const float *bias, int nc, int accumulate, size_t ostride)          \
     {                                                                                              \
-        tile(R, P, 0, kc, a, lda, bq, cb, resume, fin, o, ldo, bias, nc, accumulate);              \
+        tile(R, P, 0, kc, a, lda, bq, cb, resume, fin, o, ldo, bias, nc, accumulate, ostride);     \
     }
 #define DEF_TILE_H(R, P)                                                                           \
     static void tile_h_##R##x##P(int kc, const float *a, size_t lda, const void *const *bq,        \
                                  float *cb, int resume, int fin, float *o, size_t ldo,             \
-                                 const float *bias, int nc, int accumulate)                        \
+                                 const float *bias, int nc, int accumulate, size_t ostride)        \
     {                                                                                              \
-        tile(R, P, 1, kc, a, lda, bq, cb, resume, fin, o, ldo, bias, nc, accumulate);              \
+        tile(R, P, 1, kc, a, lda, bq, cb, resume, fin, o, ldo, bias, nc, accumulate, ostride);     \
     }
 DEF_TILE(1, 1)
 DEF_TILE(2, 1)
@@ -316,7 +320,11 @@ static const float zero_panel[KC_DECODE * NR] __attribute__((aligned(64)));
 
 /* Decode (1-3 rows): per group of 4 panels, per K block, the group's block
  * (packed now from the plain layout, or read where it lies in a packed
- * matrix) goes to the widest tile the row count allows. */
+ * matrix) goes to the widest tile the row count allows. In a packed matrix
+ * the range's whole groups take their streams (fp32 panels, fp16 groups of
+ * two) from runs read side by side, as the AVX-512 decode tiles do
+ * (matmul_avx512.c): group g reads unit g of each run, so each stream goes
+ * on where the group before left it. */
 AINLINE void matmul_decode(const int f16, const int packed, float *out, int ldo, const float *in,
                            int ldi, const void *w, const float *bias, int M, int K, int n0,
                            int n1, int accumulate)
@@ -325,10 +333,16 @@ AINLINE void matmul_decode(const int f16, const int packed, float *out, int ldo,
     float cb[DECODE_MAX_M * GROUP * NR] __attribute__((aligned(64))); /* partial sums */
     const size_t ps = (size_t)KC_DECODE * NR;
     const int nkb = K > 0 ? (K + KC_DECODE - 1) / KC_DECODE : 1; /* K = 0 still writes bias */
-    const int hb = packed && f16; /* tiles read fp16 blocks */
-    for (int n = n0; n < n1; n += GROUP * NR) {
-        const int nc = n1 - n < GROUP * NR ? n1 - n : GROUP * NR;
-        const float *bn = bias ? bias + n : NULL;
+    const int hb = packed && f16;   /* tiles read fp16 blocks */
+    const int u = hb + 1, ucols = u * NR; /* panels and columns per stream */
+    const int run = packed ? (n1 - n0) / (GROUP * NR) : 0; /* groups read spread */
+    /* the spread groups, then the rest from the column after their runs */
+    for (int g = 0, rest = n0 + run * GROUP * NR; g < run || rest < n1; g++) {
+        const int spread = g < run;
+        /* panel p's columns start at n + p / u * os + p % u * NR */
+        const int n = spread ? n0 + g * ucols : rest;
+        const size_t os = spread ? (size_t)run * ucols : (size_t)ucols;
+        const int nc = spread || n1 - n >= GROUP * NR ? GROUP * NR : n1 - n;
         for (int kb = 0; kb < nkb; kb++) {
             const int k0 = kb * KC_DECODE, kc = K - k0 < KC_DECODE ? K - k0 : KC_DECODE;
             const void *bq[GROUP];
@@ -340,20 +354,24 @@ AINLINE void matmul_decode(const int f16, const int packed, float *out, int ldo,
                                KC_DECODE);
                     bq[p] = bp + p * ps;
                 } else {
-                    bq[p] = p * NR < nc ? gpt2k_packed_block(f16, w, K, n / NR + p, k0)
+                    const size_t col = n + p / u * os + (size_t)(p % u) * NR;
+                    bq[p] = p * NR < nc ? gpt2k_packed_block(f16, w, K, (int)(col / NR), k0)
                                         : zero_panel;
                 }
             }
             const int resume = kb > 0, fin = kb == nkb - 1, np = decode_panels[M - 1];
             for (int p = 0; p < GROUP && p * NR < nc; p += np) {
                 const int pc = nc - p * NR < np * NR ? nc - p * NR : np * NR;
+                const size_t col = n + p / u * os + (size_t)(p % u) * NR;
                 /* each sub-tile's partial sums ([M][np * 16]) in its own slice of cb */
                 decode_tiles[hb][M - 1](kc, in + k0, (size_t)ldi, bq + p,
                                         cb + (size_t)p * DECODE_MAX_M * NR, resume, fin,
-                                        out + n + p * NR, (size_t)ldo, bn ? bn + p * NR : NULL,
-                                        pc, accumulate);
+                                        out + col, (size_t)ldo, bias ? bias + col : NULL, pc,
+                                        accumulate, os);
             }
         }
+        if (!spread)
+            rest += GROUP * NR;
     }
 }
 
@@ -400,7 +418,8 @@ AINLINE void matmul_prefill(const int f16, const int packed, float *out, int ldo
                     prefill_tiles[direct][mr - 1](
                         kc, in + (size_t)(m0 + m) * ldi + k0, (size_t)ldi, &blk,
                         cb + (size_t)m * NR, kb > 0, kb == nkb - 1,
-                        out + (size_t)(m0 + m) * ldo + n, (size_t)ldo, bn, nc, accumulate);
+                        out + (size_t)(m0 + m) * ldo + n, (size_t)ldo, bn, nc, accumulate,
+                        (size_t)NR);
                 }
             }
         }
