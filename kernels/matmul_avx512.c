@@ -21,8 +21,8 @@
  * block of KC k, every tile of the pass; fp16 blocks are widened once per
  * block, except for up to 16 rows (batched decode), whose tiles widen them
  * in registers. 1-3 rows (decode) read each panel once, all of K in one go
- * with the sums in registers, np panels side by side so one row keeps 8
- * chains; decode tiles prefetch their streams ahead. The
+ * with the sums in registers, 4 streams at once from runs spread over the
+ * thread's range; decode tiles prefetch their streams ahead. The
  * plain-layout entry points are the AVX2 ones: their on-the-fly packing lives
  * in matmul_avx2.c, and the engine packs its weights once and calls the
  * packed entry point. */
@@ -45,10 +45,15 @@
  * measured on AVX-512 hardware: the AVX2 kernel's reasoning, scaled. */
 #define KC 128
 #define MC 192
-/* Decode: 1-3 rows; the panels of one tile at once ([rows - 1]): a row needs
- * 8 chains in flight to cover the FMA latency on two pipes. */
+/* Decode: 1-3 rows; the panels of one tile at once ([f16][rows - 1]): 4
+ * streams (fp16: 4 groups of two panels), whose chains (4 to 12 of 16
+ * lanes) keep up with memory. One f32 row once read 8 panels, so as to keep
+ * the 8 chains in flight that cover the FMA latency on two pipes; once the
+ * panels came from long runs (see matmul_decode), 8 streams per thread were
+ * slower than 4 on one thread (Zen 4, f32 decode, alternating rounds:
+ * medians 85.5 vs 78.3 tokens/s, four of four) and even on two. */
 #define DECODE_MAX_M 3
-static const int decode_panels[DECODE_MAX_M] = {8, 4, 4};
+static const int decode_panels[2][DECODE_MAX_M] = {{4, 4, 4}, {8, 4, 4}};
 
 /* Lanes [0, n) of 16, n in [0, 16]. */
 AINLINE __mmask16 lanes(int n)
@@ -191,7 +196,7 @@ DEF_TILE(6, 3)
 DEF_TILE(7, 3)
 DEF_TILE(8, 3)
 /* decode: 1-3 rows, fp32 or fp16 panels read where they lie */
-DEF_TILE(1, 8)
+DEF_TILE(1, 4)
 DEF_TILE(2, 4)
 DEF_TILE(3, 4)
 DEF_TILE_H(1, 8)
@@ -230,7 +235,7 @@ static const tile_fn prefill_tiles[2][NP][MR - 3] = {
 };
 /* [f16][rows - 1] */
 static const tile_fn decode_tiles[2][DECODE_MAX_M] = {
-    {tile_1x8, tile_2x4, tile_3x4},
+    {tile_1x4, tile_2x4, tile_3x4},
     {tile_h_1x8, tile_h_2x4, tile_h_3x4},
 };
 
@@ -252,7 +257,7 @@ AINLINE void matmul_decode(const int f16, float *out, int ldo, const float *in, 
                            const void *wp, const float *bias, int M, int K, int n0, int n1,
                            int accumulate)
 {
-    const int np = decode_panels[M - 1];
+    const int np = decode_panels[f16][M - 1];
     const tile_fn fn = decode_tiles[f16][M - 1];
     const int u = f16 + 1, ns = np / u, ucols = u * NR; /* panels, streams, columns per unit */
     const int run = (n1 - n0) / ucols / ns;               /* units per run */
