@@ -140,10 +140,10 @@ AINLINE void tile(const int mr, const int np, float *o, size_t ldo, const blk *x
 #define OUT_P(m, p)                                                                                \
     if (LIVE(m, p) && (p) * NC < nc) {                                                             \
         const __mmask16 mk = lanes(nc - (p) * NC);                                                 \
-        float *op = o + (size_t)(m) * ldo + (p) * ostride;                                              \
+        float *op = o + (size_t)(m) * ldo + (p) * ostride;                                         \
         __m512 r = ACC(m, p);                                                                      \
         if (bias)                                                                                  \
-            r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, bias + (p) * ostride));                      \
+            r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, bias + (p) * ostride));                 \
         if (!store)                                                                                \
             r = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, op), r);                                   \
         _mm512_mask_storeu_ps(op, mk, r);                                                          \
