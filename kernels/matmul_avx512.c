@@ -46,14 +46,17 @@
 #define KC 128
 #define MC 192
 /* Decode: 1-3 rows; the panels of one tile at once ([f16][rows - 1]): 4
- * streams (fp16: 4 groups of two panels), whose chains (4 to 12 of 16
- * lanes) keep up with memory. One f32 row once read 8 panels, so as to keep
- * the 8 chains in flight that cover the FMA latency on two pipes; once the
- * panels came from long runs (see matmul_decode), 8 streams per thread were
- * slower than 4 on one thread (Zen 4, f32 decode, alternating rounds:
- * medians 85.5 vs 78.3 tokens/s, four of four) and even on two. */
+ * streams (fp16: 4 groups of two panels), whose chains (4 to 24) keep up
+ * with memory. One f32 row once read 8 panels, so as to keep the 8 chains
+ * in flight that cover the FMA latency on two pipes; once the panels came
+ * from long runs (see matmul_decode), 8 streams per thread were slower than
+ * 4 on one thread (Zen 4, f32 decode, alternating rounds: medians 85.5 vs
+ * 78.3 tokens/s, four of four) and even on two. fp16 tiles of 2-3 rows read
+ * 2 groups until then; 4 were faster (768 x 3072 from memory, four
+ * alternating rounds on two threads: 2 rows 66.5-68.1 vs 71.1-73.4 us, 3
+ * rows 72.8-73.8 vs 74.3-76.3; on one thread faster in five of six). */
 #define DECODE_MAX_M 3
-static const int decode_panels[2][DECODE_MAX_M] = {{4, 4, 4}, {8, 4, 4}};
+static const int decode_panels[2][DECODE_MAX_M] = {{4, 4, 4}, {8, 8, 8}};
 
 /* Lanes [0, n) of 16, n in [0, 16]. */
 AINLINE __mmask16 lanes(int n)
@@ -200,8 +203,8 @@ DEF_TILE(1, 4)
 DEF_TILE(2, 4)
 DEF_TILE(3, 4)
 DEF_TILE_H(1, 8)
-DEF_TILE_H(2, 4)
-DEF_TILE_H(3, 4)
+DEF_TILE_H(2, 8)
+DEF_TILE_H(3, 8)
 
 /* batched decode (4-16 rows, tiles of 4-8) on fp16 panels read where they lie */
 DEF_TILE_H(4, 1)
@@ -236,7 +239,7 @@ static const tile_fn prefill_tiles[2][NP][MR - 3] = {
 /* [f16][rows - 1] */
 static const tile_fn decode_tiles[2][DECODE_MAX_M] = {
     {tile_1x4, tile_2x4, tile_3x4},
-    {tile_h_1x8, tile_h_2x4, tile_h_3x4},
+    {tile_h_1x8, tile_h_2x8, tile_h_3x8},
 };
 
 /* ---- the loop nests --------------------------------------------------------------- */
