@@ -95,9 +95,11 @@ static void add(plan *p, const kb_case *c)
 static void add_matmuls(plan *p, const int *isas, int n_isa)
 {
     const kb_plan_opts *o = p->o;
-    static const int M_FULL[] = {1, 4, 16, 128, 512}, M_QUICK[] = {1, 128};
+    /* decode: 1 row, 2 (the batched-decode tiles of 2-3 rows), 4 and 16 (the
+     * prefill tiles on streamed weights); prefill: 128, 512 */
+    static const int M_FULL[] = {1, 2, 4, 16, 128, 512}, M_QUICK[] = {1, 128};
     const int *Ms = o->quick ? M_QUICK : M_FULL;
-    int nM = o->quick ? 2 : 5;
+    int nM = o->quick ? 2 : 6;
     for (int mi = 0; mi < 4; mi++) {
         for (int si = 0; si < 5; si++) {
             int C = kb_models[mi].C;
