@@ -110,10 +110,10 @@ static inline void gpt2k_kv_head_prefetch(const gpt2k_kv_view *kv, const gpt2k_k
 {
     const int a = b + (keys ? w->kahead : w->vahead);
     const size_t run = keys ? w->krun : w->vrun;
-    if (run && a < nblk)
-        gpt2k_kv_prefetch_run(keys ? (const char *)kv->k + gpt2k_kv_head_koff(w, a) * (f16 ? 2 : 4)
-                                   : (const char *)kv->v + gpt2k_kv_head_voff(w, a) * (f16 ? 2 : 4),
-                              run);
+    if (!run || a >= nblk)
+        return;
+    const size_t off = keys ? gpt2k_kv_head_koff(w, a) : gpt2k_kv_head_voff(w, a);
+    gpt2k_kv_prefetch_run((const char *)(keys ? kv->k : kv->v) + off * (f16 ? 2 : 4), run);
 }
 
 /* The AVX2 + F16C fp16 conversion (ops_avx2.c), shared with the AVX-512 table. */

@@ -343,10 +343,12 @@ AINLINE void matmul_decode(const int f16, const int packed, float *out, int ldo,
     /* the spread groups, then the rest from the column after their runs */
     for (int g = 0, rest = n0 + run * gp * NR; g < run || rest < n1; g++) {
         const int spread = g < run;
-        /* panel p's columns start at n + p / u * os + p % u * NR */
         const int n = spread ? n0 + g * ucols : rest;
         const size_t os = spread ? (size_t)run * ucols : (size_t)ucols;
         const int nc = spread || n1 - n >= gp * NR ? gp * NR : n1 - n;
+        size_t col[2 * GROUP]; /* panel p's first column */
+        for (int p = 0; p < gp; p++)
+            col[p] = n + p / u * os + (size_t)(p % u) * NR;
         for (int kb = 0; kb < nkb; kb++) {
             const int k0 = kb * KC_DECODE, kc = K - k0 < KC_DECODE ? K - k0 : KC_DECODE;
             const void *bq[2 * GROUP];
@@ -358,20 +360,18 @@ AINLINE void matmul_decode(const int f16, const int packed, float *out, int ldo,
                                KC_DECODE);
                     bq[p] = bp + p * ps;
                 } else {
-                    const size_t col = n + p / u * os + (size_t)(p % u) * NR;
-                    bq[p] = p * NR < nc ? gpt2k_packed_block(f16, w, K, (int)(col / NR), k0)
+                    bq[p] = p * NR < nc ? gpt2k_packed_block(f16, w, K, (int)(col[p] / NR), k0)
                                         : zero_panel;
                 }
             }
             const int resume = kb > 0, fin = kb == nkb - 1, np = decode_panels[M - 1];
             for (int p = 0; p < gp && p * NR < nc; p += np) {
                 const int pc = nc - p * NR < np * NR ? nc - p * NR : np * NR;
-                const size_t col = n + p / u * os + (size_t)(p % u) * NR;
                 /* each sub-tile's partial sums ([M][np * 16]) in its own slice of cb */
                 decode_tiles[hb][M - 1](kc, in + k0, (size_t)ldi, bq + p,
                                         cb + (size_t)p * DECODE_MAX_M * NR, resume, fin,
-                                        out + col, (size_t)ldo, bias ? bias + col : NULL, pc,
-                                        accumulate, os);
+                                        out + col[p], (size_t)ldo, bias ? bias + col[p] : NULL,
+                                        pc, accumulate, os);
             }
         }
         if (!spread)

@@ -480,8 +480,7 @@ AINLINE void pv_t_pass(const int RR, const int CV, float *out, int ldo, const fl
 }
 
 AINLINE void pv_t(const int RR, float *out, int ldo, const float *sc, int lds, const float *inv,
-                  const gpt2k_kv_view *kv, const gpt2k_kv_head *w, int col, int nlo, int HD,
-                  int f16)
+                  const gpt2k_kv_view *kv, const gpt2k_kv_head *w, int nlo, int HD, int f16)
 {
     const int CV = RR == 1 ? 8 : RR == 2 ? 4 : 2, hd8 = HD & ~7;
     int i = 0;
@@ -492,12 +491,11 @@ AINLINE void pv_t(const int RR, float *out, int ldo, const float *sc, int lds, c
     for (; i < HD; i++)
         for (int r = 0; r < RR; r++) {
             const float *p = sc + (size_t)r * lds;
-            const int n = nlo + r;
+            const int n = nlo + r, bs = w->bs;
             float a = 0.0f;
-            size_t off;
-            int nb;
-            for (int t0 = 0; t0 < n; t0 += nb) {
-                nb = gpt2k_kv_span_off(kv, col, t0, n, &off);
+            for (int t0 = 0, b = 0; t0 < n; t0 += bs, b++) {
+                const int nb = n - t0 < bs ? n - t0 : bs;
+                const size_t off = gpt2k_kv_head_voff(w, b);
                 for (int t = 0; t < nb; t++)
                     a = fmaf(p[t0 + t], kv_load1(kv->v, off + (size_t)t * kv->ld + (size_t)i, f16),
                              a);
@@ -516,7 +514,7 @@ AINLINE void rows_t_group(const int RR, float *out, int ldo, const float *q, int
     scores_t(RR, sc, lds, q, ldq, kv, &w, nlo + RR - 1, HD, scale, f16);
     for (int r = 0; r < RR; r++)
         inv[r] = softmax_avx2(sc + (size_t)r * lds, nlo + r);
-    pv_t(RR, out, ldo, sc, lds, inv, kv, &w, col, nlo, HD, f16);
+    pv_t(RR, out, ldo, sc, lds, inv, kv, &w, nlo, HD, f16);
 }
 
 AINLINE void attention_rows_t(float *out, int ldo, const float *q, int ldq,
