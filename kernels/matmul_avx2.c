@@ -35,7 +35,7 @@
 #define NR 16  /* columns per panel: two vectors */
 #define GH GPT2K_PACK_COLS_F16 /* fp16 packed: a group of two panels, one line per k */
 #define MR 6   /* most rows per register tile */
-/* Prefill (M > DECODE_MAX_M): one panel of KC values of k (16 KiB, half of L1)
+/* Prefill (M > DECODE_MAX_M; packed: M > BATCH_MAX_M): one panel of KC values of k (16 KiB, half of L1)
  * stays while the MC rows of a pass stream past; MC bounds the partial sums. */
 #define KC 256
 #define MC 192
@@ -43,11 +43,22 @@
  * above), and an FMA waits 4 cycles for the one before it, so at least 8
  * accumulators must be in flight: one row needs 64 columns at once. Panels
  * go in groups of GROUP (64 columns) over KC_DECODE values of k (16 KiB).
- * From 4 rows on the prefill loop's 4-6 x 16 tiles have the chains, and it
- * is the faster one (Zen 3, 2 threads, packed 768 x 3072, weights from
- * memory, three alternating runs: M = 4 ~11 % more GB/s, M = 8 ~9 %, M = 16
- * ~13 %; M = 2 ~10 % less), so the decode loop keeps 1-3 rows. */
+ * From 4 rows on the prefill loop's 4-6 x 16 tiles have the chains too, and
+ * when its tiles read one panel at a time it was the faster one (Zen 3, 2
+ * threads, packed 768 x 3072, weights from memory, three alternating runs:
+ * M = 4 ~11 % more GB/s, M = 8 ~9 %, M = 16 ~13 %). Once the decode loop
+ * read 4 long streams, it won for a packed matrix of up to BATCH_MAX_M rows
+ * (batched decode), in chunks of up to 3 rows over each block, which stays
+ * in L1 for the chunks after the first (Zen 4/5 class VM, --isa avx2,
+ * 2 threads, kbench 124M shapes from memory, three alternating rounds: fp32
+ * up 4 rows 0.24-0.26 vs 0.32-0.34 ms, 16 rows 0.52-0.53 vs 0.62-0.66; fp16
+ * within noise; serving bench phase 4, fp32, tokens/s at 4 / 8 clients
+ * 157-171 / 197-215 vs 131-156 / 176-186). The plain layout keeps the
+ * prefill loop from 4 rows on: its panels are packed per block, which the
+ * rows of a pass share. */
 #define DECODE_MAX_M 3
+#define BATCH_MAX_M 16
+#define BATCH_CHUNKS ((BATCH_MAX_M + DECODE_MAX_M - 1) / DECODE_MAX_M)
 #define GROUP 4
 #define KC_DECODE 64
 
@@ -175,7 +186,7 @@ AINLINE void tile(const int mr, const int np, const int f16, int kc, const float
         /* decode's tiles (several panels; prefill's are one wide) stream
          * their panels from memory */
         if (np > 1)
-            gpt2k_prefetch_decode(f16, np, bq, k);
+            gpt2k_prefetch_decode(f16, 2, np, bq, k, GPT2K_DECODE_PREFETCH);
         if (nv == 2) {
             /* one panel: two weight vectors held, one broadcast at a time */
             const __m256 b0 = load_b(f16, bq[0], k, 0), b1 = load_b(f16, bq[0], k, 1);
@@ -301,42 +312,36 @@ static const tile_fn decode_tiles[2][DECODE_MAX_M] = {
 };
 static const int decode_panels[DECODE_MAX_M] = {4, 2, 2};
 /* one panel wide (prefill), by rows; fp32 panels */
-/* batched decode of 4-6 rows on fp16 panels read where they lie */
-DEF_TILE_H(1, 1)
-DEF_TILE_H(2, 1)
-DEF_TILE_H(3, 1)
-DEF_TILE_H(4, 1)
-DEF_TILE_H(5, 1)
-DEF_TILE_H(6, 1)
-static const tile_fn prefill_tiles[2][MR] = {
-    {tile_1x1, tile_2x1, tile_3x1, tile_4x1, tile_5x1, tile_6x1},
-    {tile_h_1x1, tile_h_2x1, tile_h_3x1, tile_h_4x1, tile_h_5x1, tile_h_6x1},
-};
+static const tile_fn prefill_tiles[MR] = {tile_1x1, tile_2x1, tile_3x1,
+                                           tile_4x1, tile_5x1, tile_6x1};
 
 /* Stands in for panels past the last column in a packed matrix's last group. */
 static const float zero_panel[KC_DECODE * NR] __attribute__((aligned(64)));
 
 /* ---- the loop nests --------------------------------------------------------------- */
 
-/* Decode (1-3 rows): per group of 4 streams (4 panels; packed fp16: 4
- * groups of two panels, 8), per K block, the group's block (packed now from
- * the plain layout, or read where it lies in a packed matrix) goes to the
- * widest tiles the row count allows. In a packed matrix the range's whole
- * groups take their streams from runs read side by side, as the AVX-512
- * decode tiles do (matmul_avx512.c): group g reads unit g of each run, so
- * each stream goes on where the group before left it. Packed fp16 groups
- * were 4 panels (two streams) until then; 8 were faster (Zen 4, --isa avx2,
- * F16 decode after 32 tokens: medians 219 vs 211 tokens/s, six of six
- * alternating rounds; one thread 148 vs 140, three of four). */
+/* Decode (1-3 rows; 4-16 from a packed matrix): per group of 4 streams
+ * (4 panels; packed fp16: 4 groups of two panels, 8), per K block, the
+ * group's block (packed now from the plain layout, or read where it lies in
+ * a packed matrix) goes to the widest tiles the row count allows, chunk by
+ * chunk of up to 3 rows. In a packed matrix the range's whole groups take
+ * their streams from runs read side by side, as the AVX-512 decode tiles do
+ * (matmul_avx512.c): group g reads unit g of each run, so each stream goes
+ * on where the group before left it. Packed fp16 groups were 4 panels (two
+ * streams) until then; 8 were faster (Zen 4, --isa avx2, F16 decode after
+ * 32 tokens: medians 219 vs 211 tokens/s, six of six alternating rounds;
+ * one thread 148 vs 140, three of four). */
 AINLINE void matmul_decode(const int f16, const int packed, float *out, int ldo, const float *in,
                            int ldi, const void *w, const float *bias, int M, int K, int n0,
                            int n1, int accumulate)
 {
     float bp[GROUP * KC_DECODE * NR] __attribute__((aligned(64)));
-    float cb[DECODE_MAX_M * 2 * GROUP * NR] __attribute__((aligned(64))); /* partial sums */
+    /* partial sums: per chunk of rows, per sub-tile ([rows][np * 16]) */
+    float cb[BATCH_CHUNKS * DECODE_MAX_M * 2 * GROUP * NR] __attribute__((aligned(64)));
     const size_t ps = (size_t)KC_DECODE * NR;
     const int nkb = K > 0 ? (K + KC_DECODE - 1) / KC_DECODE : 1; /* K = 0 still writes bias */
     const int hb = packed && f16;   /* tiles read fp16 blocks */
+    const int nchunks = (M + DECODE_MAX_M - 1) / DECODE_MAX_M;
     const int u = hb + 1, ucols = u * NR; /* panels and columns per stream */
     const int gp = u * GROUP;             /* panels per group: 4 streams */
     const int run = packed ? (n1 - n0) / (gp * NR) : 0; /* groups read spread */
@@ -364,14 +369,19 @@ AINLINE void matmul_decode(const int f16, const int packed, float *out, int ldo,
                                         : zero_panel;
                 }
             }
-            const int resume = kb > 0, fin = kb == nkb - 1, np = decode_panels[M - 1];
-            for (int p = 0; p < gp && p * NR < nc; p += np) {
-                const int pc = nc - p * NR < np * NR ? nc - p * NR : np * NR;
-                /* each sub-tile's partial sums ([M][np * 16]) in its own slice of cb */
-                decode_tiles[hb][M - 1](kc, in + k0, (size_t)ldi, bq + p,
-                                        cb + (size_t)p * DECODE_MAX_M * NR, resume, fin,
-                                        out + col[p], (size_t)ldo, bias ? bias + col[p] : NULL,
-                                        pc, accumulate, os);
+            const int resume = kb > 0, fin = kb == nkb - 1;
+            for (int c = 0; c < nchunks; c++) {
+                /* chunk c: rows [c * M / nchunks, (c + 1) * M / nchunks) */
+                const int m = (int)((long)c * M / nchunks);
+                const int mr = (int)((long)(c + 1) * M / nchunks) - m, np = decode_panels[mr - 1];
+                float *cc = cb + (size_t)c * DECODE_MAX_M * 2 * GROUP * NR;
+                for (int p = 0; p < gp && p * NR < nc; p += np) {
+                    const int pc = nc - p * NR < np * NR ? nc - p * NR : np * NR;
+                    decode_tiles[hb][mr - 1](kc, in + (size_t)m * ldi + k0, (size_t)ldi, bq + p,
+                                             cc + (size_t)p * DECODE_MAX_M * NR, resume, fin,
+                                             out + (size_t)m * ldo + col[p], (size_t)ldo,
+                                             bias ? bias + col[p] : NULL, pc, accumulate, os);
+                }
             }
         }
         if (!spread)
@@ -389,12 +399,6 @@ AINLINE void matmul_prefill(const int f16, const int packed, float *out, int ldo
     float bp[KC * NR] __attribute__((aligned(64)));
     float cb[MC * NR] __attribute__((aligned(64)));
     const int nkb = K > 0 ? (K + KC - 1) / KC : 1;
-    /* packed fp16 blocks of up to MR rows (one tile: batched decode) go to
-     * the tiles as they lie, widened in registers, rather than converted,
-     * stored and loaded again for one tile (see matmul_avx512.c). Zen 4, 2
-     * threads, kbench from memory, --isa avx2 cases: 4 rows 1.10-1.18x
-     * faster; 16 rows (three tiles) 0.90-1.09x, so those keep widening. */
-    const int direct = packed && f16 && M <= MR;
     for (int n = n0; n < n1; n += NR) {
         const int nc = n1 - n < NR ? n1 - n : NR;
         const float *bn = bias ? bias + n : NULL;
@@ -405,8 +409,6 @@ AINLINE void matmul_prefill(const int f16, const int packed, float *out, int ldo
                 const void *blk = bp;
                 if (!packed) {
                     pack_panel(f16, bp, w, (size_t)K, n, nc, k0, kc, 0);
-                } else if (direct) {
-                    blk = gpt2k_packed_block(1, w, K, n / NR, k0);
                 } else if (f16) {
                     const uint16_t *h = gpt2k_packed_block(1, w, K, n / NR, k0);
                     for (int k = 0; k < kc; k++)
@@ -419,7 +421,7 @@ AINLINE void matmul_prefill(const int f16, const int packed, float *out, int ldo
                 }
                 for (int m = 0; m < mb; m += MR) {
                     const int mr = mb - m < MR ? mb - m : MR;
-                    prefill_tiles[direct][mr - 1](
+                    prefill_tiles[mr - 1](
                         kc, in + (size_t)(m0 + m) * ldi + k0, (size_t)ldi, &blk,
                         cb + (size_t)m * NR, kb > 0, kb == nkb - 1,
                         out + (size_t)(m0 + m) * ldo + n, (size_t)ldo, bn, nc, accumulate,
@@ -436,7 +438,7 @@ AINLINE void matmul_avx2(const int f16, const int packed, float *out, int ldo, c
 {
     if (M <= 0 || n0 >= n1)
         return;
-    if (M <= DECODE_MAX_M)
+    if (M <= DECODE_MAX_M || (packed && M <= BATCH_MAX_M))
         matmul_decode(f16, packed, out, ldo, in, ldi, w, bias, M, K, n0, n1, accumulate);
     else
         matmul_prefill(f16, packed, out, ldo, in, ldi, w, bias, M, K, n0, n1, accumulate);

@@ -17,12 +17,13 @@
  * so this table's results equal the AVX2 table's bit for bit, whatever M, and
  * a row's result does not depend on the rows beside it.
  *
- * Paths: from 4 rows on (prefill), per 48 columns, per pass of rows, per
- * block of KC k, every tile of the pass; fp16 blocks are widened once per
- * block, except for up to 16 rows (batched decode), whose tiles widen them
- * in registers. 1-3 rows (decode) read each panel once, all of K in one go
- * with the sums in registers, 4 streams at once from runs spread over the
- * thread's range; decode tiles prefetch their streams ahead. The
+ * Paths: up to 16 rows (decode, batched decode) read the weights from
+ * memory once, as they lie (fp16 widened in registers), 4 streams at once
+ * from runs spread over the thread's range, prefetched ahead: 1-3 rows all
+ * of K in one tile with the sums in registers, 4-16 rows in tiles of up to
+ * 4 rows per block of k. From 17 rows on (prefill), per 48 columns, per
+ * pass of rows, per block of KC k, every tile of the pass; fp16 blocks are
+ * widened once per block. The
  * plain-layout entry points are the AVX2 ones: their on-the-fly packing lives
  * in matmul_avx2.c, and the engine packs its weights once and calls the
  * packed entry point. */
@@ -45,18 +46,30 @@
  * measured on AVX-512 hardware: the AVX2 kernel's reasoning, scaled. */
 #define KC 128
 #define MC 192
-/* Decode: 1-3 rows; the panels of one tile at once ([f16][rows - 1]): 4
- * streams (fp16: 4 groups of two panels), whose chains (4 to 24) keep up
- * with memory. One f32 row once read 8 panels, so as to keep the 8 chains
- * in flight that cover the FMA latency on two pipes; once the panels came
- * from long runs (see matmul_decode), 8 streams per thread were slower than
+/* Decode: 1-3 rows; the panels of one tile at once: 4 streams (fp16: 4
+ * groups of two panels), whose chains (4 to 24) keep up with memory. One
+ * f32 row once read 8 panels, so as to keep the 8 chains in flight that
+ * cover the FMA latency on two pipes; once the panels came from long runs
+ * (see matmul_streamed), 8 streams per thread were slower than
  * 4 on one thread (Zen 4, f32 decode, alternating rounds: medians 85.5 vs
  * 78.3 tokens/s, four of four) and even on two. fp16 tiles of 2-3 rows read
  * 2 groups until then; 4 were faster (768 x 3072 from memory, four
  * alternating rounds on two threads: 2 rows 66.5-68.1 vs 71.1-73.4 us, 3
  * rows 72.8-73.8 vs 74.3-76.3; on one thread faster in five of six). */
 #define DECODE_MAX_M 3
-static const int decode_panels[2][DECODE_MAX_M] = {{4, 4, 4}, {8, 8, 8}};
+/* Batched decode: up to SMAX_M rows read the weights from memory once, in
+ * tiles of up to SR rows by 4 fp32 panels or 3 fp16 groups (4 x 6 panels:
+ * 24 accumulators) per block of stream_kc[f16] k, which stays in L1 for the
+ * block's other tiles (fp32 64 x 4 x 64 bytes, fp16 128 x 3 x 64). Their
+ * streams are prefetched further ahead than decode's, as a tile spends
+ * more time per line. Zen 4/5 class VM, 2 threads, gpt2c-kbench 124M
+ * shapes from memory, three alternating rounds, vsRead at 4 rows with 1 /
+ * 2 / 4 KiB: fp16 up 0.60-0.68 / 0.67-0.69 / 0.68-0.73, lm_head 0.62-0.72
+ * / 0.70-0.75 / 0.67-0.75; fp32 up 0.74-0.79 / 0.75-0.77 / 0.72-0.75. */
+#define SMAX_M 16
+#define SR 4
+static const int stream_kc[2] = {64, 128};
+#define BATCHED_PREFETCH 2048
 
 /* Lanes [0, n) of 16, n in [0, 16]. */
 AINLINE __mmask16 lanes(int n)
@@ -78,15 +91,18 @@ AINLINE __m512 load_w(const int f16, const void *b, int k)
  * f16). cb: the tile's partial sums ([mr][np * 16]): resumed when resume,
  * saved unless fin. fin: the last K block; writes out (+ bias, + old out when
  * accumulate) for the first nc columns, masked: no scalar tail. The columns
- * of the tile's streams (fp32 panels, fp16 groups of two) lie ostride apart
- * in o and bias (16 or 32: side by side).
+ * of the tile's streams (units of `unit` panels: fp32 panels, fp16 groups
+ * of two) lie ostride apart in o and bias (unit * 16: side by side). pf:
+ * how far ahead the tile prefetches its streams, in bytes (0: none, the
+ * block is in cache).
  *
  * The accumulators are one array indexed only by constants (every loop over
  * rows or panels is written out, unused ones fold away), so the compiler
  * keeps it in registers: mr * np <= 24 of the 32. */
-AINLINE void tile(const int mr, const int np, const int f16, int kc, const float *a, size_t lda,
-                  const void *const *bq, float *cb, int resume, int fin, float *o, size_t ldo,
-                  const float *bias, int nc, int accumulate, size_t ostride)
+AINLINE void tile(const int mr, const int np, const int f16, const int unit, const int pf,
+                  int kc, const float *a, size_t lda, const void *const *bq, float *cb,
+                  int resume, int fin, float *o, size_t ldo, const float *bias, int nc,
+                  int accumulate, size_t ostride)
 {
     const size_t ldc = (size_t)np * NR;
     /* rows 4-7 from their own base: 8 rows' addresses in few registers */
@@ -103,10 +119,9 @@ AINLINE void tile(const int mr, const int np, const int f16, int kc, const float
     EACH_M(INIT_M)
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
-        /* tiles that stream from memory prefetch: fp32 ones of fewer than
-         * 4 rows (decode), every fp16 one (decode and batched decode) */
-        if (f16 || mr < 4)
-            gpt2k_prefetch_decode(f16, np, bq, k);
+        /* tiles that stream from memory (up to 16 rows) prefetch */
+        if (pf)
+            gpt2k_prefetch_decode(f16, unit, np, bq, k, pf);
         /* the np weight vectors held, one broadcast at a time */
         __m512 b[8];
 #define LOAD_W(p)                                                                                  \
@@ -135,7 +150,7 @@ AINLINE void tile(const int mr, const int np, const int f16, int kc, const float
 #define OUT_P(m, p)                                                                                \
     if (LIVE(m, p) && (p) * NR < nc) {                                                             \
         const __mmask16 mk = lanes(nc - (p) * NR);                                                 \
-        const size_t oc = (p) / (f16 + 1) * ostride + (p) % (f16 + 1) * NR;                        \
+        const size_t oc = (p) / unit * ostride + (p) % unit * NR;                        \
         float *op = o + (size_t)(m) * ldo + oc;                                                    \
         __m512 r = X(m, p);                                                                        \
         if (bias)                                                                                  \
@@ -165,125 +180,126 @@ typedef void (*tile_fn)(int kc, const float *a, size_t lda, const void *const *b
                         int resume, int fin, float *o, size_t ldo, const float *bias, int nc,
                         int accumulate, size_t ostride);
 
-/* One out-of-line instance per shape and weight type: a call costs nothing
- * next to a tile's k loop. */
-#define DEF_TILE(R, P)                                                                             \
-    static void tile_##R##x##P(int kc, const float *a, size_t lda, const void *const *bq,          \
-                               float *cb, int resume, int fin, float *o, size_t ldo,               \
-                               const float *bias, int nc, int accumulate, size_t ostride)          \
+/* One out-of-line instance per shape, weight type and prefetch distance: a
+ * call costs nothing next to a tile's k loop. fp16 tiles read U panels per
+ * stream unit (2: groups of two panels). */
+#define DEF_TILE(NAME, R, P, F16, U, PF)                                                           \
+    static void NAME(int kc, const float *a, size_t lda, const void *const *bq, float *cb,         \
+                     int resume, int fin, float *o, size_t ldo, const float *bias, int nc,         \
+                     int accumulate, size_t ostride)                                               \
     {                                                                                              \
-        tile(R, P, 0, kc, a, lda, bq, cb, resume, fin, o, ldo, bias, nc, accumulate, ostride);     \
-    }
-#define DEF_TILE_H(R, P)                                                                           \
-    static void tile_h_##R##x##P(int kc, const float *a, size_t lda, const void *const *bq,        \
-                                 float *cb, int resume, int fin, float *o, size_t ldo,             \
-                                 const float *bias, int nc, int accumulate, size_t ostride)        \
-    {                                                                                              \
-        tile(R, P, 1, kc, a, lda, bq, cb, resume, fin, o, ldo, bias, nc, accumulate, ostride);     \
+        tile(R, P, F16, U, PF, kc, a, lda, bq, cb, resume, fin, o, ldo, bias, nc, accumulate,      \
+             ostride);                                                                             \
     }
 /* prefill: 4-8 rows (rows are dealt out evenly, so no tile has fewer) by
- * 1-3 panels; fp32 blocks (fp16 ones are widened first) */
-DEF_TILE(4, 1)
-DEF_TILE(5, 1)
-DEF_TILE(6, 1)
-DEF_TILE(7, 1)
-DEF_TILE(8, 1)
-DEF_TILE(4, 2)
-DEF_TILE(5, 2)
-DEF_TILE(6, 2)
-DEF_TILE(7, 2)
-DEF_TILE(8, 2)
-DEF_TILE(4, 3)
-DEF_TILE(5, 3)
-DEF_TILE(6, 3)
-DEF_TILE(7, 3)
-DEF_TILE(8, 3)
-/* decode: 1-3 rows, fp32 or fp16 panels read where they lie */
-DEF_TILE(1, 4)
-DEF_TILE(2, 4)
-DEF_TILE(3, 4)
-DEF_TILE_H(1, 8)
-DEF_TILE_H(2, 8)
-DEF_TILE_H(3, 8)
+ * 1-3 panels; fp32 blocks (fp16 ones are widened first), in L1 */
+#define DEF_PREFILL(R, P) DEF_TILE(tile_##R##x##P, R, P, 0, 1, 0)
+DEF_PREFILL(4, 1)
+DEF_PREFILL(5, 1)
+DEF_PREFILL(6, 1)
+DEF_PREFILL(7, 1)
+DEF_PREFILL(8, 1)
+DEF_PREFILL(4, 2)
+DEF_PREFILL(5, 2)
+DEF_PREFILL(6, 2)
+DEF_PREFILL(7, 2)
+DEF_PREFILL(8, 2)
+DEF_PREFILL(4, 3)
+DEF_PREFILL(5, 3)
+DEF_PREFILL(6, 3)
+DEF_PREFILL(7, 3)
+DEF_PREFILL(8, 3)
+/* decode: 1-3 rows by 4 fp32 panels or 4 fp16 groups */
+DEF_TILE(tile_d_1x4, 1, 4, 0, 1, GPT2K_DECODE_PREFETCH)
+DEF_TILE(tile_d_2x4, 2, 4, 0, 1, GPT2K_DECODE_PREFETCH)
+DEF_TILE(tile_d_3x4, 3, 4, 0, 1, GPT2K_DECODE_PREFETCH)
+DEF_TILE(tile_dh_1x8, 1, 8, 1, 2, GPT2K_DECODE_PREFETCH)
+DEF_TILE(tile_dh_2x8, 2, 8, 1, 2, GPT2K_DECODE_PREFETCH)
+DEF_TILE(tile_dh_3x8, 3, 8, 1, 2, GPT2K_DECODE_PREFETCH)
+/* batched decode: 1-4 rows by 4 fp32 panels or 3 fp16 groups */
+DEF_TILE(tile_b_1x4, 1, 4, 0, 1, BATCHED_PREFETCH)
+DEF_TILE(tile_b_2x4, 2, 4, 0, 1, BATCHED_PREFETCH)
+DEF_TILE(tile_b_3x4, 3, 4, 0, 1, BATCHED_PREFETCH)
+DEF_TILE(tile_b_4x4, 4, 4, 0, 1, BATCHED_PREFETCH)
+DEF_TILE(tile_bh_1x6, 1, 6, 1, 2, BATCHED_PREFETCH)
+DEF_TILE(tile_bh_2x6, 2, 6, 1, 2, BATCHED_PREFETCH)
+DEF_TILE(tile_bh_3x6, 3, 6, 1, 2, BATCHED_PREFETCH)
+DEF_TILE(tile_bh_4x6, 4, 6, 1, 2, BATCHED_PREFETCH)
 
-/* batched decode (4-16 rows, tiles of 4-8) on fp16 panels read where they lie */
-DEF_TILE_H(4, 1)
-DEF_TILE_H(5, 1)
-DEF_TILE_H(6, 1)
-DEF_TILE_H(7, 1)
-DEF_TILE_H(8, 1)
-DEF_TILE_H(4, 2)
-DEF_TILE_H(5, 2)
-DEF_TILE_H(6, 2)
-DEF_TILE_H(7, 2)
-DEF_TILE_H(8, 2)
-DEF_TILE_H(4, 3)
-DEF_TILE_H(5, 3)
-DEF_TILE_H(6, 3)
-DEF_TILE_H(7, 3)
-DEF_TILE_H(8, 3)
-
-/* [f16][panels - 1][rows - 4] */
-static const tile_fn prefill_tiles[2][NP][MR - 3] = {
-    {
-        {tile_4x1, tile_5x1, tile_6x1, tile_7x1, tile_8x1},
-        {tile_4x2, tile_5x2, tile_6x2, tile_7x2, tile_8x2},
-        {tile_4x3, tile_5x3, tile_6x3, tile_7x3, tile_8x3},
-    },
-    {
-        {tile_h_4x1, tile_h_5x1, tile_h_6x1, tile_h_7x1, tile_h_8x1},
-        {tile_h_4x2, tile_h_5x2, tile_h_6x2, tile_h_7x2, tile_h_8x2},
-        {tile_h_4x3, tile_h_5x3, tile_h_6x3, tile_h_7x3, tile_h_8x3},
-    },
+/* [panels - 1][rows - 4] */
+static const tile_fn prefill_tiles[NP][MR - 3] = {
+    {tile_4x1, tile_5x1, tile_6x1, tile_7x1, tile_8x1},
+    {tile_4x2, tile_5x2, tile_6x2, tile_7x2, tile_8x2},
+    {tile_4x3, tile_5x3, tile_6x3, tile_7x3, tile_8x3},
 };
-/* [f16][rows - 1] */
-static const tile_fn decode_tiles[2][DECODE_MAX_M] = {
-    {tile_1x4, tile_2x4, tile_3x4},
-    {tile_h_1x8, tile_h_2x8, tile_h_3x8},
+/* [f16][batched][rows - 1], and their panels */
+static const tile_fn stream_tiles[2][2][SR] = {
+    {{tile_d_1x4, tile_d_2x4, tile_d_3x4, NULL}, {tile_b_1x4, tile_b_2x4, tile_b_3x4, tile_b_4x4}},
+    {{tile_dh_1x8, tile_dh_2x8, tile_dh_3x8, NULL},
+     {tile_bh_1x6, tile_bh_2x6, tile_bh_3x6, tile_bh_4x6}},
 };
+static const int stream_panels[2][2] = {{4, 4}, {8, 6}};
 
 /* ---- the loop nests --------------------------------------------------------------- */
 
-/* Decode (1-3 rows): per np panels, one tile over all of K. A tile reads
- * ns streams (fp32 panels, or fp16 groups of two panels): the range's whole
- * streams' worth of columns is cut into ns runs read side by side, tile t
- * reading unit t of each run, so each stream goes on where the tile before
- * left it (ns long streams per thread, as a plain read loop reads) rather
- * than ns adjacent units starting new streams every tile (as the Q8_0
- * tiles, q8_0_cols_avx512.c). Zen 4, 2 threads, decode after 32 tokens,
- * alternating rounds: F16 medians 253 vs 234 tokens/s (six rounds, every
- * spread run faster than every other), f32 143 vs 139 (four). The units
- * left over go to tiles of np adjacent panels, where in a group's tail the
- * panels past n1 repeat the group's first (in cache already); their results
- * are not stored. */
-AINLINE void matmul_decode(const int f16, float *out, int ldo, const float *in, int ldi,
-                           const void *wp, const float *bias, int M, int K, int n0, int n1,
-                           int accumulate)
+/* Decode and batched decode (1-16 rows, weights read from memory once): per
+ * np panels, tiles of up to SR rows (1-3 rows: one tile over all of K, sums
+ * in registers; 4-16: per block of stream_kc[f16] k, every tile, the
+ * block's panels in L1 after the first tile). A tile reads ns streams (fp32
+ * panels, or fp16 groups of two panels): the range's whole streams' worth
+ * of columns is cut into ns runs read side by side, tile t reading unit t
+ * of each run, so each stream goes on where the tile before left it (ns
+ * long streams per thread, as a plain read loop reads) rather than ns
+ * adjacent units starting new streams every tile. Zen 4, 2 threads, decode
+ * after 32 tokens, alternating rounds: F16 medians 253 vs 234 tokens/s (six
+ * rounds, every spread run faster than every other), f32 143 vs 139 (four).
+ * Batched decode read adjacent panels until it did the same (kernels/README,
+ * "Decode streams"). The units left over go to tiles of np adjacent panels,
+ * where in a group's tail the panels past n1 repeat the group's first (in
+ * cache already); their results are not stored. */
+AINLINE void matmul_streamed(const int f16, float *out, int ldo, const float *in, int ldi,
+                             const void *wp, const float *bias, int M, int K, int n0, int n1,
+                             int accumulate)
 {
-    const int np = decode_panels[f16][M - 1];
-    const tile_fn fn = decode_tiles[f16][M - 1];
+    float cb[SMAX_M * 8 * NR] __attribute__((aligned(64))); /* partial sums */
+    const int batched = M > DECODE_MAX_M;
+    const int np = stream_panels[f16][batched];
+    const tile_fn *fns = stream_tiles[f16][batched];
     const int u = f16 + 1, ns = np / u, ucols = u * NR; /* panels, streams, columns per unit */
-    const int run = (n1 - n0) / ucols / ns;               /* units per run */
-    for (int t = 0; t < run; t++) {
-        const int n = n0 + t * ucols;
-        const void *bq[8];
-        for (int p = 0; p < np; p++)
-            bq[p] = gpt2k_packed_block(f16, wp, K, n / NR + p / u * run * u + p % u, 0);
-        fn(K, in, (size_t)ldi, bq, NULL, 0, 1, out + n, (size_t)ldo, bias ? bias + n : NULL,
-           np * NR, accumulate, (size_t)run * ucols);
-    }
-    n0 += run * ns * ucols;
-    for (int n = n0; n < n1; n += np * NR) {
-        const int nc = n1 - n < np * NR ? n1 - n : np * NR;
-        const void *bq[8];
-        for (int p = 0; p < np; p++)
-            bq[p] = gpt2k_packed_block(f16, wp, K, n / NR + (p * NR < nc ? p : 0), 0);
-        fn(K, in, (size_t)ldi, bq, NULL, 0, 1, out + n, (size_t)ldo, bias ? bias + n : NULL, nc,
-           accumulate, (size_t)ucols);
+    const int ntiles = (M + SR - 1) / SR;
+    const int bk = batched ? stream_kc[f16] : K > 0 ? K : 1; /* k per block */
+    const int nkb = K > 0 ? (K + bk - 1) / bk : 1; /* K = 0 still writes bias */
+    const int run = (n1 - n0) / ucols / ns; /* units per run */
+    const int nsteps = run + (n1 - n0 - run * ns * ucols + np * NR - 1) / (np * NR);
+    for (int s = 0; s < nsteps; s++) {
+        const int spread = s < run;
+        const int n = spread ? n0 + s * ucols : n0 + (run * ns + (s - run) * ns) * ucols;
+        const int nc = spread ? np * NR : (n1 - n < np * NR ? n1 - n : np * NR);
+        const int ustride = spread ? run : 1; /* units between streams */
+        const float *bn = bias ? bias + n : NULL;
+        for (int kb = 0; kb < nkb; kb++) {
+            const int k0 = kb * bk, kc = K - k0 < bk ? K - k0 : bk;
+            const void *bq[8];
+            for (int p = 0; p < np; p++) {
+                const int pn = p * NR < nc ? p / u * ustride * u + p % u : 0;
+                bq[p] = gpt2k_packed_block(f16, wp, K, n / NR + pn, k0);
+            }
+            for (int t = 0; t < ntiles; t++) {
+                /* tile t: rows [t * M / ntiles, (t + 1) * M / ntiles); the
+                 * first streams the block, the others find it in L1 (their
+                 * prefetches hit it there) */
+                const int m = (int)((long)t * M / ntiles);
+                const int mr = (int)((long)(t + 1) * M / ntiles) - m;
+                fns[mr - 1](kc, in + (size_t)m * ldi + k0, (size_t)ldi, bq,
+                            cb + (size_t)m * np * NR, kb > 0, kb == nkb - 1,
+                            out + (size_t)m * ldo + n, (size_t)ldo, bn, nc, accumulate,
+                            (size_t)ustride * ucols);
+            }
+        }
     }
 }
 
-/* Prefill (4 rows or more): per 48 columns, per MC rows, per K block, the
+/* Prefill (more than 16 rows): per 48 columns, per MC rows, per K block, the
  * block's panels in fp32 (a packed fp32 matrix read in place, fp16 widened
  * here) go to every tile of the pass. The rows are dealt out to tiles of 4-8
  * as evenly as they go (20 rows: 7 + 7 + 6), as a short tile has fewer
@@ -296,13 +312,6 @@ AINLINE void matmul_prefill(const int f16, float *out, int ldo, const float *in,
     float cb[MC * NP * NR] __attribute__((aligned(64))); /* partial sums */
     const int nkb = K > 0 ? (K + KC - 1) / KC : 1;       /* K = 0 still writes bias */
     const int ntiles = (M + MR - 1) / MR, tiles_per_pass = MC / MR;
-    /* fp16 blocks of up to 16 rows (one or two tiles: batched decode) go to
-     * the tiles as they lie, widened in registers: widened into bp first,
-     * each weight was converted, stored and loaded again for one or two
-     * tiles. Zen 4, 2 threads, kbench 124M shapes from memory: 4 rows 2.0-
-     * 2.2x faster, 16 rows 1.6-1.8x; at 128 and 512 rows either way within
-     * +-3 %, so prefill keeps widening once per block. */
-    const int direct = f16 && M <= 2 * MR;
     for (int n = n0; n < n1; n += NP * NR) {
         const int nc = n1 - n < NP * NR ? n1 - n : NP * NR;
         const int np = (nc + NR - 1) / NR;
@@ -314,7 +323,7 @@ AINLINE void matmul_prefill(const int f16, float *out, int ldo, const float *in,
                 const void *bq[NP];
                 for (int p = 0; p < np; p++) {
                     const void *blk = gpt2k_packed_block(f16, wp, K, n / NR + p, k0);
-                    if (f16 && !direct) {
+                    if (f16) {
                         const uint16_t *h = blk;
                         float *d = bp + (size_t)p * KC * NR;
                         for (int k = 0; k < kc; k++)
@@ -329,11 +338,10 @@ AINLINE void matmul_prefill(const int f16, float *out, int ldo, const float *in,
                     /* tile t: rows [t * M / ntiles, (t + 1) * M / ntiles) */
                     const int m = (int)((long)t * M / ntiles);
                     const int mr = (int)((long)(t + 1) * M / ntiles) - m;
-                    prefill_tiles[direct][np - 1][mr - 4](
-                        kc, in + (size_t)m * ldi + k0, (size_t)ldi, bq,
-                        cb + (size_t)(t - t0) * MR * NP * NR, kb > 0, kb == nkb - 1,
-                        out + (size_t)m * ldo + n, (size_t)ldo, bn, nc, accumulate,
-                        (size_t)(direct + 1) * NR);
+                    prefill_tiles[np - 1][mr - 4](kc, in + (size_t)m * ldi + k0, (size_t)ldi, bq,
+                                                  cb + (size_t)(t - t0) * MR * NP * NR, kb > 0,
+                                                  kb == nkb - 1, out + (size_t)m * ldo + n,
+                                                  (size_t)ldo, bn, nc, accumulate, NR);
                 }
             }
         }
@@ -346,11 +354,11 @@ void gpt2k_matmul_packed_avx512(float *out, int ldo, const float *in, int ldi, c
 {
     if (M <= 0 || n0 >= n1)
         return;
-    if (M <= DECODE_MAX_M) {
+    if (M <= SMAX_M) {
         if (wt == GPT2K_W_F16)
-            matmul_decode(1, out, ldo, in, ldi, wp, bias, M, K, n0, n1, accumulate);
+            matmul_streamed(1, out, ldo, in, ldi, wp, bias, M, K, n0, n1, accumulate);
         else
-            matmul_decode(0, out, ldo, in, ldi, wp, bias, M, K, n0, n1, accumulate);
+            matmul_streamed(0, out, ldo, in, ldi, wp, bias, M, K, n0, n1, accumulate);
     } else if (wt == GPT2K_W_F16) {
         matmul_prefill(1, out, ldo, in, ldi, wp, bias, M, K, n0, n1, accumulate);
     } else {

@@ -41,8 +41,9 @@ gpt2k_packed_block(const int f16, const void *wp, int K, int pn, int k0)
 
 /* Decode tiles stream their packed panels from memory, one line per k from
  * each fp32 panel or fp16 group of two panels: at step k each asks for its
- * line GPT2K_DECODE_PREFETCH bytes ahead (fp16: at even k, the lines of k
- * and k + 1). bq: the tile's np panel blocks (fp16: pairs from panel 0).
+ * line dist bytes ahead (fp16: at even k, the lines of k and k + 1), decode
+ * GPT2K_DECODE_PREFETCH. bq: the tile's np panel blocks (fp16: a group's
+ * first panel every unit panels).
  * Zen 4, 2 threads, alternating rounds: F16 decode with 0 / 512 / 1024 /
  * 1536 / 2048 bytes 152-166 / 164-169 / 173-187 / 173-199 / 160-193
  * tokens/s; f32 with 0 / 1024 117-126 / 120-132; --isa avx2 f32 111-117 /
@@ -50,22 +51,23 @@ gpt2k_packed_block(const int f16, const void *wp, int K, int pn, int k0)
 #define GPT2K_DECODE_PREFETCH 1024
 
 static inline __attribute__((always_inline)) void
-gpt2k_prefetch_decode(const int f16, const int np, const void *const *bq, int k)
+gpt2k_prefetch_decode(const int f16, const int unit, const int np, const void *const *bq, int k,
+                      const int dist)
 {
     if (!f16) {
         for (int p = 0; p < np; p++)
             __builtin_prefetch((const char *)((const float *)bq[p] + (size_t)k * GPT2K_PANEL) +
-                                   GPT2K_DECODE_PREFETCH,
+                                   dist,
                                0, 3);
         return;
     }
     if (k & 1)
         return;
-    for (int p = 0; p < np; p += 2) {
+    for (int p = 0; p < np; p += unit) {
         const char *g =
             (const char *)((const uint16_t *)bq[p] + (size_t)k * GPT2K_PACK_COLS_F16);
-        __builtin_prefetch(g + GPT2K_DECODE_PREFETCH, 0, 3);
-        __builtin_prefetch(g + GPT2K_DECODE_PREFETCH + 64, 0, 3);
+        __builtin_prefetch(g + dist, 0, 3);
+        __builtin_prefetch(g + dist + 64, 0, 3);
     }
 }
 
