@@ -17,13 +17,13 @@
  * so this table's results equal the AVX2 table's bit for bit, whatever M, and
  * a row's result does not depend on the rows beside it.
  *
- * Paths: up to 16 rows (decode, batched decode) read the weights from
- * memory once, as they lie (fp16 widened in registers), 4 streams at once
- * from runs spread over the thread's range, prefetched ahead: 1-3 rows all
- * of K in one tile with the sums in registers, 4-16 rows in tiles of up to
- * 4 rows per block of k. From 17 rows on (prefill), per 48 columns, per
- * pass of rows, per block of KC k, every tile of the pass; fp16 blocks are
- * widened once per block. The
+ * Paths: up to 64 rows (decode, batched decode, short prompts) read the
+ * weights from memory once, as they lie (fp16 widened in registers), 4
+ * streams at once from runs spread over the thread's range, prefetched
+ * ahead: 1-3 rows all of K in one tile with the sums in registers, 4-64
+ * rows in tiles of up to 4 rows per block of k. From 65 rows on (prefill),
+ * per 48 columns, per pass of rows, per block of KC k, every tile of the
+ * pass; fp16 blocks are widened once per block. The
  * plain-layout entry points are the AVX2 ones: their on-the-fly packing lives
  * in matmul_avx2.c, and the engine packs its weights once and calls the
  * packed entry point. */
@@ -57,16 +57,22 @@
  * alternating rounds on two threads: 2 rows 66.5-68.1 vs 71.1-73.4 us, 3
  * rows 72.8-73.8 vs 74.3-76.3; on one thread faster in five of six). */
 #define DECODE_MAX_M 3
-/* Batched decode: up to SMAX_M rows read the weights from memory once, in
- * tiles of up to SR rows by 4 fp32 panels or 3 fp16 groups (4 x 6 panels:
- * 24 accumulators) per block of stream_kc[f16] k, which stays in L1 for the
- * block's other tiles (fp32 64 x 4 x 64 bytes, fp16 128 x 3 x 64). Their
- * streams are prefetched further ahead than decode's, as a tile spends
- * more time per line. Zen 4/5 class VM, 2 threads, gpt2c-kbench 124M
- * shapes from memory, three alternating rounds, vsRead at 4 rows with 1 /
- * 2 / 4 KiB: fp16 up 0.60-0.68 / 0.67-0.69 / 0.68-0.73, lm_head 0.62-0.72
- * / 0.70-0.75 / 0.67-0.75; fp32 up 0.74-0.79 / 0.75-0.77 / 0.72-0.75. */
-#define SMAX_M 16
+/* Batched decode and short prompts: up to SMAX_M rows read the weights
+ * from memory once, in tiles of up to SR rows by 4 fp32 panels or 3 fp16
+ * groups (4 x 6 panels: 24 accumulators) per block of stream_kc[f16] k,
+ * which stays in L1 for the block's other tiles (fp32 64 x 4 x 64 bytes,
+ * fp16 128 x 3 x 64). Their streams are prefetched further ahead than
+ * decode's, as a tile spends more time per line. Zen 4/5 class VM, 2
+ * threads, gpt2c-kbench 124M shapes from memory, three alternating rounds,
+ * vsRead at 4 rows with 1 / 2 / 4 KiB: fp16 up 0.60-0.68 / 0.67-0.69 /
+ * 0.68-0.73, lm_head 0.62-0.72 / 0.70-0.75 / 0.67-0.75; fp32 up 0.74-0.79 /
+ * 0.75-0.77 / 0.72-0.75. Up to 64 rows this beats the prefill loop, which
+ * streams its three adjacent panels unprefetched (fp16 even widening them
+ * into a buffer first): TTFT of 32- and 64-token prompts, alternating
+ * rounds, F16 18.9-23.2 vs 27.8-36.3 ms and 32.4-35.2 vs 40.2-43.3, f32
+ * 22.7-24.3 vs 22.3-26.0 and 37.6-40.7 vs 39.9-42.1; at 128 rows the
+ * prefill loop is 4-10 % faster (kbench). */
+#define SMAX_M 64
 #define SR 4
 static const int stream_kc[2] = {64, 128};
 #define BATCHED_PREFETCH 2048
@@ -242,10 +248,10 @@ static const int stream_panels[2][2] = {{4, 4}, {8, 6}};
 
 /* ---- the loop nests --------------------------------------------------------------- */
 
-/* Decode and batched decode (1-16 rows, weights read from memory once): per
- * np panels, tiles of up to SR rows (1-3 rows: one tile over all of K, sums
- * in registers; 4-16: per block of stream_kc[f16] k, every tile, the
- * block's panels in L1 after the first tile). A tile reads ns streams (fp32
+/* Decode, batched decode, short prompts (1-64 rows, weights read from
+ * memory once): per np panels, tiles of up to SR rows (1-3 rows: one tile
+ * over all of K, sums in registers; 4-64: per block of stream_kc[f16] k,
+ * every tile, the block's panels in L1 after the first tile). A tile reads ns streams (fp32
  * panels, or fp16 groups of two panels): the range's whole streams' worth
  * of columns is cut into ns runs read side by side, tile t reading unit t
  * of each run, so each stream goes on where the tile before left it (ns
@@ -299,7 +305,7 @@ AINLINE void matmul_streamed(const int f16, float *out, int ldo, const float *in
     }
 }
 
-/* Prefill (more than 16 rows): per 48 columns, per MC rows, per K block, the
+/* Prefill (more than 64 rows): per 48 columns, per MC rows, per K block, the
  * block's panels in fp32 (a packed fp32 matrix read in place, fp16 widened
  * here) go to every tile of the pass. The rows are dealt out to tiles of 4-8
  * as evenly as they go (20 rows: 7 + 7 + 6), as a short tile has fewer

@@ -263,11 +263,12 @@ static void check_matmul_case(const mm_case *c)
 
 static const int K_LIST[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 64, 100, 768};
 #define NK_LIST ((int)(sizeof K_LIST / sizeof K_LIST[0]))
-static const int M_LIST[] = {1, 2, 3, 4, 5, 7, 16, 33};
+static const int M_LIST[] = {1, 2, 3, 4, 5, 7, 16, 33, 64, 65};
 #define NM_LIST ((int)(sizeof M_LIST / sizeof M_LIST[0]))
 /* N, n0, n1: single column, full odd/even widths, interior sub-ranges, and
- * ranges wide enough for (batched) decode tiles that read runs of panels
- * side by side (with units left over, and a partial last panel). */
+ * ranges wide enough for the streamed tiles (up to 64 rows) that read runs
+ * of panels side by side (with units left over, and a partial last panel).
+ * M: 64 and 65 are the last streamed and the first prefill row counts. */
 static const int N_LIST[][3] = {{1, 0, 1}, {19, 0, 19},   {40, 5, 37},
                                 {48, 16, 48}, {6, 0, 6}, {160, 0, 160}, {300, 16, 299}};
 #define NN_LIST ((int)(sizeof N_LIST / sizeof N_LIST[0]))
@@ -278,8 +279,8 @@ static void matmul_sweep(int wf16, int K)
     for (int mi = 0; mi < NM_LIST; mi++)
         for (int ni = 0; ni < NN_LIST; ni++)
             for (int flags = 0; flags < 4; flags++, variant++) {
-                if (N_LIST[ni][0] > 64 && M_LIST[mi] > 16)
-                    continue; /* the wide ranges are for (batched) decode tiles */
+                if (N_LIST[ni][0] > 64 && M_LIST[mi] > 64)
+                    continue; /* the wide ranges are for streamed tiles (<= 64 rows) */
                 mm_case c = {wf16,          M_LIST[mi],    K, N_LIST[ni][0],
                              N_LIST[ni][1], N_LIST[ni][2], K, N_LIST[ni][0],
                              flags & 1,     flags >> 1};
