@@ -35,8 +35,9 @@
 #define NR 16  /* columns per panel: two vectors */
 #define GH GPT2K_PACK_COLS_F16 /* fp16 packed: a group of two panels, one line per k */
 #define MR 6   /* most rows per register tile */
-/* Prefill (M > DECODE_MAX_M; packed: M > BATCH_MAX_M): one panel of KC values of k (16 KiB, half of L1)
- * stays while the MC rows of a pass stream past; MC bounds the partial sums. */
+/* Prefill (M > DECODE_MAX_M; packed: M > BATCH_MAX_M): one panel of KC
+ * values of k (16 KiB, half of L1) stays while the MC rows of a pass stream
+ * past; MC bounds the partial sums. */
 #define KC 256
 #define MC 192
 /* Decode (M <= DECODE_MAX_M): every result is a serial chain of FMAs (see
@@ -53,11 +54,14 @@
  * 2 threads, kbench 124M shapes from memory, three alternating rounds: fp32
  * up 4 rows 0.24-0.26 vs 0.32-0.34 ms, 16 rows 0.52-0.53 vs 0.62-0.66; fp16
  * within noise; serving bench phase 4, fp32, tokens/s at 4 / 8 clients
- * 157-171 / 197-215 vs 131-156 / 176-186). The plain layout keeps the
- * prefill loop from 4 rows on: its panels are packed per block, which the
- * rows of a pass share. */
+ * 157-171 / 197-215 vs 131-156 / 176-186), and for short prompts up to 64
+ * rows too (TTFT, three alternating rounds: 32 tokens f32 36.4-39.6 vs
+ * 42.2-46.0 ms, F16 even; 64 tokens f32 64.4-66.2 vs 67.4-72.6, F16
+ * 60.0-71.4 vs 62.9-77.4). Zen 3 was not measured again. The plain layout
+ * keeps the prefill loop from 4 rows on: its panels are packed per block,
+ * which the rows of a pass share. */
 #define DECODE_MAX_M 3
-#define BATCH_MAX_M 16
+#define BATCH_MAX_M 64
 #define BATCH_CHUNKS ((BATCH_MAX_M + DECODE_MAX_M - 1) / DECODE_MAX_M)
 #define GROUP 4
 #define KC_DECODE 64
@@ -320,7 +324,7 @@ static const float zero_panel[KC_DECODE * NR] __attribute__((aligned(64)));
 
 /* ---- the loop nests --------------------------------------------------------------- */
 
-/* Decode (1-3 rows; 4-16 from a packed matrix): per group of 4 streams
+/* Decode (1-3 rows; 4-64 from a packed matrix): per group of 4 streams
  * (4 panels; packed fp16: 4 groups of two panels, 8), per K block, the
  * group's block (packed now from the plain layout, or read where it lies in
  * a packed matrix) goes to the widest tiles the row count allows, chunk by
