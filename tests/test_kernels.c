@@ -279,8 +279,9 @@ static void matmul_sweep(int wf16, int K)
     for (int mi = 0; mi < NM_LIST; mi++)
         for (int ni = 0; ni < NN_LIST; ni++)
             for (int flags = 0; flags < 4; flags++, variant++) {
-                if (N_LIST[ni][0] > 64 && M_LIST[mi] > 64)
-                    continue; /* the wide ranges are for streamed tiles (<= 64 rows) */
+                if (N_LIST[ni][0] > 64 && M_LIST[mi] > 16)
+                    continue; /* wide ranges: the runs of the streamed tiles, which
+                               * 4-16 rows walk as 17-64 do (more row tiles) */
                 mm_case c = {wf16,          M_LIST[mi],    K, N_LIST[ni][0],
                              N_LIST[ni][1], N_LIST[ni][2], K, N_LIST[ni][0],
                              flags & 1,     flags >> 1};
