@@ -125,7 +125,7 @@ AINLINE void tile(const int mr, const int np, const int f16, const int unit, con
     EACH_M(INIT_M)
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
-        /* tiles that stream from memory (up to 16 rows) prefetch */
+        /* tiles that stream from memory (up to SMAX_M rows) prefetch */
         if (pf)
             gpt2k_prefetch_decode(f16, unit, np, bq, k, pf);
         /* the np weight vectors held, one broadcast at a time */
@@ -156,7 +156,7 @@ AINLINE void tile(const int mr, const int np, const int f16, const int unit, con
 #define OUT_P(m, p)                                                                                \
     if (LIVE(m, p) && (p) * NR < nc) {                                                             \
         const __mmask16 mk = lanes(nc - (p) * NR);                                                 \
-        const size_t oc = (p) / unit * ostride + (p) % unit * NR;                        \
+        const size_t oc = (p) / unit * ostride + (p) % unit * NR;                                  \
         float *op = o + (size_t)(m) * ldo + oc;                                                    \
         __m512 r = X(m, p);                                                                        \
         if (bias)                                                                                  \
