@@ -47,6 +47,7 @@ struct gpt2_model {
     gpt2_wmat lm_head;   /* output.weight if present, else tok_embd */
     const float *lnf_g, *lnf_b;
     gpt2_layer *layers;  /* n_layer */
+    void *small;         /* the copies of the vectors and positions (model.c) */
     gpt2_tokenizer *tok;
     size_t weight_bytes; /* bytes of all tensors in the file */
     double load_ms;

@@ -126,11 +126,11 @@ int gpt2_model_pack(const gpt2_model *cm, gpt2k_pool *pool, int q8, gpt2k_q8_lay
             base += (packed_size(w) + 63) & ~(size_t)63;
         }
         /* and the pages a tensor shares with its neighbours (the file may be
-         * mapped in 2 MiB pages, which drop only whole): what is still read
-         * (biases, LayerNorm, positions) faults back in on first use. Not
-         * when some matmul weights stay in the file (Q8_0 without its packed
-         * kernel): they would fault back in at the first step, and RSS after
-         * load would not say so. */
+         * mapped in 2 MiB pages, which drop only whole): nothing reads the
+         * file after this (the vectors and positions have copies of their
+         * own, model.c). Not when some matmul weights stay in the file (Q8_0
+         * without its packed kernel): they would fault back in at the first
+         * step, and RSS after load would not say so. */
         if (n == 4 * m->cfg.n_layer + 1)
             gguf_release_pages(m->file, NULL, (size_t)-1);
     }
