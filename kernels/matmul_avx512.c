@@ -251,10 +251,10 @@ static const int stream_panels[2][2] = {{4, 4}, {8, 6}};
 /* Decode, batched decode, short prompts (1-64 rows, weights read from
  * memory once): per np panels, tiles of up to SR rows (1-3 rows: one tile
  * over all of K, sums in registers; 4-64: per block of stream_kc[f16] k,
- * every tile, the block's panels in L1 after the first tile). A tile reads ns streams (fp32
- * panels, or fp16 groups of two panels): the range's whole streams' worth
- * of columns is cut into ns runs read side by side, tile t reading unit t
- * of each run, so each stream goes on where the tile before left it (ns
+ * every tile, the block's panels in L1 after the first tile). A tile reads
+ * ns streams (fp32 panels, or fp16 groups of two panels): the range's whole
+ * streams' worth of columns is cut into ns runs read side by side, tile t
+ * reading unit t of each run, so each stream goes on where the tile before left it (ns
  * long streams per thread, as a plain read loop reads) rather than ns
  * adjacent units starting new streams every tile. Zen 4, 2 threads, decode
  * after 32 tokens, alternating rounds: F16 medians 253 vs 234 tokens/s (six
@@ -279,7 +279,9 @@ AINLINE void matmul_streamed(const int f16, float *out, int ldo, const float *in
     const int nsteps = run + (n1 - n0 - run * ns * ucols + np * NR - 1) / (np * NR);
     for (int s = 0; s < nsteps; s++) {
         const int spread = s < run;
-        const int n = spread ? n0 + s * ucols : n0 + (run * ns + (s - run) * ns) * ucols;
+        /* step s's first column: unit s of the first run, or (past the
+         * runs, which end at unit run * ns) units side by side */
+        const int n = n0 + (spread ? s : s * ns) * ucols;
         const int nc = spread ? np * NR : (n1 - n < np * NR ? n1 - n : np * NR);
         const int ustride = spread ? run : 1; /* units between streams */
         const float *bn = bias ? bias + n : NULL;
